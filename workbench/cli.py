@@ -1,0 +1,162 @@
+"""The ``workbench`` command line.
+
+    workbench list
+    workbench run STUDY [--preset smoke|quick|paper] [--set k=v]... [--device auto|cpu|cuda]
+                        [--out DIR] [--force] [--quiet]
+    workbench check [STUDY...] [--preset P]       re-verify saved records (runs what is missing)
+    workbench reproduce [--preset P] [--no-book]  every study, every check, then the book
+    workbench book [--clean]                      build the Jupyter Book offline
+
+Exit codes: 0 all good, 1 a theory check failed, 2 bad input, 3 a run failed (divergence, solver).
+Each study also runs as ``python -m studies.<name>`` with the options of ``workbench run``.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA initialises
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from workbench.checks import checks_table  # noqa: E402
+from workbench.errors import TrainingError, WorkbenchInputError  # noqa: E402
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with our bad-input code (2, which argparse also uses) and a hint."""
+
+    def error(self, message):  # pragma: no cover - exercised through main()
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's)")
+    p.add_argument("--out", default=None, help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.add_argument("--force", action="store_true", help="rerun even if a complete record exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, only the checks table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description="Attention theory workbench")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the studies")
+    p = sub.add_parser("run", help="run one study and print its checks")
+    p.add_argument("study")
+    _add_run_options(p)
+    p = sub.add_parser("check", help="re-verify the checks of saved records (running what is missing)")
+    p.add_argument("studies", nargs="*")
+    _add_run_options(p)
+    p = sub.add_parser("reproduce", help="every study at a preset, every check, then the book")
+    _add_run_options(p)
+    p.add_argument("--no-book", action="store_true", help="skip the book build")
+    p = sub.add_parser("book", help="build the Jupyter Book offline")
+    p.add_argument("--clean", action="store_true", help="drop the execution cache first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except WorkbenchInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrainingError as err:
+        print(f"run failed: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from workbench import registry
+
+    if args.command == "list":
+        for module in registry.all_studies():
+            print(f"{module.NAME:18s} {module.TITLE}")
+        return EXIT_OK
+    if args.command == "run":
+        return _run_many([args.study], args)
+    if args.command == "check":
+        return _check(args.studies or registry.study_names(), args)
+    if args.command == "reproduce":
+        code = _run_many(registry.study_names(), args)
+        if not args.no_book:
+            from workbench.book import build_book
+            book_code = build_book(quiet=args.quiet)
+            code = code or (EXIT_RUN_FAILED if book_code else EXIT_OK)
+        return code
+    if args.command == "book":
+        from workbench.book import build_book
+        return EXIT_OK if build_book(clean=args.clean) == 0 else EXIT_RUN_FAILED
+    raise AssertionError(args.command)
+
+
+def _run_many(names: Sequence[str], args: argparse.Namespace) -> int:
+    from workbench.registry import get_study
+    from workbench.runner import execute
+
+    studies = [get_study(n) for n in names]  # unknown names fail before anything runs
+    failed = False
+    for study in studies:
+        start = time.perf_counter()
+        result = execute(study, preset=args.preset, overrides=args.overrides, device=args.device,
+                         root=args.out, force=args.force, progress=not args.quiet)
+        took = time.perf_counter() - start
+        state = "cached" if result.cached else f"{took:.1f}s"
+        print(f"\n== {study.NAME} [{args.preset}] ({state}) -> {result.path}")
+        print(checks_table(result.checks))
+        failed |= not result.passed
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def _check(names: Sequence[str], args: argparse.Namespace) -> int:
+    """Recompute every check from the saved arrays (no rerun) and compare with checks.json."""
+    from workbench.registry import get_study
+    from workbench.runner import execute
+
+    studies = [get_study(n) for n in names]
+    failed = False
+    for study in studies:
+        result = execute(study, preset=args.preset, overrides=args.overrides, device=args.device,
+                         root=args.out, force=args.force, progress=not args.quiet)
+        recomputed = list(study.checks(result.record))
+        print(f"\n== {study.NAME} [{args.preset}] re-verified from {result.path}")
+        print(checks_table(recomputed))
+        stored = {c.name: c.passed for c in result.checks}
+        drift = [c.name for c in recomputed if stored.get(c.name) != c.passed]
+        if drift:
+            print(f"warning: checks {drift} differ from the stored checks.json", file=sys.stderr)
+        failed |= not all(c.passed for c in recomputed)
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def study_main(study: ModuleType, argv: Sequence[str] | None = None) -> int:
+    """``python -m studies.<name>``: the options of ``workbench run`` for one study."""
+    parser = _Parser(prog=f"python -m {study.__name__}", description=study.TITLE)
+    _add_run_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        return _run_many([study.NAME], args)
+    except WorkbenchInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrainingError as err:
+        print(f"run failed: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def entry() -> None:  # console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

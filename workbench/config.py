@@ -1,0 +1,294 @@
+"""Study configs: frozen, typed, validated dataclasses with presets and a stable content hash.
+
+Every study's `Config` subclasses `StudyConfig` (with ``@dataclass(frozen=True, kw_only=True)``) and
+so gets, for free:
+
+- the fields every run needs: ``seed``, ``n_seeds``, ``dtype`` and ``device``;
+- ``replace(**changes)`` that re-validates, ``to_dict``/``from_dict`` (JSON-safe, round-trips);
+- ``with_overrides(["key=value", ...])``: the CLI's ``--set`` with type coercion from the
+  annotations and "did you mean" for unknown fields;
+- ``preset(name)`` for the ``smoke`` / ``quick`` / ``paper`` classmethods;
+- ``content_hash()``: sha256 of the canonical JSON of the config (stable across runs and machines).
+
+Validation lives in the subclass's ``validate()`` (called from ``__post_init__``) using the small
+``require_*`` helpers below, which raise `ConfigError` with a message a person understands.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, Sequence, get_args, get_origin
+
+import torch
+
+from workbench.errors import ConfigError, did_you_mean
+
+PRESETS = ("smoke", "quick", "paper")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """Fields shared by every study config."""
+
+    seed: int = 0
+    """Base seed; ensemble member i uses the generator seeded with ``seed + i``."""
+    n_seeds: int = 1
+    """Number of independent seeds (ensemble members) run as one batched program."""
+    dtype: Literal["float64", "float32"] = "float64"
+    """Floating-point type of every tensor; float64 unless you are studying precision itself."""
+    device: str = "cpu"
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available); resolved by the runner."""
+
+    _presets: ClassVar[tuple[str, ...]] = PRESETS
+
+    # ----------------------------------------------------------------------------------- checks
+    def __post_init__(self) -> None:
+        require_int(self, "seed", low=0)
+        require_int(self, "n_seeds", low=1)
+        require_choice(self, "dtype", tuple(DTYPES))
+        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Study-specific validation; override in subclasses (raise `ConfigError`)."""
+
+    # ------------------------------------------------------------------------------ derived
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(resolve_device(self.device))
+
+    def generator(self, member: int = 0) -> torch.Generator:
+        """The `torch.Generator` of ensemble member ``member`` (seed ``seed + member``), on CPU.
+
+        Random draws are made on the CPU and moved to the device, so the same config gives the
+        same numbers on every device.
+        """
+        g = torch.Generator(device="cpu")
+        g.manual_seed(self.seed + member)
+        return g
+
+    # ------------------------------------------------------------------------- construction
+    @classmethod
+    def preset(cls, name: str) -> "StudyConfig":
+        if name not in cls._presets:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {list(cls._presets)}.{did_you_mean(name, cls._presets)}")
+        return getattr(cls, name)()
+
+    @classmethod
+    def smoke(cls):
+        return cls()
+
+    @classmethod
+    def quick(cls):
+        return cls()
+
+    @classmethod
+    def paper(cls):
+        return cls()
+
+    def replace(self, **changes: Any):
+        names = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in names:
+                raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, assignments: Sequence[str]):
+        """Apply CLI-style ``key=value`` strings, coercing each value to the field's type."""
+        hints = typing.get_type_hints(type(self))
+        names = [f.name for f in fields(self)]
+        changes: dict[str, Any] = {}
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            key, raw = (s.strip() for s in item.split("=", 1))
+            if key not in names:
+                raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
+            changes[key] = coerce(raw, hints[key], key)
+        return self.replace(**changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in fields(cls)}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise ConfigError(f"{cls.__qualname__} has no field {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
+        return cls(**{k: _from_json(v, hints[k]) for k, v in data.items()})
+
+    def content_hash(self, length: int = 12) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
+        return hashlib.sha256(f"{type(self).__module__}:{blob}".encode()).hexdigest()[:length]
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """Each field's documentation string (the string literal under it in the class body)."""
+        import ast
+        import inspect
+
+        docs: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if not dataclasses.is_dataclass(klass):
+                continue
+            try:
+                tree = ast.parse(inspect.getsource(klass).lstrip())
+            except (OSError, TypeError, SyntaxError):
+                continue
+            body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+            for a, b in zip(body, body[1:]):
+                if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr) \
+                        and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str):
+                    docs[a.target.id] = " ".join(b.value.value.split())
+        return docs
+
+
+# ----------------------------------------------------------------------------------- devices
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; a CUDA request without CUDA is a clear error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine; use --device cpu or auto")
+    return device
+
+
+# ------------------------------------------------------------------------------- validation
+def require_int(cfg: Any, name: str, low: int | None = None, high: int | None = None) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    _require_range(name, value, low, high)
+
+
+def require_float(cfg: Any, name: str, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    _require_range(name, value, low, high, low_open, high_open)
+
+
+def require_choice(cfg: Any, name: str, choices: Sequence[Any]) -> None:
+    value = getattr(cfg, name)
+    if value not in choices:
+        hint = did_you_mean(str(value), [str(c) for c in choices])
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}.{hint}")
+
+
+def require_sequence(cfg: Any, name: str, low: float | None = None, high: float | None = None,
+                     min_len: int = 1, increasing: bool = False, low_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, tuple) or len(value) < min_len:
+        raise ConfigError(f"{name} must be a tuple of at least {min_len} number(s), got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{name} must hold finite numbers, got {value!r}")
+        _require_range(name, v, low, high, low_open)
+    if increasing and any(b <= a for a, b in zip(value, value[1:])):
+        raise ConfigError(f"{name} must be strictly increasing, got {value!r}")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _require_range(name, value, low, high, low_open=False, high_open=False) -> None:
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+
+
+# --------------------------------------------------------------------------------- coercion
+def coerce(raw: str, annotation: Any, name: str = "value") -> Any:
+    """Convert a CLI string to a value of ``annotation`` (int, float, bool, str, Literal,
+    tuple[T, ...], unions such as ``float | str``)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        for choice in args:
+            try:
+                value = coerce(raw, type(choice), name)
+            except ConfigError:
+                continue
+            if value == choice:
+                return value
+        raise ConfigError(f"{name} must be one of {list(args)}, got {raw!r}.{did_you_mean(raw, [str(a) for a in args])}")
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            if option is type(None):
+                if raw.lower() in ("none", "null"):
+                    return None
+                continue
+            try:
+                return coerce(raw, option, name)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{name}: could not read {raw!r} as {annotation}")
+    if origin is tuple:
+        text = raw.strip().strip("()[]")
+        items = [s for s in (p.strip() for p in text.split(",")) if s]
+        inner = args[0] if args else str
+        return tuple(coerce(s, inner, name) for s in items)
+    if annotation is bool:
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    if annotation is int:
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                as_float = float(raw)
+            except ValueError:
+                as_float = math.nan
+            if math.isfinite(as_float) and as_float.is_integer():
+                return int(as_float)
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if annotation is str:
+        return raw
+    raise ConfigError(f"{name}: cannot parse values of type {annotation}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_json(value: Any, annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if isinstance(value, list) and (origin is tuple or origin in (typing.Union, types.UnionType)):
+        return tuple(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+__all__ = [
+    "StudyConfig", "PRESETS", "resolve_device", "require", "require_int", "require_float",
+    "require_choice", "require_sequence", "coerce", "field",
+]
