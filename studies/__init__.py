@@ -1,6 +1,4 @@
 """The studies.  Each entry of ``STUDIES`` is a package ``studies.<name>`` following the study
 contract of DESIGN.md; the CLI and the book find studies only through this list."""
 
-STUDIES: list[str] = [
-    "rank_collapse",
-]
+STUDIES: list[str] = []

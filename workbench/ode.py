@@ -29,9 +29,20 @@ class ODESolution:
     n_evaluations: int
 
 
+class _Blowup(Exception):
+    def __init__(self, t: float):
+        self.t = t
+
+
 def integrate(f: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_eval: Sequence[float], *,
-              method: str = "LSODA", rtol: float = 1e-10, atol: float = 1e-12, max_step: float = np.inf) -> ODESolution:
-    """Integrate dy/dt = f(t, y) from t_eval[0] and return y at every ``t_eval`` (any state shape)."""
+              method: str = "LSODA", rtol: float = 1e-10, atol: float = 1e-12, max_step: float = np.inf,
+              blowup: float = 1e100) -> ODESolution:
+    """Integrate dy/dt = f(t, y) from t_eval[0] and return y at every ``t_eval`` (any state shape).
+
+    The integration stops with `IntegrationError` as soon as the state or its derivative is
+    non-finite or exceeds ``blowup`` in absolute value (finite-time blow-up would otherwise make
+    an implicit solver crawl with ever smaller steps).
+    """
     from scipy.integrate import solve_ivp
 
     y0 = np.asarray(y0, dtype=np.float64)
@@ -41,11 +52,20 @@ def integrate(f: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_ev
         raise ValueError("t_eval must be a strictly increasing 1-D sequence of at least two times")
 
     def rhs(t, y):
+        if not np.all(np.isfinite(y)) or np.abs(y).max(initial=0.0) > blowup:
+            raise _Blowup(t)
         dy = np.asarray(f(t, y.reshape(shape)), dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(dy)):
+            raise _Blowup(t)
         return dy
 
-    sol = solve_ivp(rhs, (t_eval[0], t_eval[-1]), y0.reshape(-1), method=method, t_eval=t_eval, rtol=rtol,
-                    atol=atol, max_step=max_step)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            sol = solve_ivp(rhs, (t_eval[0], t_eval[-1]), y0.reshape(-1), method=method, t_eval=t_eval, rtol=rtol,
+                            atol=atol, max_step=max_step)
+    except _Blowup as blow:
+        raise IntegrationError(f"ODE integration ({method}) failed at t={blow.t:.6g}: the state blew up "
+                               f"(non-finite or |y| > {blowup:g})", step=None) from None
     if sol.status != 0 or not np.all(np.isfinite(sol.y)):
         reached = sol.t[-1] if len(sol.t) else t_eval[0]
         raise IntegrationError(f"ODE integration ({method}) failed at t={reached:.6g}: {sol.message}",

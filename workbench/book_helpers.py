@@ -1,0 +1,66 @@
+"""Helpers for the book's notebooks: run a study through the shared run cache and display results.
+
+Chapters call ``run_study("rank-collapse", "quick")``; the first call (from `workbench reproduce`
+or the book build) computes and saves the record, later calls are cache hits.  Nothing here is
+needed outside a notebook.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from workbench.checks import Check, checks_table
+from workbench.runner import RunResult, execute
+
+
+def run_study(name: str, preset: str | None = None, **kwargs: Any) -> RunResult:
+    """Run (or load) a study with the run cache; no progress bars in the book.
+
+    ``preset`` defaults to `book_preset()` (``quick``, or ``$WORKBENCH_BOOK_PRESET``); an explicit
+    "quick" is also overridden by ``$WORKBENCH_BOOK_PRESET`` so test builds stay fast.
+    """
+    kwargs.setdefault("progress", False)
+    if preset is None or preset == "quick":
+        preset = book_preset()
+    return execute(name, preset=preset, **kwargs)
+
+
+def show_checks(checks: Sequence[Check]):
+    """Display the checks as a Markdown table (claim | predicted | measured | tolerance | pass)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(checks_table(checks, markdown=True)))
+
+
+def show_figures(figures: Mapping[str, Any]) -> None:
+    """Display each figure (PNG) in order."""
+    from IPython.display import display
+
+    for fig in figures.values():
+        display(fig)
+        try:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+        except ImportError:
+            pass
+
+
+def book_preset(default: str = "quick") -> str:
+    """The preset chapters run at: ``quick`` unless ``$WORKBENCH_BOOK_PRESET`` says otherwise
+    (the test suite builds the book at ``smoke`` to stay fast)."""
+    import os
+
+    return os.environ.get("WORKBENCH_BOOK_PRESET", default)
+
+
+def summary_table(results: Mapping[str, RunResult], preset: str) -> str:
+    """Markdown: a count line and one row per check of every study."""
+    rows = ["| study | check | claim | predicted | measured | pass |", "|---|---|---|---|---|---|"]
+    n_pass = n_all = 0
+    for name, result in results.items():
+        for c in result.checks:
+            n_all += 1
+            n_pass += c.passed
+            measured = c.measured if isinstance(c.measured, str) else f"{c.measured:.4g}"
+            cells = [name, c.name, c.claim, c.predicted, measured, "PASS" if c.passed else "**FAIL**"]
+            rows.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    return f"**{n_pass} of {n_all} checks pass** (preset `{preset}`).\n\n" + "\n".join(rows)
