@@ -77,3 +77,13 @@ def test_check_reverifies_saved_records(toy_study, capsys):
 def test_console_script_bad_study_exits_2():
     proc = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "no-such-study"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown study" in proc.stderr
+
+
+def test_bench_reports_ensemble_equals_loop(toy_study, capsys):
+    assert main(["bench", "toy", "--members", "1,4", "--no-presets"]) == 0
+    out = capsys.readouterr().out
+    assert "gd-one-layer" in out and "equal=True" in out and "Targets:" in out
+
+
+def test_bench_rejects_bad_members(toy_study, capsys):
+    assert main(["bench", "toy", "--members", "0"]) == 2

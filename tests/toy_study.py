@@ -54,18 +54,37 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
     W = torch.stack([0.1 * torch.randn(config.d, config.d, generator=g, dtype=dt) for g in gens]).to(dev)
     v = torch.stack([torch.randn(config.d, generator=g, dtype=dt) for g in gens]).to(dev)
 
-    def loss_fn(p, step):
-        P = torch.softmax(torch.einsum("eid,edk,ejk->eij", X, p["W"], X), dim=-1)  # (e, i, j)
-        pred = torch.einsum("eij,ejd,ed->ei", P, X, p["v"])
-        return 0.5 * (pred - y).pow(2).mean(dim=1)
-
     try:
-        result = train({"W": W, "v": v}, loss_fn, GD(config.lr), config.steps, observe_at=log_steps(config.steps, 10))
+        result = fit(X, y, W, v, config.lr, config.steps)
     except DivergenceError as err:
         raise DivergenceError(str(err), step=err.step, partial={"loss": err.partial.trajectory["loss"]}) from err
     record = Record(study=NAME, config=config)
     record.add(X=X, y=y, loss=result.trajectory["loss"], steps=result.steps, W=result.params["W"])
     return record
+
+
+def fit(X, y, W, v, lr, steps):
+    """GD on the squared loss of f(X) = softmax(X W X^T) X v, every member at once."""
+    def loss_fn(p, step):
+        P = torch.softmax(torch.einsum("eid,edk,ejk->eij", X, p["W"], X), dim=-1)  # (e, i, j)
+        pred = torch.einsum("eij,ejd,ed->ei", P, X, p["v"])
+        return 0.5 * (pred - y).pow(2).mean(dim=1)
+
+    return train({"W": W, "v": v}, loss_fn, GD(lr), steps, observe_at=log_steps(steps, 10))
+
+
+def bench_case(members: int, device: str):
+    from workbench.bench import KernelCase
+
+    cfg = Config(n_seeds=members, steps=20)
+    g = cfg.generator(0)
+    X = torch.randn(members, 4, 3, generator=g, dtype=torch.float64).to(device)
+    y = torch.randn(members, 4, generator=g, dtype=torch.float64).to(device)
+    W = 0.1 * torch.randn(members, 3, 3, generator=g, dtype=torch.float64).to(device)
+    v = torch.randn(members, 3, generator=g, dtype=torch.float64).to(device)
+    out = lambda r: {"W": r.params["W"], "loss": r.trajectory["loss"].T}
+    return KernelCase("gd-one-layer", lambda: out(fit(X, y, W, v, 0.1, cfg.steps)),
+                      lambda i: out(fit(X[i:i + 1], y[i:i + 1], W[i:i + 1], v[i:i + 1], 0.1, cfg.steps)))
 
 
 def predict(config: Config) -> dict:

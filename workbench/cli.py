@@ -6,6 +6,7 @@
     workbench check [STUDY...] [--preset P]       re-verify saved records (runs what is missing)
     workbench reproduce [--preset P] [--no-book]  every study, every check, then the book
     workbench book [--clean]                      build the Jupyter Book offline
+    workbench bench [STUDY...] [--members 1,8,64,512] [--device cuda] [--reproduce]
 
 Exit codes: 0 all good, 1 a theory check failed, 2 bad input, 3 a run failed (divergence, solver).
 Each study also runs as ``python -m studies.<name>`` with the options of ``workbench run``.
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-book", action="store_true", help="skip the book build")
     p = sub.add_parser("book", help="build the Jupyter Book offline")
     p.add_argument("--clean", action="store_true", help="drop the execution cache first")
+    p = sub.add_parser("bench", help="ensemble-vs-loop speed-ups and preset timings (prints ratios)")
+    p.add_argument("studies", nargs="*", help="studies to measure (default: all)")
+    p.add_argument("--members", default="1,8,64,512", help="ensemble sizes M (comma-separated)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    p.add_argument("--no-presets", action="store_true", help="skip the quick-preset timings")
+    p.add_argument("--reproduce", action="store_true", help="also time the whole `workbench reproduce`")
+    p.add_argument("--out", default=None, help="runs directory for the preset timings (default: a temp dir)")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     return parser
 
 
@@ -97,6 +106,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "book":
         from workbench.book import build_book
         return EXIT_OK if build_book(clean=args.clean) == 0 else EXIT_RUN_FAILED
+    if args.command == "bench":
+        from workbench.bench import main as bench_main
+        try:
+            members = [int(m) for m in args.members.split(",") if m.strip()]
+        except ValueError:
+            raise WorkbenchInputError(f"--members must be comma-separated integers, got {args.members!r}") from None
+        if not members or min(members) < 1:
+            raise WorkbenchInputError(f"--members must be positive integers, got {args.members!r}")
+        return bench_main(members, args.device, args.studies, presets=not args.no_presets,
+                          include_reproduce=args.reproduce, out=args.out, json_path=args.json)
     raise AssertionError(args.command)
 
 
