@@ -6,6 +6,7 @@
     workbench check [STUDY...] [--preset P]       re-verify saved records (runs what is missing)
     workbench reproduce [--preset P] [--no-book]  every study, every check, then the book
     workbench book [--clean]                      build the Jupyter Book offline
+    workbench sweep STUDY --grid k=v1,v2 [--grid ...] --seeds 0-9 [--executor local|submitit]
     workbench bench [STUDY...] [--members 1,8,64,512] [--device cuda] [--reproduce]
 
 Exit codes: 0 all good, 1 a theory check failed, 2 bad input, 3 a run failed (divergence, solver).
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-book", action="store_true", help="skip the book build")
     p = sub.add_parser("book", help="build the Jupyter Book offline")
     p.add_argument("--clean", action="store_true", help="drop the execution cache first")
+    from workbench.sweep import add_sweep_parser
+    add_sweep_parser(sub)
     p = sub.add_parser("bench", help="ensemble-vs-loop speed-ups and preset timings (prints ratios)")
     p.add_argument("studies", nargs="*", help="studies to measure (default: all)")
     p.add_argument("--members", default="1,8,64,512", help="ensemble sizes M (comma-separated)")
@@ -106,6 +109,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "book":
         from workbench.book import build_book
         return EXIT_OK if build_book(clean=args.clean) == 0 else EXIT_RUN_FAILED
+    if args.command == "sweep":
+        from workbench.sweep import run_sweep_command
+        return run_sweep_command(args)
     if args.command == "bench":
         from workbench.bench import main as bench_main
         try:
