@@ -1,6 +1,6 @@
 """Every registered study follows the contract, runs its smoke preset deterministically, and its
 checks can be recomputed from the saved record alone."""
-import importlib
+import dataclasses
 import subprocess
 import sys
 
@@ -25,7 +25,7 @@ def test_contract(name):
         cfg = study.Config.preset(preset)
         assert cfg.dtype == "float64"
     docs = study.Config.field_docs()
-    undocumented = [f for f in study.Config.__dataclass_fields__ if f not in docs]
+    undocumented = [f.name for f in dataclasses.fields(study.Config) if f.name not in docs]
     assert not undocumented, f"undocumented config fields: {undocumented}"
     assert isinstance(study.predict(study.Config.smoke()), dict)
 

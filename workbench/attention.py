@@ -128,8 +128,9 @@ def init_transformer(spec: TransformerSpec, generators: list[torch.Generator], *
                      device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """Gaussian initialisation, one generator per ensemble member (drawn on the CPU).
 
-    W_Q, W_K ~ N(0, qk_std^2 / d);  W_V ~ N(0, value_std^2 / d);  W_O ~ N(0, 1 / d_head), so
-    with value_std = 1 the value map W_V W_O is norm-preserving on average; the MLP uses He init.
+    W_Q, W_K ~ N(0, qk_std^2 / d);  W_V ~ N(0, value_std^2 / d);  W_O ~ N(0, 1 / (d_head * h)),
+    so with value_std = 1 the value map sum_h W_V,h W_O,h is norm-preserving on average (for
+    h = 1 this is the N(0, 1/d) of Dong et al.'s set-up); the MLP uses He init.
     Shapes: W_Q, W_K (e, l, h, d, k), W_V (e, l, h, d, v), W_O (e, l, h, v, d),
     W_in (e, l, d, f), W_out (e, l, f, d), with l = 1 when tied.
     """

@@ -53,8 +53,9 @@ def residual_argmin(X: Tensor, norm: str = "composite", iters: int = 200) -> Ten
     step = best[..., None, None] / (X.shape[-1] * 10 + 1e-300)
     for it in range(iters):
         x_req = x.detach().clone().requires_grad_(True)
-        val = composite_norm(X.detach() - x_req)
-        (grad,) = torch.autograd.grad(val.sum(), x_req)
+        with torch.enable_grad():  # the subgradient steps must work inside torch.no_grad() too
+            val = composite_norm(X.detach() - x_req)
+            (grad,) = torch.autograd.grad(val.sum(), x_req)
         candidate = x - step * grad / (grad.flatten(-2).norm(dim=-1)[..., None, None] + 1e-300)
         cval = composite_norm(X - candidate)
         improved = cval < best

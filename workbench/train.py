@@ -48,8 +48,15 @@ def per_member(value: float | Tensor, like: Tensor) -> Tensor | float:
 
 
 def member_norm(tensors: Sequence[Tensor]) -> Tensor:
-    """Frobenius norm per member over several tensors (e, ...) -> (e,)."""
-    return torch.sqrt(sum(t.flatten(1).pow(2).sum(dim=1) for t in tensors))
+    """Frobenius norm per member over several tensors (e, ...) -> (e,).
+
+    Scaled by the largest entry first, so entries far below sqrt(tiny) ~ 1e-154 (a saturated
+    softmax's gradients) do not square to zero, and huge entries do not overflow.
+    """
+    flat = torch.cat([t.flatten(1) for t in tensors], dim=1)  # (e, total)
+    scale = flat.abs().amax(dim=1)  # (e,)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return scale * torch.sqrt((flat / safe[:, None]).pow(2).sum(dim=1))
 
 
 # ---------------------------------------------------------------------------- optimisers

@@ -1,0 +1,74 @@
+"""Rank collapse in pure self-attention (Dong, Cordonnier & Loukas, ICML 2021), with the Noci et
+al. (2022) signal-propagation and Geshkovski et al. (2023) clustering extensions.
+
+>>> from studies import rank_collapse as rc                                  # doctest: +SKIP
+>>> record = rc.run(rc.Config.quick().replace(qk_scale=(1.0, 4.0)))          # doctest: +SKIP
+>>> rc.checks(record), rc.figures(record)                                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from workbench.record import Record
+
+from studies.rank_collapse.checks import checks
+from studies.rank_collapse.config import Config
+from studies.rank_collapse.figures import figures
+from studies.rank_collapse.theory import predict
+from studies.rank_collapse import simulate
+
+NAME = "rank-collapse"
+TITLE = "Rank collapse: pure attention loses rank doubly exponentially with depth"
+REFERENCES = ["dong2021attention", "noci2022signal", "geshkovski2023mathematical", "geshkovski2023emergence"]
+
+_PHASES = ("depth_sweep", "cubic_scan", "bound_trials", "path_experiment", "gradient_experiment",
+           "noci_monte_carlo", "clustering", "two_token")
+
+
+def run(config: Config, *, device=None, progress: bool = True) -> Record:
+    """Every experiment of the study at ``config``; deterministic given the config."""
+    import time
+
+    if device is not None:
+        config = config.replace(device=str(device))
+    record = Record(study=NAME, config=config)
+    timings = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(_PHASES), desc=NAME, unit="experiment")
+    with _one_cpu_thread(config.torch_device):
+        for phase in _PHASES:
+            start = time.perf_counter()
+            with torch.no_grad() if phase != "gradient_experiment" else contextlib.nullcontext():
+                arrays = getattr(simulate, phase)(config)
+            record.add(**arrays)
+            timings[phase] = round(time.perf_counter() - start, 3)
+            if bar is not None:
+                bar.set_postfix_str(phase)
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    record.info["phase_seconds"] = timings
+    return record
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Every tensor here is tiny (16 x 32 matrices, batches of about a hundred): intra-op threads
+    only add synchronisation, which on a loaded 2-core machine made the smoke preset 15x slower.
+    Run on one CPU thread and restore the previous setting afterwards."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+__all__ = ["NAME", "TITLE", "REFERENCES", "Config", "run", "predict", "checks", "figures"]

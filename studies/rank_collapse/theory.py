@@ -1,0 +1,190 @@
+"""Closed forms of the rank-collapse study: what the theory predicts, computed without simulation.
+
+References (see the book chapter for the derivations):
+
+* Dong, Cordonnier & Loukas (2021), *Attention is not all you need: pure attention loses rank
+  doubly exponentially with depth*, ICML: the path decomposition (Thm 2.1, Claim 3.1 with skips)
+  and the cubic one-layer contraction behind Thm 2.2.  The explicit bound `explicit_bound` is our
+  own derivation of that contraction with computable constants (the paper's gamma is not used).
+* Noci et al. (2022), *Signal propagation in transformers*, NeurIPS: the uniform-attention growth
+  law of the token mean, `noci_mean_growth`, and the 1/sqrt(L) branch scaling.
+* Geshkovski, Letrouit, Polyanskiy & Rigollet (2023), *A mathematical perspective on
+  Transformers*: the interaction energy `cluster_energy`, nondecreasing along the sphere dynamics.
+
+Everything here is numpy/scipy; nothing draws random numbers.
+"""
+from __future__ import annotations
+
+import math
+from itertools import product
+
+import numpy as np
+from scipy.special import comb, expit
+
+# ------------------------------------------------------------------------------ cubic law
+CUBIC_EXPONENT = 3.0
+"""One attention layer maps res(X) = O(eps) to res(SA(X)) = O(eps^3) (Dong et al. Sec. 2)."""
+SKIP_EXPONENT = 1.0
+"""With a skip, the length-0 path carries res(X) unchanged: res(X + alpha SA(X)) = res(X) + O(eps^3)."""
+
+
+def two_layer_exponent(layers: int = 2) -> float:
+    """3^L: L cubic contractions in a row."""
+    return 3.0 ** layers
+
+
+def explicit_bound(n_tokens, max_logit_deviation, residual_norm, value_norm):
+    """Explicit one-layer bound (single head) on the mean-centred residual, derived in the chapter:
+
+        ||res(SA(X))||_{1,inf} <= 2 (1 - 1/n) sqrt(n) (exp(2 eps_E) - 1) ||R||_{1,inf} ||W||_{1,inf}
+
+    with R = (I - J) X the centred input, E = R A R^T the only logit part that is not constant along
+    a row, eps_E = max_ij |E_ij| (<= ||A||_2 max_i ||R_i||^2) and W = W_V W_O the value map.
+    Broadcasts over arrays.
+    """
+    n = np.asarray(n_tokens, dtype=float)
+    return (2.0 * (1.0 - 1.0 / n) * np.sqrt(n) * np.expm1(2.0 * np.asarray(max_logit_deviation))
+            * np.asarray(residual_norm) * np.asarray(value_norm))
+
+
+def centring_norm(n_tokens: int) -> float:
+    """||I - J||_1 = ||I - J||_inf = 2 (1 - 1/n), hence also its composite norm."""
+    return 2.0 * (1.0 - 1.0 / n_tokens)
+
+
+QK_GRADIENT_EXPONENT = 2.0
+"""|dL/dW_Q|, |dL/dW_K| = O(eps^2) at X = 1 x^T + eps R (exactly 0 at eps = 0), derived in the chapter."""
+
+
+# ------------------------------------------------------------------------------ paths
+def path_length_counts(depth: int, heads: int) -> np.ndarray:
+    """|P_k| = binom(L, k) H^k paths of length k = 0..L through a skip-connected SAN (Claim 3.1)."""
+    k = np.arange(depth + 1)
+    return np.array([math.comb(depth, int(j)) * heads ** int(j) for j in k], dtype=np.int64)
+
+
+def path_length_distribution(depth: int, heads: int) -> np.ndarray:
+    """Fraction of the (H+1)^L paths that have length k: Binomial(L, H/(H+1))."""
+    k = np.arange(depth + 1)
+    p = heads / (heads + 1.0)
+    return comb(depth, k) * p ** k * (1 - p) ** (depth - k)
+
+
+def enumerate_paths(depth: int, heads: int, skip: bool) -> list[tuple[int, ...]]:
+    """All paths (h_1, ..., h_L): h in 1..H is a head, h = 0 the skip (only when ``skip``)."""
+    choices = range(0 if skip else 1, heads + 1)
+    return list(product(choices, repeat=depth))
+
+
+ARCHITECTURES = [  # (name, heads, layers), as in the official paths_counting notebook
+    ("DistilBERT", 12, 6), ("MobileBERT", 4, 12), ("BERT-base", 12, 12), ("BERT-large", 16, 24),
+    ("ViT-H", 16, 32), ("T5-3B", 32, 24), ("T5-11B", 128, 24), ("GPT-3", 96, 96), ("DeiT-T", 3, 12),
+]
+
+
+# ------------------------------------------------------------------------------ Noci et al.
+def noci_mean_growth(alpha: float, value_scale: float, depth) -> np.ndarray:
+    """E ||m_L||^2 / ||m_0||^2 = (1 + alpha^2 sigma_v^2)^L for uniform attention with skips.
+
+    With P = J, X_{l+1} = X_l + alpha J X_l W_l splits into R_{l+1} = R_l (exactly) and
+    m_{l+1} = (I + alpha W_l)^T m_l; for an isotropic W_l with E[W W^T] = sigma_v^2 I the cross term
+    vanishes in expectation and each layer multiplies E||m||^2 by 1 + alpha^2 sigma_v^2.
+    """
+    return (1.0 + alpha ** 2 * value_scale ** 2) ** np.asarray(depth, dtype=float)
+
+
+def noci_relative_residual(residual_sq, mean_sq, n_tokens: int, alpha: float, value_scale: float, depth):
+    """Frobenius relative residual under uniform attention with E||m_L||^2 in place of ||m_L||^2:
+
+        rho_F^2 = ||R||_F^2 / (||R||_F^2 + n ||m_0||^2 (1 + alpha^2 sigma_v^2)^L).
+    """
+    grow = noci_mean_growth(alpha, value_scale, depth)
+    residual_sq = np.asarray(residual_sq, dtype=float)
+    return np.sqrt(residual_sq / (residual_sq + n_tokens * np.asarray(mean_sq) * grow))
+
+
+# ------------------------------------------------------------------------------ Geshkovski et al.
+def cluster_energy(x: np.ndarray, beta) -> np.ndarray:
+    """E_beta = 1/(2 beta n^2) sum_ij exp(beta <x_i, x_j>), x (..., n, d); beta broadcasts over (...)."""
+    beta = np.asarray(beta, dtype=float)
+    gram = np.einsum("...id,...jd->...ij", x, x)
+    n = x.shape[-2]
+    return np.exp(beta[..., None, None] * gram).sum((-1, -2)) / (2 * beta * n * n)
+
+
+# ------------------------------------------------------------------------------ two-token toy
+def two_token_recursion(x1, x2, kappa, depth: int, skip: bool, alpha: float = 1.0):
+    """The exact recursion of a one-head, one-dimensional SAN on two tokens (derived in the chapter).
+
+    Logits kappa x_i x_j, value map 1.  Token 1 puts weight p = sigmoid(kappa x1 (x2 - x1)) on
+    token 2, token 2 puts q = sigmoid(kappa x2 (x1 - x2)) on token 1:
+
+        (PX)_1 = x1 + p (x2 - x1),   (PX)_2 = x2 + q (x1 - x2),
+        x_i <- (PX)_i                (no skip),
+        x_i <- x_i + alpha (PX)_i    (skip).
+
+    Hence delta = x1 - x2 obeys delta <- (1 - p - q) delta = (sigmoid(a + b) - sigmoid(a - b)) delta
+    with a = kappa m delta, b = kappa delta^2 / 2.  Returns the states (..., depth + 1, 2).
+    """
+    x1, x2 = np.asarray(x1, dtype=float), np.asarray(x2, dtype=float)
+    kappa = np.asarray(kappa, dtype=float)
+    states = [np.stack([x1, x2], axis=-1)]
+    for _ in range(depth):
+        p = expit(kappa * x1 * (x2 - x1))
+        q = expit(kappa * x2 * (x1 - x2))
+        y1, y2 = x1 + p * (x2 - x1), x2 + q * (x1 - x2)
+        if skip:
+            x1, x2 = x1 + alpha * y1, x2 + alpha * y2
+        else:
+            x1, x2 = y1, y2
+        states.append(np.stack([x1, x2], axis=-1))
+    return np.stack(states, axis=-2)
+
+
+def frozen_token_boundary(theta: np.ndarray, depth: int) -> np.ndarray:
+    """Heuristic edge of the no-collapse region of the two-token SAN (tokens of opposite signs).
+
+    For x1 x2 < 0 both attention weights to the other token are sigmoids of negative logits,
+    p, q ~ exp(-kappa |x_i| |x1 - x2|); the token with the smaller |x_i| leaves its place after
+    about 1 / max(p, q) layers.  Collapse within ``depth`` layers therefore needs
+    kappa min(|x1|, |x2|) |x1 - x2| <~ log(depth): on the unit circle x = (cos theta, sin theta),
+    kappa*(theta) = log(depth) / (min(|cos theta|, |sin theta|) |cos theta - sin theta|).
+    An order-of-magnitude estimate, not an exact boundary; NaN where x1 x2 >= 0.
+    """
+    c, s = np.cos(theta), np.sin(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = math.log(depth) / (np.minimum(np.abs(c), np.abs(s)) * np.abs(c - s))
+    return np.where(c * s < 0, kappa, np.nan)
+
+
+def two_token_relative_residual(states: np.ndarray) -> np.ndarray:
+    """||res_mean(X)||_{1,inf} / ||X||_{1,inf} for X = (x1, x2)^T in R^{2 x 1}: |x1 - x2| / sqrt(2 (|x1| + |x2|) max|x_i|)."""
+    x1, x2 = states[..., 0], states[..., 1]
+    num = np.abs(x1 - x2) / math.sqrt(2.0)  # sqrt(col sum |d| * row max |d|/2)
+    den = np.sqrt((np.abs(x1) + np.abs(x2)) * np.maximum(np.abs(x1), np.abs(x2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
+# ------------------------------------------------------------------------------ predict
+def predict(config) -> dict:
+    """What the theory says at ``config``, without simulating (closed forms only)."""
+    from studies.rank_collapse.config import branch_alpha
+
+    L_noci = config.noci_depth
+    noci_alphas = (1.0, 1.0 / math.sqrt(L_noci))
+    return {
+        "cubic_exponent": CUBIC_EXPONENT,
+        "skip_exponent": SKIP_EXPONENT,
+        "two_layer_exponent": two_layer_exponent(2),
+        "full_model_exponent": SKIP_EXPONENT if config.skip else CUBIC_EXPONENT,
+        "qk_gradient_exponent": QK_GRADIENT_EXPONENT,
+        "alpha": branch_alpha(config.branch_scale, config.depth),
+        "centring_norm": centring_norm(config.n_tokens),
+        "path_counts_noskip": np.eye(config.path_depth + 1, dtype=np.int64)[-1] * config.path_heads ** config.path_depth,
+        "path_counts_skip": path_length_counts(config.path_depth, config.path_heads),
+        "path_length_distribution": {name: path_length_distribution(L, H) for name, H, L in ARCHITECTURES},
+        "noci_alphas": noci_alphas,
+        "noci_mean_growth": np.array([noci_mean_growth(a, config.value_scale, np.arange(L_noci + 1))
+                                      for a in noci_alphas]),
+    }

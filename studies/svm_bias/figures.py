@@ -1,0 +1,249 @@
+"""Figures of the SVM implicit-bias study: pure functions of a record (no training, no solving)."""
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.plotting import mark_float_floor, new_figure, seed_band
+
+from studies.svm_bias.metrics import corr, efficiencies, saturations, sweep_classes
+from studies.svm_bias.svm import numerical_rank
+from studies.svm_bias.theory import (MMTS_P_GLOBAL, MMTS_P_LOCAL, naive_horizon_margin, predicted_norm,
+                                     toy_solutions)
+
+
+def figures(record) -> dict:
+    out = {"correlation": fig_correlation(record), "saturation": fig_saturation(record)}
+    if record.config.suite:
+        out.update({
+            "toy_trajectories": fig_toy_trajectories(record),
+            "mmts_paths": fig_mmts(record),
+            "fractions_vs_d": fig_fractions(record),
+            "svm_rank_vs_d": fig_rank(record),
+            "gd_norm_growth": fig_gd_growth(record),
+            "spectra": fig_spectra(record),
+            "precision_horizon": fig_horizon(record),
+        })
+    return out
+
+
+def _one_minus_corr(W_traj: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """1 - corr(W_k, S) per (obs, e) -> (e, obs); NaN at W = 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (1 - corr(W_traj, S[None])).T
+
+
+def fig_correlation(record):
+    """Main run: 1 - corr(W_k, W^mm_alpha) against the iteration and against ||W_k||_F."""
+    a, cfg = record.arrays, record.config
+    steps, traj = a["main.steps"], a["main.W_traj"]
+    fig, ax = new_figure(2, width=3.6)
+    norm = predicted_norm(cfg.param, cfg.optimizer)
+    curves = {"Frobenius SVM": a["main.svm_fro"]}
+    if norm != "fro":
+        curves[f"{norm} SVM"] = a[f"main.svm_{norm}"]
+    ok = a["main.feasible"]
+    k = steps > 0
+    R = np.median(np.linalg.norm(traj, axis=(-2, -1)), axis=1)
+    for label, S in curves.items():
+        y = _one_minus_corr(traj[:, ok], S[ok])
+        seed_band(ax[0, 0], steps[k], y[:, k], label=label, log=True)
+        seed_band(ax[0, 1], R[k], y[:, k], label=label, log=True)
+    for axis, xlabel in ((ax[0, 0], "iteration k"), (ax[0, 1], "median ||W_k||_F")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(xlabel)
+    ax[0, 0].set_ylabel("1 - corr(W_k, W^mm_alpha)")
+    ax[0, 0].legend()
+    ax[0, 0].set_title(f"main: {cfg.param} by {cfg.optimizer}, {int(ok.sum())}/{len(ok)} seeds")
+    ax[0, 1].set_title("against the norm (median and range)")
+    return fig
+
+
+def fig_saturation(record):
+    """Main run: softmax saturation max_i (1 - max_t s_it) against the iteration."""
+    a = record.arrays
+    steps, traj = a["main.steps"], a["main.W_traj"]
+    sat = np.stack([saturations(a, "main", W) for W in traj], axis=1)       # (e, obs)
+    fig, ax = new_figure(1, width=4.0)
+    k = steps > 0
+    seed_band(ax[0, 0], steps[k], sat[:, k], log=True, label="main run")
+    ax[0, 0].set_xscale("log")
+    ax[0, 0].set_yscale("log")
+    mark_float_floor(ax[0, 0])
+    ax[0, 0].set_xlabel("iteration k")
+    ax[0, 0].set_ylabel("max_i (1 - max_t s_it)")
+    ax[0, 0].set_title("softmax saturation (one token per sequence)")
+    ax[0, 0].legend()
+    return fig
+
+
+def fig_toy_trajectories(record):
+    """Toy: paths of W_k z_i (NGD on W, solid) and K_k Q_k^T z_i (dashed) against the SVM rays."""
+    a, cfg = record.arrays, record.config
+    toy = toy_solutions(cfg.angle_deg)
+    Z = a["toy.Z"][0]                                                         # (2, 2)
+    fig, ax = new_figure(2, width=3.6, height=3.3)
+    colors = ("C0", "C3")
+    for i, z in enumerate(Z):
+        for W_mm, style, name in ((toy["W_fro"], "-", "W^mm z"), (toy["W_nuc"], ":", "W^mm_* z")):
+            ray = W_mm @ z / np.linalg.norm(W_mm @ z)
+            for axis, length in ((ax[0, 0], 12.0), (ax[0, 1], 1.0)):
+                axis.plot([0, length * ray[0]], [0, length * ray[1]], style, color="0.4", lw=1,
+                          label=name if i == 0 and axis is ax[0, 0] else None)
+        for key, style, name in (("toy.ngd.W_traj", "-", "W (NGD)"), ("toy.kq.W_traj", "--", "K Q^T (NGD)")):
+            path = np.einsum("kab,b->ka", a[key][:, 0], z)                     # (obs, 2)
+            inside = np.linalg.norm(path, axis=-1) <= 12.0
+            ax[0, 0].plot(*path[inside].T, style, color=colors[i], lw=1.5, label=f"{name}, i={i + 1}")
+            R = np.linalg.norm(a[key][:, 0], axis=(-2, -1))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                unit = path / R[:, None]
+            ax[0, 1].plot(*unit[R > 0].T, style, color=colors[i], lw=1.2, marker=".", ms=2)
+    ax[0, 0].set_title("W_k z_i while ||W_k z_i|| <= 12")
+    ax[0, 1].set_title("direction W_k z_i / ||W_k||_F")
+    for axis in ax[0]:
+        axis.set_aspect("equal")
+    ax[0, 0].legend(fontsize=6, loc="lower left")
+    return fig
+
+
+def fig_mmts(record):
+    """MMTS single input: prompt paths p_k = W_k e_1 from six starts, with p^mm and p_loc."""
+    a = record.arrays
+    fig, ax = new_figure(1, width=4.0, height=3.4)
+    keys = a["mmts.X"][0, 0]
+    for p, lab in ((MMTS_P_GLOBAL, "p^mm (token 1)"), (MMTS_P_LOCAL, "p_loc (token 2)")):
+        u = p / np.linalg.norm(p)
+        ax[0, 0].plot([0, 6 * u[0]], [0, 6 * u[1]], ":", color="0.3", label=lab)
+    for j, c in enumerate(a["mmts.starts"]):
+        path = a["mmts.W_traj"][:, j, :, 0]                                  # (obs, 2)
+        inside = np.linalg.norm(path, axis=-1) <= 6
+        ax[0, 0].plot(*path[inside].T, "-", lw=1.2, label=f"p0 = (0, {c:g})")
+    ax[0, 0].scatter(*keys.T, marker="x", color="k", zorder=3, label="keys")
+    ax[0, 0].set_aspect("equal")
+    ax[0, 0].set_title("MMTS single input: NGD paths of p = W e_1")
+    ax[0, 0].legend(fontsize=6)
+    return fig
+
+
+def fig_fractions(record):
+    """Sweep: fractions of global / local / other convergence against the width d."""
+    a, cfg = record.arrays, record.config
+    ds = list(cfg.sweep_d)
+    counts = np.array([np.bincount(sweep_classes(a, f"sweep.d{d}"), minlength=3) for d in ds]) / cfg.n_inits
+    fig, ax = new_figure(1, width=4.2)
+    x = np.arange(len(ds))
+    bottom = np.zeros(len(ds))
+    for j, (lab, col) in enumerate((("global (alpha = opt)", "C2"), ("local (locally optimal)", "C1"), ("other", "C7"))):
+        ax[0, 0].bar(x, counts[:, j], bottom=bottom, color=col, label=lab)
+        bottom += counts[:, j]
+    ax[0, 0].set_xticks(x, [str(d) for d in ds])
+    ax[0, 0].set_xlabel("width d")
+    ax[0, 0].set_ylabel("fraction of runs")
+    ax[0, 0].set_title(f"NGD from W0 ~ N(0, {cfg.init_std:g}^2), n={cfg.n}, T={cfg.T}")
+    ax[0, 0].legend(fontsize=7)
+    return fig
+
+
+def fig_rank(record):
+    """Sweep: rank of the Frobenius and nuclear SVMs (alpha = opt) and random-alpha feasibility vs d."""
+    a, cfg = record.arrays, record.config
+    ds = list(cfg.sweep_d)
+    fro, nuc, feas = [], [], []
+    for d in ds:
+        p = f"sweep.d{d}"
+        ok = a[f"{p}.rank_feasible"]
+        fro.append(np.mean([numerical_rank(W) for W in a[f"{p}.rank_fro_W"][ok]]) if ok.any() else np.nan)
+        nuc.append(np.mean([numerical_rank(W) for W in a[f"{p}.rank_nuc_W"][ok]]) if ok.any() else np.nan)
+        feas.append(a[f"{p}.random_feasible"].mean())
+    fig, ax = new_figure(2, width=3.4)
+    ax[0, 0].plot(ds, fro, "o-", label="Frobenius W^mm")
+    ax[0, 0].plot(ds, nuc, "s--", label="nuclear W^mm_*")
+    ax[0, 0].axhline(cfg.n, color="0.5", ls=":", label="n (rank bound)")
+    ax[0, 0].set_xlabel("width d")
+    ax[0, 0].set_ylabel("mean rank (alpha = opt)")
+    ax[0, 0].legend(fontsize=7)
+    ax[0, 1].plot(ds, feas, "o-")
+    ax[0, 1].axvline(max(cfg.T - 1, cfg.n), color="0.5", ls=":", label="max(T-1, n)")
+    ax[0, 1].set_ylim(-0.05, 1.05)
+    ax[0, 1].set_xlabel("width d")
+    ax[0, 1].set_ylabel("feasible fraction, random alpha")
+    ax[0, 1].legend(fontsize=7)
+    return fig
+
+
+def fig_gd_growth(record):
+    """Plain GD: ||W_k||_F against ln k, with the predicted slope ||W^mm_alpha||_F."""
+    a, cfg = record.arrays, record.config
+    fig, ax = new_figure(1, width=4.2)
+    curves = [("toy", a["toy.gd.steps"], np.linalg.norm(a["toy.gd.W_traj"][:, 0], axis=(-2, -1)),
+               toy_solutions(cfg.angle_deg)["fro_value"])]
+    norms = np.linalg.norm(a["norms.gd.W_traj"], axis=(-2, -1))
+    for i in range(min(4, norms.shape[1])):
+        curves.append((f"random {i}", a["norms.gd.steps"], norms[:, i], a["norms.gd.svm_fro_value"][i]))
+    for j, (lab, k, R, slope) in enumerate(curves):
+        m = k > 0
+        line, = ax[0, 0].plot(np.log(k[m]), R[m], lw=1.4, label=lab)
+        end = np.log(k[-1])
+        x = np.linspace(np.log(cfg.gd_steps / 4), end, 10)
+        ax[0, 0].plot(x, R[-1] + slope * (x - end) + 1.0, ":", color="k", lw=1.5,
+                      label="slope ||W^mm_alpha||_F (shifted up 1)" if j == 0 else None)
+    ax[0, 0].set_xlabel("ln k")
+    ax[0, 0].set_ylabel("||W_k||_F")
+    ax[0, 0].set_title(f"plain GD, lr {cfg.gd_lr:g}")
+    ax[0, 0].legend(fontsize=7)
+    return fig
+
+
+def fig_spectra(record):
+    """Extension: singular-value profiles of the three optimisers and the efficiency matrix."""
+    a = record.arrays
+    runs = (("ngd", "W by NGD", "fro"), ("kq", "(K, Q) by NGD", "nuc"), ("spectral", "W by spectral descent", "op"))
+    fig, ax = new_figure(2, width=3.6)
+    for key, lab, _ in runs:
+        s = np.linalg.svd(a[f"norms.{key}.W"], compute_uv=False)           # (e, d)
+        s = s / s[:, :1]
+        seed_band(ax[0, 0], np.arange(1, s.shape[1] + 1), s, label=lab, marker="o", ms=3)
+    ax[0, 0].set_xlabel("index j")
+    ax[0, 0].set_ylabel("sigma_j / sigma_1 of the final W")
+    ax[0, 0].set_title("singular-value profiles")
+    ax[0, 0].legend(fontsize=7)
+    M = np.array([[np.nanmean(efficiencies(a, f"norms.{key}", f"norms.{key}.W", n)) for n in ("fro", "nuc", "op")]
+                  for key, _, _ in runs])
+    im = ax[0, 1].imshow(M, vmin=0, vmax=1, cmap="viridis")
+    for i in range(3):
+        for j in range(3):
+            ax[0, 1].text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", color="w" if M[i, j] < 0.7 else "k")
+    ax[0, 1].set_xticks(range(3), ["eff_F", "eff_*", "eff_op"])
+    ax[0, 1].set_yticks(range(3), ["NGD (W)", "NGD (K,Q)", "spectral"])
+    ax[0, 1].set_title("mean margin efficiency")
+    ax[0, 1].grid(False)
+    fig.colorbar(im, ax=ax[0, 1], shrink=0.8)
+    return fig
+
+
+def fig_horizon(record):
+    """Precision horizon: naive vs cancellation-free gradients, and what NGD does with them."""
+    a, cfg = record.arrays, record.config
+    fig, ax = new_figure(2, width=3.6)
+    m = a["horizon.margin"]
+    ax[0, 0].semilogy(m, np.maximum(a["horizon.rel_error_naive"], 1e-17), label="naive forward")
+    ax[0, 0].semilogy(m, np.maximum(a["horizon.rel_error_stable_autograd"], 1e-17), label="stable forward (autograd)")
+    ax[0, 0].axvline(naive_horizon_margin(cfg.dtype, 0.1), color="0.4", ls=":", label="ln(0.1 / u)")
+    ax[0, 0].set_xlim(0, 60)
+    ax[0, 0].set_xlabel("margin m (W = m W^mm, toy)")
+    ax[0, 0].set_ylabel("relative gradient error")
+    ax[0, 0].legend(fontsize=7)
+    k = a["norms.naive.steps"]
+    e = a["norms.naive.W"].shape[0]
+    S = a["norms.ngd.svm_fro"][:e]
+    stable = _one_minus_corr(a["norms.ngd.W_traj"][:, :e], S)
+    naive = _one_minus_corr(a["norms.naive.W_traj"], S)
+    pos = k > 0
+    seed_band(ax[0, 1], k[pos], stable[:, pos], log=True, label="stable forward")
+    seed_band(ax[0, 1], k[pos], naive[:, pos], log=True, label="naive forward")
+    ax[0, 1].set_xscale("log")
+    ax[0, 1].set_yscale("log")
+    ax[0, 1].set_xlabel("iteration k (NGD)")
+    ax[0, 1].set_ylabel("1 - corr(W_k, W^mm_alpha)")
+    ax[0, 1].legend(fontsize=7)
+    return fig

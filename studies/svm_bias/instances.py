@@ -1,0 +1,199 @@
+"""Instance generators for the SVM implicit-bias study.
+
+An *instance* is one classification problem for the one-layer attention model of
+`studies.svm_bias.model`:  n sequences X_i (T tokens x_it in R^d), a query token z_i in R^d, a
+label Y_i in {+1, -1} and the fixed head v in R^d.  Every generator returns an ensemble of
+instances (leading axis e), member i drawn from its own `torch.Generator` only, so member i of a
+batch equals the instance drawn alone (tested in ``tests/test_svm_bias.py``).
+
+Kinds (the ``instance`` field of the config):
+
+``random``         the ``local_converge`` set-up of the official TF-SVM code: tokens, z_i and v are
+                   Gaussian vectors rescaled to unit norm, Y_i = +-1 with probability 1/2.  Draws
+                   whose best and second-best token scores gamma_it = Y_i v^T x_it differ by less
+                   than ``min_gap`` in some sequence are redrawn (ties break the uniqueness of opt).
+``equal_scores``   MMTS's "global" construction: v = e_d, the last coordinate of x_it is
+                   Y_i * 1 for the optimal token and Y_i * 0.5 for every other token, so
+                   gamma_iopt = 1 and every non-optimal token scores 0.5; the first d - 1
+                   coordinates are unit Gaussian directions; the queries z_i are orthonormal
+                   (needs n <= d; random unit queries on request, see `equal_scores_instance`).
+``toy``            the two-sequence toy of spec section 6 at angle phi (d = n = T = 2, Y = +1):
+                   sequence 1 has tokens (e_1, 0) and query e_1, sequence 2 has tokens (u, 0) and
+                   query u = (cos phi, sin phi); the head is v = w = (cos phi/2, sin phi/2).
+``mmts_single``    the single-input example of MMTS (Tarzanagh et al. 2023a, Sec. "single input"):
+                   keys (-0.1, 1), (1, 0), (0, 0) with value scores (1, 0.9, 0).  The scores are
+                   linear in the keys, gamma = v^T x with v = (0.9, 1.09), so the example is our model
+                   with n = 1, T = 3, d = 2 and the query z = e_1; the trained prompt p of MMTS is
+                   the first column W z = W e_1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+INSTANCE_KINDS = ("random", "equal_scores", "toy", "mmts_single")
+
+
+@dataclass
+class Instance:
+    """An ensemble of instances; all tensors carry the ensemble axis e first."""
+
+    X: Tensor
+    """(e, n, T, d) tokens x_it."""
+    Z: Tensor
+    """(e, n, d) query tokens z_i."""
+    Y: Tensor
+    """(e, n) labels in {+1, -1}."""
+    v: Tensor
+    """(e, d) the fixed linear head."""
+
+    @property
+    def gamma(self) -> Tensor:
+        """(e, n, T) token scores gamma_it = Y_i v^T x_it."""
+        return self.Y[..., None] * torch.einsum("entd,ed->ent", self.X, self.v)
+
+    @property
+    def opt(self) -> Tensor:
+        """(e, n) index of the optimal token of each sequence, argmax_t gamma_it."""
+        return self.gamma.argmax(dim=-1)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        e, n, T, d = self.X.shape
+        return e, n, T, d
+
+    def member(self, i: int) -> "Instance":
+        return Instance(self.X[i:i + 1], self.Z[i:i + 1], self.Y[i:i + 1], self.v[i:i + 1])
+
+    def to(self, device=None, dtype=None) -> "Instance":
+        f = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+        return Instance(f(self.X), f(self.Z), f(self.Y), f(self.v))
+
+    def arrays(self, prefix: str) -> dict[str, Tensor]:
+        """The instance as record arrays ``<prefix>.X`` etc. (enough to re-solve every SVM)."""
+        return {f"{prefix}.X": self.X, f"{prefix}.Z": self.Z, f"{prefix}.Y": self.Y, f"{prefix}.v": self.v}
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _stack(members: Sequence[Instance]) -> Instance:
+    return Instance(*(torch.cat([getattr(m, k) for m in members]) for k in ("X", "Z", "Y", "v")))
+
+
+def score_gap(X: Tensor, Y: Tensor, v: Tensor) -> Tensor:
+    """Per instance, min over sequences of (best - second best) token score: (e, n, T, d) -> (e,)."""
+    gamma = Y[..., None] * torch.einsum("entd,ed->ent", X, v)
+    top2 = gamma.topk(2, dim=-1).values
+    return (top2[..., 0] - top2[..., 1]).amin(dim=-1)
+
+
+def random_instance(generators: Sequence[torch.Generator], n: int, T: int, d: int, *,
+                    dtype: torch.dtype = torch.float64, min_gap: float = 1e-3, max_tries: int = 1000) -> Instance:
+    """``local_converge`` instances: unit Gaussian tokens, queries and head; random labels."""
+    members = []
+    for g in generators:
+        for _ in range(max_tries):
+            X = _unit(torch.randn((1, n, T, d), generator=g, dtype=dtype))       # (1, n, T, d)
+            Z = _unit(torch.randn((1, n, d), generator=g, dtype=dtype))          # (1, n, d)
+            v = _unit(torch.randn((1, d), generator=g, dtype=dtype))             # (1, d)
+            Y = torch.randint(0, 2, (1, n), generator=g).to(dtype) * 2 - 1       # (1, n)
+            if T == 1 or float(score_gap(X, Y, v)) >= min_gap:
+                break
+        else:  # pragma: no cover - needs an absurd min_gap
+            raise RuntimeError(f"no instance with score gap >= {min_gap} in {max_tries} draws")
+        members.append(Instance(X, Z, Y, v))
+    return _stack(members)
+
+
+def equal_scores_instance(generators: Sequence[torch.Generator], n: int, T: int, d: int, *,
+                          queries: Literal["orthonormal", "random"] = "orthonormal",
+                          dtype: torch.dtype = torch.float64) -> Instance:
+    """MMTS "global" instances: gamma_iopt = 1 and gamma_it = 0.5 for every other token.
+
+    ``queries='orthonormal'`` (needs n <= d) draws z_1..z_n orthonormal, so W z_i are n decoupled
+    prompts and each sequence is MMTS's single-input problem; ``'random'`` draws unit Gaussian
+    queries, which couple the sequences through W (and allow the free-rider limits described in
+    the book chapter)."""
+    if d < 2:
+        raise ValueError("equal_scores instances need d >= 2 (one coordinate carries the score)")
+    if queries == "orthonormal" and n > d:
+        raise ValueError(f"orthonormal queries need n <= d, got n={n}, d={d}")
+    members = []
+    for g in generators:
+        feats = _unit(torch.randn((1, n, T, d - 1), generator=g, dtype=dtype))  # (1, n, T, d-1)
+        if queries == "orthonormal":
+            Qz, _ = torch.linalg.qr(torch.randn((d, n), generator=g, dtype=dtype))   # (d, n) orthonormal columns
+            Z = Qz.T[None]                                                       # (1, n, d)
+        else:
+            Z = _unit(torch.randn((1, n, d), generator=g, dtype=dtype))          # (1, n, d)
+        Y = torch.randint(0, 2, (1, n), generator=g).to(dtype) * 2 - 1           # (1, n)
+        opt = torch.randint(0, T, (1, n), generator=g)                           # (1, n)
+        score = torch.full((1, n, T), 0.5, dtype=dtype)
+        score.scatter_(-1, opt[..., None], 1.0)
+        X = torch.cat([feats, (Y[..., None] * score)[..., None]], dim=-1)        # (1, n, T, d)
+        v = torch.zeros((1, d), dtype=dtype)
+        v[0, -1] = 1.0
+        members.append(Instance(X, Z, Y, v))
+    return _stack(members)
+
+
+def toy_instance(angle_deg: float, e: int = 1, *, dtype: torch.dtype = torch.float64) -> Instance:
+    """The two-sequence toy of spec section 6 (d = n = T = 2), replicated e times."""
+    phi = math.radians(angle_deg)
+    e1 = torch.tensor([1.0, 0.0], dtype=dtype)
+    u = torch.tensor([math.cos(phi), math.sin(phi)], dtype=dtype)
+    w = torch.tensor([math.cos(phi / 2), math.sin(phi / 2)], dtype=dtype)
+    zero = torch.zeros(2, dtype=dtype)
+    X = torch.stack([torch.stack([e1, zero]), torch.stack([u, zero])])          # (n=2, T=2, d=2)
+    Z = torch.stack([e1, u])                                                     # (2, 2)
+    Y = torch.ones(2, dtype=dtype)
+    return Instance(X.expand(e, -1, -1, -1).clone(), Z.expand(e, -1, -1).clone(), Y.expand(e, -1).clone(),
+                    w.expand(e, -1).clone())
+
+
+MMTS_KEYS = ((-0.1, 1.0), (1.0, 0.0), (0.0, 0.0))
+"""Keys of the MMTS single-input example."""
+MMTS_HEAD = (0.9, 1.09)
+"""v with v^T key = value score: (1, 0.9, 0) for the three keys."""
+
+
+def mmts_single_instance(e: int = 1, *, dtype: torch.dtype = torch.float64) -> Instance:
+    """The MMTS single-input example as our model: n = 1, T = 3, d = 2, z = e_1, Y = +1."""
+    X = torch.tensor([MMTS_KEYS], dtype=dtype)                                   # (n=1, T=3, d=2)
+    Z = torch.tensor([[1.0, 0.0]], dtype=dtype)                                  # (1, 2)
+    Y = torch.ones(1, dtype=dtype)
+    v = torch.tensor(MMTS_HEAD, dtype=dtype)
+    return Instance(X.expand(e, -1, -1, -1).clone(), Z.expand(e, -1, -1).clone(), Y.expand(e, -1).clone(),
+                    v.expand(e, -1).clone())
+
+
+def make_instance(kind: str, generators: Sequence[torch.Generator], *, n: int, T: int, d: int,
+                  angle_deg: float = 60.0, dtype: torch.dtype = torch.float64) -> Instance:
+    """Dispatch on ``kind``; the toy and MMTS examples ignore n, T, d and the generators."""
+    if kind == "random":
+        return random_instance(generators, n, T, d, dtype=dtype)
+    if kind == "equal_scores":
+        return equal_scores_instance(generators, n, T, d, dtype=dtype)
+    if kind == "toy":
+        return toy_instance(angle_deg, len(generators), dtype=dtype)
+    if kind == "mmts_single":
+        return mmts_single_instance(len(generators), dtype=dtype)
+    raise ValueError(f"unknown instance kind {kind!r}; choose one of {INSTANCE_KINDS}")
+
+
+def instance_dims(kind: str, n: int, T: int, d: int) -> tuple[int, int, int]:
+    """(n, T, d) that ``make_instance`` produces for ``kind``."""
+    return {"toy": (2, 2, 2), "mmts_single": (1, 3, 2)}.get(kind, (n, T, d))
+
+
+def instance_from_arrays(arrays: dict[str, np.ndarray], prefix: str) -> Instance:
+    """Rebuild an `Instance` (float64, CPU) from record arrays written by `Instance.arrays`."""
+    t = lambda k: torch.as_tensor(np.asarray(arrays[f"{prefix}.{k}"]), dtype=torch.float64)
+    return Instance(t("X"), t("Z"), t("Y"), t("v"))

@@ -1,0 +1,145 @@
+"""The one-layer attention model of TF-SVM and its training loss, on an ensemble axis.
+
+Tarzanagh, Li, Thrampoulidis & Oymak, *Transformers as Support Vector Machines* (2023), Sec. 2:
+
+    s_i(W) = softmax(X_i W z_i) in the simplex,      f_W(X_i, z_i) = v^T X_i^T s_i(W),
+    L(W)   = (1/n) sum_i  loss(Y_i f_W(X_i, z_i)),   W = K Q^T in the (K, Q) parametrisation.
+
+Writing gamma_it = Y_i v^T x_it (the token *scores*), the signed output is the softmax average of
+the scores, Y_i f_i = sum_t s_it gamma_it <= max_t gamma_it, which is why the loss can only reach
+its infimum as ||W|| -> infinity with all softmax mass on the optimal token.
+
+Two forward passes are provided:
+
+- `margins_stable`: the cancellation-free form of spec pitfall 4,
+      Y_i f_i = gamma_ir + sum_t s_it (gamma_it - gamma_ir),   r = argmax_t (X_i W z_i)_t (detached),
+  whose autograd backward pass s_it (h_it - sum_tau s_tau h_tau) with h_ir = 0 never subtracts two
+  numbers close to each other, so gradients stay accurate until exp() underflows (margin ~ 700);
+- `margins_naive`: the textbook sum_t s_it gamma_it, whose backward pass computes
+  gamma_iopt - sum_tau s_tau gamma_tau, which is pure rounding error once the off-token softmax
+  mass drops below float64 eps (margin ~ 36).  Kept only to demonstrate that precision horizon.
+
+Index letters: e ensemble member, i (written n in shapes) sequence, t token, a/b feature, m rank.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from workbench.attention import stable_softmax
+
+LOSSES = ("logistic", "exp", "correlation")
+Loss = Literal["logistic", "exp", "correlation"]
+
+
+# --------------------------------------------------------------------------------- the model
+def attention_logits(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
+    """(X_i W z_i)_t: X (e, n, T, d), W (e, d, d), Z (e, n, d) -> (e, n, T)."""
+    Wz = torch.matmul(Z, W.transpose(-1, -2))                     # (e, n, d): rows (W z_i)^T
+    return torch.matmul(X, Wz.unsqueeze(-1)).squeeze(-1)          # (e, n, T)
+
+
+def softmax_scores(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
+    """s_i(W) (e, n, T), computed with the row maximum subtracted."""
+    return stable_softmax(attention_logits(X, W, Z), dim=-1)
+
+
+def token_scores(X: Tensor, Y: Tensor, v: Tensor) -> Tensor:
+    """gamma_it = Y_i v^T x_it: (e, n, T)."""
+    return Y[..., None] * torch.einsum("enta,ea->ent", X, v)
+
+
+def margins_stable(logits: Tensor, gamma: Tensor) -> Tensor:
+    """Y_i f_i = gamma_ir + sum_t s_it (gamma_it - gamma_ir), r = argmax logits (detached): (e, n)."""
+    r = logits.detach().argmax(dim=-1, keepdim=True)              # (e, n, 1)
+    gamma_r = gamma.gather(-1, r)                                 # (e, n, 1)
+    s = stable_softmax(logits, dim=-1)                            # (e, n, T)
+    return gamma_r[..., 0] + (s * (gamma - gamma_r)).sum(dim=-1)
+
+
+def margins_naive(logits: Tensor, gamma: Tensor) -> Tensor:
+    """Y_i f_i = sum_t s_it gamma_it with torch.softmax: (e, n).  Loses the gradient at margin ~36."""
+    return (torch.softmax(logits, dim=-1) * gamma).sum(dim=-1)
+
+
+def loss_fn(u: Tensor, kind: Loss) -> Tensor:
+    """The decreasing loss of the signed output u: logistic log(1+e^-u), exponential e^-u, or
+    correlation -u."""
+    if kind == "logistic":
+        return torch.nn.functional.softplus(-u)
+    if kind == "exp":
+        return torch.exp(-u)
+    if kind == "correlation":
+        return -u
+    raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
+
+
+def loss_derivative(u: Tensor, kind: Loss) -> Tensor:
+    """loss'(u) (negative): -1/(1+e^u), -e^-u or -1."""
+    if kind == "logistic":
+        return -torch.sigmoid(-u)
+    if kind == "exp":
+        return -torch.exp(-u)
+    if kind == "correlation":
+        return -torch.ones_like(u)
+    raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
+
+
+def weight(params: dict[str, Tensor]) -> Tensor:
+    """W (e, d, d) from either parametrisation: params {'W'} or {'K', 'Q'} with W = K Q^T."""
+    if "W" in params:
+        return params["W"]
+    return torch.einsum("eam,ebm->eab", params["K"], params["Q"])  # (e, d, m) x (e, d, m)
+
+
+def empirical_risk(params: dict[str, Tensor], X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss,
+                   forward: Literal["stable", "naive"] = "stable") -> Tensor:
+    """L = (1/n) sum_i loss(Y_i f_i) per member: (e,)."""
+    logits = attention_logits(X, weight(params), Z)
+    u = margins_stable(logits, gamma) if forward == "stable" else margins_naive(logits, gamma)
+    return loss_fn(u, kind).mean(dim=-1)
+
+
+def risk_gradient_W(W: Tensor, X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss) -> tuple[Tensor, Tensor]:
+    """Closed-form (risk, dL/dW), cancellation-free; the oracle the autograd paths are tested against.
+
+        dL/dW = (1/n) sum_i loss'(u_i) sum_t s_it (h_it - sum_tau s_iτ h_iτ) x_it z_i^T,
+        h_it = gamma_it - gamma_ir  (r the argmax token, so h_ir = 0).
+    """
+    logits = attention_logits(X, W, Z)                            # (e, n, T)
+    r = logits.argmax(dim=-1, keepdim=True)                       # (e, n, 1)
+    gamma_r = gamma.gather(-1, r)                                 # (e, n, 1)
+    h = gamma - gamma_r                                           # (e, n, T), 0 at r
+    w = (logits - logits.gather(-1, r)).exp()                     # (e, n, T), 1 at r
+    s = w / w.sum(dim=-1, keepdim=True)                           # softmax
+    mean_h = (s * h).sum(dim=-1, keepdim=True)                    # (e, n, 1), a sum of small terms
+    u = (gamma_r + mean_h).squeeze(-1)                            # (e, n) = Y_i f_i
+    dlogit = loss_derivative(u, kind).unsqueeze(-1) * s * (h - mean_h)   # (e, n, T) dL_i/dlogit_it
+    c = torch.matmul(dlogit.unsqueeze(-2), X).squeeze(-2)         # (e, n, d): sum_t dlogit_it x_it
+    grad = torch.matmul(c.transpose(-1, -2), Z) / X.shape[1]      # (e, d, d): (1/n) sum_i c_i z_i^T
+    return loss_fn(u, kind).mean(dim=-1), grad
+
+
+# ------------------------------------------------------------------------------------ metrics
+def frobenius_correlation(A: Tensor, B: Tensor) -> Tensor:
+    """<A, B> / (||A||_F ||B||_F) over the last two axes."""
+    num = (A * B).sum(dim=(-2, -1))
+    return num / (A.flatten(-2).norm(dim=-1) * B.flatten(-2).norm(dim=-1))
+
+
+def saturation(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
+    """1 - min_i max_t s_it(W): how far the softmax is from selecting one token per sequence (e,).
+
+    Computed as max_i sum_{t != r} s_it (r the argmax) to keep precision below float64 eps."""
+    logits = attention_logits(X, W, Z)
+    r = logits.argmax(dim=-1, keepdim=True)                       # (e, n, 1)
+    w = (logits - logits.gather(-1, r)).exp()                     # (e, n, T), 1 at r
+    off = w.scatter(-1, r, 0.0).sum(dim=-1)                       # sum_{t != r} exp(shift), (e, n)
+    return (off / (1.0 + off)).amax(dim=-1)
+
+
+def selected_tokens(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
+    """alpha_i = argmax_t s_it(W): (e, n)."""
+    return attention_logits(X, W, Z).argmax(dim=-1)

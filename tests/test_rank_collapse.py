@@ -1,0 +1,327 @@
+"""Rank-collapse study: closed forms against brute force, autograd against finite differences,
+ensemble member i against the standalone run i, config validation, and the smoke preset."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog, minimize_scalar
+
+from studies import rank_collapse as rc
+from studies.rank_collapse import model, simulate, theory
+from studies.rank_collapse.config import Config
+from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
+from workbench.errors import ConfigError
+from workbench.linalg import composite_norm, norm_l1, norm_linf, residual_argmin, residual_mean
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tensors here are tiny; intra-op threads only cost synchronisation on a shared machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("changes, message", [
+    ({"depth": 4}, "depth"),
+    ({"branch_scale": "1/L"}, "branch_scale"),
+    ({"branch_scale": -1.0}, "branch_scale"),
+    ({"norm": "both"}, "norm"),
+    ({"qk_scale": (1.0, 0.0)}, "qk_scale"),
+    ({"epsilons": (1e-2, 1e-3, 1e-1)}, "epsilons"),
+    ({"path_heads": 8, "path_depth": 5}, "paths"),
+    ({"bound_tokens": (4.5,)}, "bound_tokens"),
+    ({"cluster_step": 0.0}, "cluster_step"),
+])
+def test_config_rejects_bad_values(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.smoke().replace(**changes)
+
+
+def test_branch_scale_string_and_cli_coercion():
+    cfg = Config.smoke().with_overrides(["branch_scale=1/sqrt(L)", "qk_scale=0.5,2", "skip=false"])
+    assert cfg.branch_scale == "1/sqrt(L)" and cfg.alpha == pytest.approx(1 / math.sqrt(cfg.depth))
+    assert cfg.qk_scale == (0.5, 2.0) and cfg.skip is False
+    assert Config.smoke().with_overrides(["branch_scale=0.25"]).alpha == 0.25
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+# ----------------------------------------------------------------------------- workbench.linalg
+def _exact_composite_residual(X: np.ndarray) -> float:
+    """min_x sqrt(||X - 1x^T||_1 ||X - 1x^T||_inf), exactly: sqrt(f1 finf) = min_a (a f1 + finf/a)/2
+    (AM-GM), and for fixed a the inner problem is a linear program."""
+    n, d = X.shape
+
+    def inner(a: float) -> float:
+        nv = d + n * d + 2  # x, |X - 1x^T| entries, t1 (max column sum), tinf (max row sum)
+        c = np.zeros(nv)
+        c[-2], c[-1] = a / 2, 1 / (2 * a)
+        A, b = [], []
+        for i in range(n):
+            for j in range(d):
+                for sign in (1, -1):
+                    r = np.zeros(nv)
+                    r[d + i * d + j], r[j] = -1, -sign
+                    A.append(r)
+                    b.append(-sign * X[i, j])
+        for j in range(d):
+            r = np.zeros(nv)
+            r[[d + i * d + j for i in range(n)]] = 1
+            r[-2] = -1
+            A.append(r)
+            b.append(0)
+        for i in range(n):
+            r = np.zeros(nv)
+            r[d + i * d:d + i * d + d] = 1
+            r[-1] = -1
+            A.append(r)
+            b.append(0)
+        res = linprog(c, A_ub=np.array(A), b_ub=np.array(b), bounds=[(None, None)] * d + [(0, None)] * (n * d + 2),
+                      method="highs")
+        return res.fun
+
+    grid = np.linspace(-4, 4, 81)  # log a
+    vals = [inner(math.exp(t)) for t in grid]
+    k = int(np.argmin(vals))
+    refined = minimize_scalar(lambda t: inner(math.exp(t)), bounds=(grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]),
+                              method="bounded", options={"xatol": 1e-10})
+    return min(min(vals), refined.fun)
+
+
+def test_residual_argmin_is_close_to_the_exact_minimum():
+    """workbench's argmin residual is an upper bound within a few percent of the true minimum, and
+    the mean-centred residual is within 2(1 - 1/n) of it (spec section 3)."""
+    rng = np.random.default_rng(0)
+    worst = 1.0
+    for _ in range(6):
+        n, d = int(rng.integers(3, 6)), int(rng.integers(2, 4))
+        X = rng.standard_normal((n, d)) * rng.exponential(1.0, size=(1, d))
+        exact = _exact_composite_residual(X)
+        approx = composite_norm(residual_argmin(torch.tensor(X))).item()
+        mean = composite_norm(residual_mean(torch.tensor(X))).item()
+        assert approx >= exact * (1 - 1e-6)
+        assert mean <= 2 * (1 - 1 / n) * exact * (1 + 1e-6)
+        worst = max(worst, approx / exact)
+    assert worst < 1.05
+
+
+def test_composite_norm_properties():
+    A = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
+    B = torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=F64)
+    assert composite_norm(A).item() == pytest.approx(math.sqrt(2))
+    assert composite_norm(A + B).item() == pytest.approx(3.0)
+    assert composite_norm(A + B) > composite_norm(A) + composite_norm(B)  # no triangle inequality
+    g = _gen(0)
+    for _ in range(20):
+        X, Y = torch.randn(5, 4, generator=g, dtype=F64), torch.randn(4, 6, generator=g, dtype=F64)
+        assert composite_norm(X @ Y) <= composite_norm(X) * composite_norm(Y) * (1 + 1e-12)
+        assert torch.linalg.matrix_norm(X, ord=2) <= composite_norm(X) * (1 + 1e-12)
+    n = 7
+    centring = torch.eye(n, dtype=F64) - torch.full((n, n), 1 / n, dtype=F64)
+    assert norm_l1(centring).item() == pytest.approx(theory.centring_norm(n))
+    assert norm_linf(centring).item() == pytest.approx(theory.centring_norm(n))
+
+
+# ----------------------------------------------------------------------------- theory vs brute force
+def test_residual_identity_and_explicit_bound():
+    """res_mean(SA(X)) = (I - J)(P - 1 s^T) R W exactly, and the explicit bound holds, also far
+    outside the small-residual regime."""
+    g = _gen(1)
+    for trial in range(30):
+        n, d = 3 + trial % 5, 2 + trial % 4
+        spec = TransformerSpec(depth=1, d_model=d, n_heads=1)
+        p = init_transformer(spec, [_gen(100 + trial)], qk_std=0.5 + trial / 15, value_std=1.0)
+        X = torch.randn(1, n, d, generator=g, dtype=F64) * (0.1 + trial / 20) + torch.randn(1, 1, d, generator=g, dtype=F64)
+        fwd = transformer_forward(X, p, spec)
+        P = fwd.patterns[0][0, 0]
+        R = residual_mean(X)[0]
+        xbar = X[0].mean(0)
+        A = p["W_Q"][0, 0, 0] @ p["W_K"][0, 0, 0].T / math.sqrt(d)
+        s = torch.softmax(R @ A.T @ xbar, dim=0)  # softmax(r), r = R A^T x
+        W = model.value_maps(p, 0)[0, 0]
+        J = torch.full((n, n), 1 / n, dtype=F64)
+        I = torch.eye(n, dtype=F64)
+        lhs = residual_mean(fwd.output)[0]
+        rhs = (I - J) @ (P - torch.ones(n, 1, dtype=F64) * s) @ R @ W
+        assert torch.allclose(lhs, rhs, atol=1e-12 * (1 + lhs.abs().max().item()))
+        E = R @ A @ R.T
+        eps_E = E.abs().max().item()
+        assert eps_E <= torch.linalg.matrix_norm(A, 2).item() * R.pow(2).sum(-1).max().item() * (1 + 1e-12)
+        bound = theory.explicit_bound(n, eps_E, composite_norm(R).item(), composite_norm(W).item())
+        assert composite_norm(lhs).item() <= bound * (1 + 1e-12)
+
+
+def test_path_counts_and_enumeration():
+    for L, H in [(1, 1), (3, 2), (5, 3), (12, 12)]:
+        counts = theory.path_length_counts(L, H)
+        assert counts.sum() == (H + 1) ** L
+        assert np.allclose(theory.path_length_distribution(L, H), counts / (H + 1) ** L)
+    paths = theory.enumerate_paths(3, 2, skip=True)
+    lengths = np.bincount([sum(h > 0 for h in p) for p in paths])
+    assert list(lengths) == list(theory.path_length_counts(3, 2))
+    dist = theory.path_length_distribution(12, 12)
+    assert dist[12] == pytest.approx(0.383, abs=1e-3) and dist[11] == pytest.approx(0.383, abs=1e-3)  # BERT-base
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_path_decomposition_reproduces_forward(skip):
+    spec = TransformerSpec(depth=3, d_model=6, n_heads=2, skip=skip, branch_scale=0.7)
+    p = init_transformer(spec, member_generators(5, 2), qk_std=1.5)
+    X = torch.randn(2, 5, 6, generator=_gen(2), dtype=F64)
+    fwd = transformer_forward(X, p, spec)
+    dec = model.path_decomposition(X, p, spec, fwd.patterns)
+    assert torch.allclose(dec["total"], fwd.output, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(dec["by_length"].sum(1), fwd.output, rtol=1e-12, atol=1e-12)
+    if skip:
+        assert torch.allclose(dec["by_length"][:, 0], X)  # the length-0 path is X itself
+
+
+def test_uniform_attention_mean_recursion_is_exact():
+    """With W_Q = W_K = 0 and skips: R_{l+1} = R_l and m_{l+1} = (I + alpha W_l)^T m_l."""
+    spec = TransformerSpec(depth=6, d_model=5, n_heads=2, skip=True, branch_scale=0.6)
+    p = init_transformer(spec, member_generators(3, 1), qk_std=0.0, value_std=2.0)
+    X = torch.randn(1, 4, 5, generator=_gen(3), dtype=F64)
+    hidden = transformer_forward(X, p, spec).hidden
+    m = X[0].mean(0)
+    for l in range(spec.depth):
+        W = model.value_maps(p, l)[0].sum(0)
+        m = m @ (torch.eye(5, dtype=F64) + 0.6 * W)
+        assert torch.allclose(hidden[l + 1][0].mean(0), m, rtol=1e-12, atol=1e-12)
+        assert torch.allclose(residual_mean(hidden[l + 1]), residual_mean(X), atol=1e-12)
+
+
+def test_value_map_is_norm_preserving_in_expectation():
+    """init_transformer's W_O ~ N(0, 1/(d_head H)) makes E||m sum_h W_V,h W_O,h||^2 = sigma_v^2 ||m||^2,
+    the per-layer factor of the Noci closed form (Monte Carlo over 4000 draws, 5 standard errors)."""
+    d, H, sigma = 8, 2, 1.5
+    spec = TransformerSpec(depth=1, d_model=d, n_heads=H)
+    p = init_transformer(spec, member_generators(0, 4000), value_std=sigma)
+    m = torch.ones(d, dtype=F64)
+    W = model.value_maps(p, 0).sum(1)  # (e, d, d)
+    ratio = (m @ W).pow(2).sum(-1) / m.pow(2).sum()
+    assert abs(ratio.mean().item() - sigma ** 2) <= 5 * ratio.std().item() / math.sqrt(4000)
+
+
+def test_two_token_recursion_matches_forward():
+    cfg = Config.smoke().replace(toy_grid=7, toy_depth=10)
+    arrays = simulate.two_token(cfg)
+    theta, kappa = arrays["toy_theta"].numpy(), arrays["toy_kappa"].numpy()
+    T, K = np.meshgrid(theta, kappa, indexing="ij")
+    for key, skip in (("noskip", False), ("skip", True)):
+        rec = theory.two_token_recursion(np.cos(T), np.sin(T), K, cfg.toy_depth, skip)
+        sim = arrays[f"toy_states_{key}"].numpy()
+        assert np.allclose(sim, rec, rtol=1e-11, atol=1e-13 * np.abs(sim).max())
+    # the relative residual of a 2 x 1 matrix, against the generic composite-norm formula
+    X = torch.tensor([[0.3], [-1.2]], dtype=F64)
+    rho = (composite_norm(residual_mean(X)) / composite_norm(X)).item()
+    assert theory.two_token_relative_residual(np.array([0.3, -1.2])) == pytest.approx(rho)
+
+
+# ----------------------------------------------------------------------------- gradients
+def test_qk_gradients_against_finite_differences_and_at_collapse():
+    spec = TransformerSpec(depth=2, d_model=4, n_heads=1, skip=True, mlp=True, norm="post")
+    p = model.init_weights(spec, member_generators(7, 1), value_scale=1.0, dtype=F64, device="cpu")
+    G = torch.randn(1, 5, 4, generator=_gen(8), dtype=F64)
+    X = torch.randn(1, 5, 4, generator=_gen(9), dtype=F64)
+    grads = model.qk_value_gradients(X, G, p, spec)
+
+    def loss(params):
+        return (G * transformer_forward(X, params, spec).output).sum().item()
+
+    leaves = {k: v.clone().requires_grad_(k == "W_Q") for k, v in p.items()}
+    (grad_q,) = torch.autograd.grad((G * transformer_forward(X, leaves, spec).output).sum(), [leaves["W_Q"]])
+    assert torch.allclose(grad_q.flatten(2).norm(dim=-1), grads["W_Q"])
+    h = 1e-6
+    direction = torch.randn(p["W_Q"].shape, generator=_gen(10), dtype=F64)
+    plus, minus = dict(p), dict(p)
+    plus["W_Q"], minus["W_Q"] = p["W_Q"] + h * direction, p["W_Q"] - h * direction
+    fd = (loss(plus) - loss(minus)) / (2 * h)
+    assert fd == pytest.approx((grad_q * direction).sum().item(), rel=1e-6, abs=1e-9)
+
+    collapsed = X[:, :1].expand(1, 5, 4)
+    g0 = model.qk_value_gradients(collapsed, G, p, spec)
+    assert g0["W_Q"].max() <= 1e-12 * g0["W_V"].max() and g0["W_K"].max() <= 1e-12 * g0["W_V"].max()
+    assert g0["W_V"].min() > 0
+
+
+def test_qk_gradient_is_second_order_in_eps():
+    spec = TransformerSpec(depth=1, d_model=6, n_heads=1)
+    p = init_transformer(spec, member_generators(11, 1))
+    x = torch.randn(1, 1, 6, generator=_gen(12), dtype=F64)
+    R = residual_mean(torch.randn(1, 5, 6, generator=_gen(13), dtype=F64))
+    G = torch.randn(1, 5, 6, generator=_gen(14), dtype=F64)
+    norms = [model.qk_value_gradients(x + e * R, G, p, spec)["W_Q"].item() for e in (1e-3, 5e-4)]
+    assert norms[0] / norms[1] == pytest.approx(4.0, rel=1e-2)
+
+
+# ----------------------------------------------------------------------------- sphere model
+def test_sphere_energy_is_a_lyapunov_function():
+    """dE/dt = sum_i (Z_i / n^2) |P_perp(x_i) pull_i|^2 >= 0 (the chapter's derivation), by autograd."""
+    n, d, beta = 6, 3, 2.5
+    x = torch.randn(1, n, d, generator=_gen(15), dtype=F64)
+    x = (x / x.norm(dim=-1, keepdim=True)).requires_grad_(True)
+    b = torch.tensor([beta], dtype=F64)
+    v = model.sphere_velocity(x, b).detach()
+    (grad,) = torch.autograd.grad(model.sphere_energy(x, b).sum(), [x])
+    x = x.detach()
+    Z = torch.exp(beta * x[0] @ x[0].T).sum(-1)
+    assert (grad * v).sum().item() == pytest.approx((Z[:, None] * v[0].pow(2)).sum().item() / n ** 2, rel=1e-12)
+    assert np.allclose(theory.cluster_energy(x.numpy(), np.array([beta])), model.sphere_energy(x, b).numpy())
+
+
+def test_count_clusters():
+    a, b = torch.tensor([1.0, 0, 0], dtype=F64), torch.tensor([0, 1.0, 0], dtype=F64)
+    x = torch.stack([a, a, b, a, b, torch.tensor([0, 0, 1.0], dtype=F64)])[None]
+    assert model.count_clusters(x).item() == 3
+
+
+# ----------------------------------------------------------------------------- batching
+def test_at_scales_order():
+    W = {"W_Q": torch.ones(2, 1, 1, 3, 3, dtype=F64), "W_V": torch.ones(2, 1, 1, 3, 3, dtype=F64)}
+    out = model.at_scales(W, torch.tensor([0.5, 2.0], dtype=F64))
+    assert out["W_Q"][:, 0, 0, 0, 0].tolist() == [0.5, 0.5, 2.0, 2.0]
+    assert out["W_V"][:, 0, 0, 0, 0].tolist() == [1.0] * 4
+
+
+def test_ensemble_member_equals_standalone_run():
+    """Member (scale j, seed i) of a batched experiment equals the standalone run at seed + i, s_j."""
+    cfg = Config.smoke().replace(n_seeds=3, qk_scale=(0.5, 2.0), depth=8, scaling_depths=(2, 4),
+                                 witness_value_scales=(1.0,), grad_depth=2)
+    batched_sweep, batched_scan, batched_grad = simulate.depth_sweep(cfg), simulate.cubic_scan(cfg), simulate.gradient_experiment(cfg)
+    for i in (0, 2):
+        for j, s in enumerate(cfg.qk_scale):
+            alone = cfg.replace(seed=cfg.seed + i, n_seeds=1, qk_scale=(s,))
+            sweep, scan, grad = simulate.depth_sweep(alone), simulate.cubic_scan(alone), simulate.gradient_experiment(alone)
+            for key in ("sweep_rho_san", "sweep_rho_full", "scaling_rho_full_skip_invsqrt"):
+                assert torch.allclose(sweep[key][0, 0], batched_sweep[key][j, i], rtol=1e-10, atol=1e-14), key
+            for key in ("scan_output_residual_sa", "scan_output_residual_sa_multihead", "scan2_output_residual"):
+                assert torch.allclose(scan[key][0, 0], batched_scan[key][j, i], rtol=1e-9, atol=1e-14), key
+            assert torch.allclose(grad["grad_one_W_V"][0, 0], batched_grad["grad_one_W_V"][j, i], rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- smoke preset
+def test_smoke_preset_runs_and_passes():
+    record = rc.run(Config.smoke(), progress=False)
+    checks = rc.checks(record)
+    assert len(checks) >= 25
+    failed = [c.name for c in checks if not c.passed]
+    assert not failed, failed
+    figs = rc.figures(record)
+    assert {"relative_residual", "cubic_scan", "explicit_bound", "paths", "two_token_phase",
+            "noci_depth_scaling", "clustering"} <= set(figs)
+    import matplotlib.pyplot as plt
+    for f in figs.values():
+        plt.close(f)
+    pred = rc.predict(Config.smoke())
+    assert pred["cubic_exponent"] == 3 and list(pred["path_counts_skip"]) == [1, 6, 12, 8]

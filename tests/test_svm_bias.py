@@ -1,0 +1,304 @@
+"""Tests of the SVM implicit-bias study: closed forms against the solvers, gradients against
+autograd, ensemble members against standalone runs, config validation, and the smoke preset."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.errors import ConfigError, SolverError
+
+from studies import svm_bias as sb
+from studies.svm_bias import instances, model, svm, theory, training
+from studies.svm_bias.config import SMOKE_UNDERPOWERED, Config
+from studies.svm_bias.metrics import corr
+
+
+def gens(seed: int, n: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+# --------------------------------------------------------------------------------- instances
+@pytest.mark.parametrize("kind", ["random", "equal_scores"])
+def test_batched_instance_member_equals_standalone(kind):
+    batch = instances.make_instance(kind, gens(5, 3), n=4, T=5, d=6)
+    for i in range(3):
+        alone = instances.make_instance(kind, gens(5 + i, 1), n=4, T=5, d=6)
+        for name in ("X", "Z", "Y", "v"):
+            assert torch.equal(getattr(batch, name)[i], getattr(alone, name)[0])
+
+
+def test_equal_scores_instance_scores_and_queries():
+    inst = instances.equal_scores_instance(gens(0, 4), 3, 6, 5)
+    g = inst.gamma
+    assert torch.allclose(g.amax(dim=-1), torch.ones(4, 3, dtype=torch.float64))
+    assert ((g - 0.5).abs() < 1e-15).sum(dim=-1).eq(5).all()                  # every other token scores 0.5
+    gram = torch.einsum("ena,ema->enm", inst.Z, inst.Z)
+    assert torch.allclose(gram, torch.eye(3, dtype=torch.float64).expand(4, 3, 3), atol=1e-12)
+
+
+def test_random_instance_has_score_gap():
+    inst = instances.random_instance(gens(0, 10), 6, 8, 10)
+    assert (instances.score_gap(inst.X, inst.Y, inst.v) >= 1e-3).all()
+    assert torch.allclose(inst.X.norm(dim=-1), torch.ones(10, 6, 8, dtype=torch.float64))
+
+
+def test_mmts_instance_scores():
+    inst = instances.mmts_single_instance()
+    assert torch.allclose(inst.gamma[0, 0], torch.tensor([1.0, 0.9, 0.0], dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------ model
+@pytest.mark.parametrize("loss", ["logistic", "exp", "correlation"])
+def test_closed_form_gradient_equals_autograd(loss):
+    inst = instances.random_instance(gens(1, 3), 4, 5, 6)
+    W = torch.randn((3, 6, 6), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    risk, grad = model.risk_gradient_W(W, inst.X, inst.Z, inst.gamma, loss)
+    Wr = W.clone().requires_grad_(True)
+    auto = model.empirical_risk({"W": Wr}, inst.X, inst.Z, inst.gamma, loss)
+    (g_auto,) = torch.autograd.grad(auto.sum(), Wr)
+    assert torch.allclose(risk, auto.detach(), rtol=1e-13, atol=1e-15)
+    assert torch.allclose(grad, g_auto, rtol=1e-10, atol=1e-15)
+    naive = model.empirical_risk({"W": W}, inst.X, inst.Z, inst.gamma, loss, forward="naive")
+    assert torch.allclose(naive, risk, rtol=1e-12)
+
+
+def test_loss_derivative_matches_autograd():
+    u = torch.linspace(-3, 3, 13, dtype=torch.float64, requires_grad=True)
+    for kind in model.LOSSES:
+        (g,) = torch.autograd.grad(model.loss_fn(u, kind).sum(), u)
+        assert torch.allclose(g, model.loss_derivative(u.detach(), kind), rtol=1e-13)
+
+
+def test_kq_training_gradient_is_chain_rule():
+    """The (K, Q) gradients used in training equal autograd through W = K Q^T."""
+    inst = instances.random_instance(gens(2, 2), 3, 4, 5)
+    g = torch.Generator().manual_seed(1)
+    K, Q = (torch.randn((2, 5, 3), generator=g, dtype=torch.float64) for _ in range(2))
+    Kr, Qr = K.clone().requires_grad_(True), Q.clone().requires_grad_(True)
+    auto = model.empirical_risk({"K": Kr, "Q": Qr}, inst.X, inst.Z, inst.gamma, "logistic")
+    gK, gQ = torch.autograd.grad(auto.sum(), [Kr, Qr])
+    _, G = model.risk_gradient_W(model.weight({"K": K, "Q": Q}), inst.X, inst.Z, inst.gamma, "logistic")
+    assert torch.allclose(torch.einsum("eab,ebm->eam", G, Q), gK, rtol=1e-10, atol=1e-16)
+    assert torch.allclose(torch.einsum("eab,eam->ebm", G, K), gQ, rtol=1e-10, atol=1e-16)
+
+
+def test_naive_gradient_vanishes_past_the_horizon_stable_does_not():
+    inst = instances.toy_instance(60.0)
+    W_mm = torch.as_tensor(theory.toy_solutions(60.0)["W_fro"])[None]
+    for m, naive_zero in ((20.0, False), (45.0, True)):
+        grads = {}
+        for forward in ("naive", "stable"):
+            Wr = (m * W_mm).clone().requires_grad_(True)
+            (grads[forward],) = torch.autograd.grad(
+                model.empirical_risk({"W": Wr}, inst.X, inst.Z, inst.gamma, "logistic", forward).sum(), Wr)
+        assert bool((grads["naive"] == 0).all()) == naive_zero
+        cos = -(grads["stable"] * W_mm).sum() / (grads["stable"].norm() * W_mm.norm())
+        assert abs(float(cos) - 1) < 1e-12
+
+
+def test_saturation_is_accurate_below_eps():
+    inst = instances.toy_instance(60.0)
+    W_mm = torch.as_tensor(theory.toy_solutions(60.0)["W_fro"])[None]
+    sat = model.saturation(inst.X, 100 * W_mm, inst.Z)
+    assert math.isclose(float(sat), math.exp(-100) / (1 + math.exp(-100)), rel_tol=1e-10)
+
+
+# -------------------------------------------------------------------------------------- SVM
+@pytest.mark.parametrize("angle", [30.0, 60.0, 80.0])
+def test_att_svm_matches_toy_closed_forms(angle):
+    inst = instances.toy_instance(angle)
+    X, Z, alpha = inst.X[0].numpy(), inst.Z[0].numpy(), np.zeros(2, dtype=int)
+    toy = theory.toy_solutions(angle)
+    fro, nuc, op = (svm.att_svm(X, Z, alpha, norm) for norm in ("fro", "nuc", "op"))
+    assert math.isclose(fro.value, toy["fro_value"], rel_tol=1e-7)
+    assert math.isclose(nuc.value, toy["nuc_value"], rel_tol=1e-7)
+    assert math.isclose(op.value, toy["op_value"], rel_tol=1e-7)
+    assert np.allclose(fro.W, toy["W_fro"], atol=1e-6)
+    assert np.allclose(nuc.W, toy["W_nuc"], atol=1e-4)                          # unique nuclear minimiser
+    assert math.isclose(float(corr(toy["W_fro"], toy["W_nuc"])), toy["cos_fro_nuc"], rel_tol=1e-12)
+    ldp, lam = svm.att_svm_ldp(X, Z, alpha)
+    assert np.allclose(ldp, toy["W_fro"], atol=1e-12)
+    assert lam.shape == (2,) and (lam > 0).all()                                # both constraints active
+    assert fro.support[:, 1].all()
+
+
+def test_ldp_crosscheck_and_kkt_on_random_instances():
+    inst = instances.random_instance(gens(3, 4), 5, 6, 8)
+    for e in range(4):
+        X, Z = inst.X[e].numpy(), inst.Z[e].numpy()
+        alpha = inst.opt[e].numpy()
+        sol = svm.att_svm(X, Z, alpha, "fro")
+        W, lam = svm.att_svm_ldp(X, Z, alpha)
+        assert np.linalg.norm(W - sol.W) / np.linalg.norm(W) < 1e-5
+        assert abs(np.nanmin(svm.margins_of(W, X, Z, alpha)) - 1) < 1e-9
+        # the dual weights live on the support set (complementary slackness) and rebuild W
+        D, Zk = svm.margin_features(X, Z, alpha)
+        assert np.allclose(np.einsum("k,ka,kb->ab", lam, D, Zk), W, atol=1e-9)
+        support = np.array([sol.support[i_, t] for i_ in range(5) for t in range(6) if t != alpha[i_]])
+        assert not (lam > 1e-8)[~support].any()
+        assert svm.numerical_rank(W) <= 5                                       # rank <= n
+        for norm in ("nuc", "op"):
+            assert abs(np.nanmin(svm.att_svm(X, Z, alpha, norm).margins) - 1) < 1e-6
+
+
+def _infeasible_instance():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    X = np.array([[a, b], [a, b]])                                              # the same tokens twice
+    Z = np.array([[1.0, 0.0], [1.0, 0.0]])                                      # and the same query
+    return X, Z, np.array([0, 1])                                               # but opposite selections
+
+
+def test_infeasible_svm_raises_clear_errors():
+    X, Z, alpha = _infeasible_instance()
+    for norm in svm.NORMS:
+        with pytest.raises(svm.InfeasibleSVMError, match="infeasible"):
+            svm.att_svm(X, Z, alpha, norm)
+    with pytest.raises(svm.InfeasibleSVMError):
+        svm.att_svm_ldp(X, Z, alpha)
+    assert issubclass(svm.InfeasibleSVMError, SolverError)
+
+
+def test_failed_solve_raises(monkeypatch):
+    class Broken:
+        status = "unbounded"
+
+        def solve(self, **kwargs):
+            return None
+
+    class Var:
+        value = None
+
+    class Param:
+        value = None
+
+    monkeypatch.setattr(svm, "_problem", lambda *args, **kw: (Broken(), Param(), Var()))
+    inst = instances.toy_instance(60.0)
+    with pytest.raises(SolverError, match="did not solve"):
+        svm.att_svm(inst.X[0].numpy(), inst.Z[0].numpy(), np.zeros(2, dtype=int))
+
+
+def test_mmts_svms_and_local_optimality():
+    inst = instances.mmts_single_instance()
+    X, Z, g = inst.X[0].numpy(), inst.Z[0].numpy(), inst.gamma[0].numpy()
+    glob, loc = svm.att_svm(X, Z, np.array([0])), svm.att_svm(X, Z, np.array([1]))
+    assert np.allclose(glob.W[:, 0], theory.MMTS_P_GLOBAL, atol=1e-6)
+    assert np.allclose(loc.W[:, 0], theory.MMTS_P_LOCAL, atol=1e-6)
+    assert loc.support[0].tolist() == [False, False, True]
+    assert svm.locally_optimal(g, np.array([1]), loc.support)                  # token 2 beats its support
+    bad = svm.att_svm(X, Z, np.array([2]))                                      # token 3 (score 0) selected
+    assert not svm.locally_optimal(g, np.array([2]), bad.support)
+
+
+def test_kq_nuclear_identity():
+    """min over K Q^T = W of (||K||^2 + ||Q||^2)/2 is ||W||_*, attained by the balanced SVD factors."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 5))
+    U, s, Vt = np.linalg.svd(W)
+    K, Q = U * np.sqrt(s), Vt.T * np.sqrt(s)
+    assert np.allclose(K @ Q.T, W)
+    assert math.isclose((np.sum(K ** 2) + np.sum(Q ** 2)) / 2, s.sum(), rel_tol=1e-12)
+    for _ in range(20):                                                         # any other factorisation costs more
+        A = rng.standard_normal((5, 5))
+        K2, Q2 = K @ A, Q @ np.linalg.inv(A).T
+        assert np.allclose(K2 @ Q2.T, W, atol=1e-8)
+        assert (np.sum(K2 ** 2) + np.sum(Q2 ** 2)) / 2 >= s.sum() - 1e-9
+
+
+# --------------------------------------------------------------------------------- training
+@pytest.mark.parametrize("optimizer,param,per", [("ngd", "W", "tensor"), ("spectral", "W", "tensor"),
+                                                 ("ngd", "KQ", "tensor"), ("ngd", "KQ", "joint"), ("gd", "W", "tensor")])
+def test_ensemble_member_equals_standalone_run(optimizer, param, per):
+    inst = instances.random_instance(gens(7, 3), 4, 5, 6)
+    init = training.init_params(param, gens(100, 3), 6, 6, 0.3)
+    kw = dict(optimizer=optimizer, lr=0.3, steps=60, loss="logistic", ngd_per=per)
+    batch = training.train_attention(inst, init, **kw)
+    for i in range(3):
+        alone_init = {k: v[i:i + 1] for k, v in init.items()}
+        alone = training.train_attention(inst.member(i), alone_init, **kw)
+        assert torch.allclose(batch.W_traj[:, i], alone.W_traj[:, 0], rtol=1e-12, atol=1e-13)
+
+
+def test_underflow_guard_freezes_members():
+    inst = instances.toy_instance(60.0, 2)
+    init = {"W": torch.zeros((2, 2, 2), dtype=torch.float64)}
+    lr = torch.tensor([0.5, 0.05], dtype=torch.float64)                         # member 0 reaches the horizon
+    run = training.train_attention(inst, init, optimizer="ngd", lr=lr, steps=900, loss="logistic", grad_floor=1e-140)
+    assert run.frozen_at[0] > 0 and run.frozen_at[1] == -1
+    frozen = run.steps > run.frozen_at[0].item()
+    assert torch.equal(run.W_traj[frozen, 0], run.W_traj[-1:, 0].expand(int(frozen.sum()), -1, -1))
+    # margin at the freeze: exp(-margin) ~ the floor, far past the naive horizon (~36)
+    margin = float(model.attention_logits(inst.X, run.W, inst.Z)[0, 0, 0])
+    assert 250 < margin < 400
+
+
+def test_joint_ngd_step_has_joint_unit_length():
+    inst = instances.random_instance(gens(8, 2), 3, 4, 5)
+    init = training.init_params("KQ", gens(200, 2), 5, 5, 0.3)
+    run = training.train_attention(inst, init, optimizer="ngd", lr=0.2, steps=1, loss="logistic", ngd_per="joint",
+                                   observe_at=np.array([0, 1]))
+    step = torch.sqrt(sum((run.params[k] - init[k]).flatten(1).pow(2).sum(1) for k in ("K", "Q")))
+    assert torch.allclose(step, torch.full((2,), 0.2, dtype=torch.float64), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------------- config
+@pytest.mark.parametrize("changes,match", [
+    (dict(param="KQ", init_scale=0.0), "stationary"),
+    (dict(T=1), "T must be"),
+    (dict(angle_deg=90.0), "angle_deg"),
+    (dict(optimizer="adam"), "optimizer"),
+    (dict(rank_instances=30, n_inits=10), "rank_instances"),
+    (dict(instance="equal_scores", n=12, d=10, suite=False), "orthonormal"),
+    (dict(n=12, d=10), "n <= d"),
+    (dict(sweep_d=(8, 4)), "increasing"),
+    (dict(lr=0.0), "lr"),
+])
+def test_config_validation(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        Config.quick().replace(**changes)
+
+
+def test_predict_closed_forms():
+    p = sb.predict(Config.quick())
+    assert math.isclose(p["toy"]["cos_fro_nuc"], 3 / math.sqrt(10), rel_tol=1e-12)
+    assert math.isclose(p["toy_gd_slope"], math.sqrt(2 / 1.25), rel_tol=1e-12)
+    assert p["main_norm"] == "fro" and p["feasibility_width"] == 7
+    assert 30 < p["naive_horizon_margin"] < 37
+    assert sb.predict(Config.quick().replace(param="KQ", init_scale=0.1))["main_norm"] == "nuc"
+
+
+# ------------------------------------------------------------------------------------ smoke
+@pytest.fixture(scope="module")
+def smoke_record():
+    torch.set_num_threads(1)
+    return sb.run(Config.smoke(), progress=False)
+
+
+def test_smoke_checks_computed_and_pass(smoke_record):
+    results = sb.checks(smoke_record)
+    names = [c.name for c in results]
+    assert len(names) == len(set(names)) and len(names) >= 25
+    failed = [c.name for c in results if not c.passed and c.name not in SMOKE_UNDERPOWERED]
+    assert not failed, failed
+
+
+def test_smoke_record_is_self_contained(smoke_record):
+    """The record holds what a third party needs to re-solve an SVM and re-measure a correlation."""
+    a = smoke_record.arrays
+    i = 0
+    X, Z, W = a["main.X"][i], a["main.Z"][i], a["main.W"][i]
+    alpha = np.argmax(np.einsum("nta,ab,nb->nt", X, W, Z), axis=-1)
+    resolved = svm.att_svm(X, Z, alpha, "fro")
+    assert np.allclose(resolved.W, a["main.svm_fro"][i], atol=1e-6)
+    assert {"main.W_traj", "toy.kq.W_traj", "norms.spectral.svm_op", "sweep.d4.rank_nuc_W"} <= set(a)
+
+
+def test_smoke_figures(smoke_record):
+    import matplotlib.pyplot as plt
+
+    figs = sb.figures(smoke_record)
+    assert {"correlation", "toy_trajectories", "spectra", "precision_horizon", "fractions_vs_d"} <= set(figs)
+    for fig in figs.values():
+        plt.close(fig)
