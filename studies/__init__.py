@@ -4,4 +4,6 @@ contract of DESIGN.md; the CLI and the book find studies only through this list.
 STUDIES: list[str] = [
     "rank_collapse",
     "svm_bias",
+    "icl_regression",
+    "random_features",
 ]

@@ -75,7 +75,10 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            array = np.asarray(arrays[key])
+            if not array.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d arrays into 1-d)
+                array = np.ascontiguousarray(array)
+            np.lib.format.write_array(buf, array, allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())

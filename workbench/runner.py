@@ -74,9 +74,12 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
     study = get_study(study)
     cfg = resolve_config(study, config, preset=preset, overrides=overrides, device=device)
     path = run_dir(study, cfg, root) if save else None
+    fingerprint = code_fingerprint(study)
     if path is not None and not force and is_complete(path):
         record, checks = load_record(path, study.Config)
-        return RunResult(record, checks, path, cached=True)
+        if record.meta.get("code_fingerprint") == fingerprint:
+            return RunResult(record, checks, path, cached=True)
+        # the library or the study changed since this record was written: recompute it
 
     with deterministic(cfg.device):
         start = time.perf_counter()
@@ -88,7 +91,8 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
             raise
         wall = time.perf_counter() - start
     record.meta.update(environment_meta(cfg.device, cfg.dtype))
-    record.meta.update({"study": study.NAME, "config_hash": cfg.content_hash(), "wall_time_s": round(wall, 3),
+    record.meta.update({"study": study.NAME, "config_hash": cfg.content_hash(), "code_fingerprint": fingerprint,
+                        "wall_time_s": round(wall, 3),
                         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     checks = list(study.checks(record))
     figures = study.figures(record) if make_figures else {}
@@ -96,6 +100,25 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
         save_record(record, path, checks, figures)
     _close(figures)
     return RunResult(record, checks, path, cached=False)
+
+
+def code_fingerprint(study: ModuleType) -> str:
+    """sha256 of the source of `workbench` and of the study's package.
+
+    Records are keyed by the config hash (stable across code versions), and a cached record is
+    reused only while this fingerprint matches, so editing the library or a study never serves a
+    stale result.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    source = Path(study.__file__).resolve()
+    files = sorted(Path(__file__).resolve().parent.rglob("*.py"))
+    files += sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def save_failed(study_name: str, cfg: StudyConfig, err: TrainingError, path: Path) -> None:

@@ -11,7 +11,6 @@ Random streams: sub-experiment stream s, member i uses the generator seeded
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Sequence
 
@@ -27,6 +26,7 @@ from studies.svm_bias.model import empirical_risk, risk_gradient_W, selected_tok
 from studies.svm_bias.svm import (NORMS, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp)
 from studies.svm_bias.theory import MMTS_STARTS, predicted_norm, toy_solutions
 from studies.svm_bias.training import TrainedRun, init_params, train_attention
+from workbench.runtime import single_thread
 
 STREAMS = {"main": 0, "main_init": 100_000, "norms_init": 200_000, "equal": 300_000,
            "equal_init": 400_000, "sweep": 500_000, "sweep_init": 600_000, "alpha": 700_000,
@@ -294,23 +294,6 @@ def run_horizon(cfg, rec: Record) -> None:
     rec.add(**{"horizon.margin": margins, "horizon.rel_error_naive": np.array(rel_naive),
                "horizon.rel_error_stable_autograd": np.array(rel_autograd),
                "horizon.cos_stable": np.array(cos_stable), "horizon.grad_norm": np.array(g_stable_norm)})
-
-
-@contextlib.contextmanager
-def single_thread(device: torch.device):
-    """One intra-op thread on the CPU for the duration of a run (restored afterwards).
-
-    Every tensor here is tiny (d <= 32), so intra-op threads only add synchronisation; on a
-    shared machine their spin-waiting made a run several times slower."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run(config, *, device=None, progress: bool = True) -> Record:

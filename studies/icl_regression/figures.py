@@ -1,0 +1,276 @@
+"""Figures P1-P8 of the study: pure functions of a record (no simulation)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure
+
+from . import theory as th
+from .checks import dgd_risk_matrix, gamma_eff, head_stats, scalar
+from .data import COV_TAGS
+from .predict import predict
+
+
+def _pair_heads(cfg) -> int:
+    return min(h for h in cfg.n_heads if h >= 2)
+
+
+def _main_member(a, cfg, H: int, seed: int = 0) -> int:
+    sel = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H) & (a["softmax.seed_index"] == seed))
+    return int(sel[0])
+
+
+def fig_risk_vs_n(record):
+    """P1: risk vs context length: ridge (Bayes), OLS, R*_GD, R*_DGD, Monte Carlo and trained models at N."""
+    cfg, a = record.config, record.arrays
+    fig, axes = new_figure(1, 1, width=5.0, height=3.6)
+    ax = axes[0, 0]
+    N = a["theory.N"]
+    ax.plot(N, a["theory.gd_star"], label=r"$\mathcal{R}^*_{\rm GD}(N)$")
+    ax.plot(N, a["theory.dgd_star"], label=r"$\mathcal{R}^*_{\rm DGD}(N)$")
+    ax.plot(N, a["theory.ols"], label="OLS", color="0.4")
+    ax.errorbar(a["theory.ridge_N"], a["theory.ridge"], yerr=3 * a["theory.ridge_se"], fmt="-", color="k", lw=1,
+                label="Bayes (ridge, Wishart MC)")
+    tau = cfg.psi2 * cfg.d
+    ax.plot(N, tau * th.ridge_risk_proportional(cfg.d / N, cfg.sigma2 / tau), "k:", lw=1, label="ridge, proportional limit")
+    ax.plot(N, tau * th.gd_risk_proportional(cfg.d / N, cfg.sigma2 / tau), ":", color="C0", lw=1, label="GD, proportional limit")
+    n = cfg.n_context
+    for key, color in (("gd", "C0"), ("dgd", "C1"), ("ols", "0.4"), ("ridge", "k")):
+        ax.errorbar([n], [scalar(a, f"mc.{key}")], yerr=[3 * scalar(a, f"mc.{key}_se")], fmt="o", ms=3, color=color)
+    iN = list(cfg.test_lengths).index(n)
+    for H, marker in ((1, "v"), (_pair_heads(cfg), "s")):
+        sel = (a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H)
+        r = a["softmax.risk"][sel, iN]
+        ax.plot(np.full(r.shape, n * 1.04), r, marker, ms=5, mfc="none", color="C3" if H == 1 else "C2",
+                label=f"trained softmax, H={H}")
+    ax.axhline(cfg.sigma2, color="0.7", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("context length N")
+    ax.set_ylabel("risk (incl. $\\sigma^2$)")
+    ax.set_title(f"P1: risk vs N (d={cfg.d}, $\\sigma^2$={cfg.sigma2:g}, Σ={cfg.cov}); dots at N={n}: Monte Carlo",
+                 fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def fig_heatmaps(record):
+    """P2: per-head KQ (heatmaps, one shared colour scale) and OV (bars) of the trained pair model and
+    of the largest head count (seed 0)."""
+    cfg, a = record.config, record.arrays
+    chosen = [_main_member(a, cfg, _pair_heads(cfg))]
+    if max(cfg.n_heads) != _pair_heads(cfg):
+        chosen.append(_main_member(a, cfg, max(cfg.n_heads)))
+    cols = max(int(a["softmax.heads"][m]) for m in chosen) + 1
+    fig, axes = new_figure(cols, len(chosen), width=2.0, height=2.0)
+    lim = max(np.abs(a["softmax.KQ"][m]).max() for m in chosen)
+    D = a["softmax.KQ"].shape[-1]
+    for r, m in enumerate(chosen):
+        H = int(a["softmax.heads"][m])
+        for h in range(cols - 1):
+            ax = axes[r, h]
+            ax.grid(False)
+            if h >= H:
+                ax.axis("off")
+                continue
+            im = ax.imshow(a["softmax.KQ"][m, h], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"H={H}: KQ of head {h}", fontsize=8)
+            ax.set_xticks(range(D))
+            ax.set_xticklabels([str(i) for i in range(D - 1)] + ["y"], fontsize=6)
+            ax.set_yticks([])
+        ax = axes[r, cols - 1]
+        width = 0.8 / H
+        for h in range(H):
+            ax.bar(np.arange(D) + (h - (H - 1) / 2) * width, a["softmax.OV"][m, h], width=width, label=f"head {h}")
+        ax.set_xticks(range(D))
+        ax.set_xticklabels([str(i) for i in range(D - 1)] + ["y"], fontsize=6)
+        ax.set_title(f"H={H}: OV of each head", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.colorbar(im, ax=axes[:, : cols - 1].ravel().tolist(), shrink=0.7, label="KQ entry")
+    fig.suptitle("P2: per-head circuits KQ = K^T Q / sqrt(d+1) and OV = O V (last index: the label y)", fontsize=9)
+    return fig
+
+
+def fig_dynamics(record):
+    """P3: omega_h(t), mu_h(t), sum_h mu_h and gamma_eff(t) of the pair model (all seeds)."""
+    cfg, a = record.config, record.arrays
+    pred = predict(cfg)
+    H2 = _pair_heads(cfg)
+    steps = np.maximum(a["softmax.steps"], 1)
+    KQt, OVt, mask = a["softmax.KQ_traj"], a["softmax.OV_traj"], a["softmax.mask"]
+    fig, axes = new_figure(4, 1, width=2.7, height=2.6)
+    members = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H2))
+    G_D = pred["Gamma_dgd_star_main"]
+    for k, m in enumerate(members):
+        st = head_stats(KQt[:, m], OVt[:, m])
+        for h in range(H2):
+            axes[0, 0].plot(steps, st["omega"][:, h], color=f"C{h}", alpha=1 if k == 0 else 0.4)
+            axes[0, 1].plot(steps, st["mu"][:, h], color=f"C{h}", alpha=1 if k == 0 else 0.4)
+        axes[0, 2].plot(steps, (st["mu"] * mask[m]).sum(-1), color="k", alpha=1 if k == 0 else 0.4)
+        G = gamma_eff(KQt[:, m], OVt[:, m], mask[m])
+        axes[0, 3].plot(steps, np.einsum("tij,ij->t", G, G_D) / np.sum(G_D * G_D) * np.trace(G_D) / cfg.d,
+                        color="C2", alpha=1 if k == 0 else 0.4)
+    axes[0, 3].axhline(np.trace(G_D) / cfg.d, color="k", ls="--", lw=1, label=r"$\gamma_D^*$")
+    axes[0, 3].legend()
+    for ax, title in zip(axes[0], [r"$\omega_h$ (mean diag KQ)", r"$\mu_h$ (OV last entry)", r"$\sum_h \mu_h$",
+                                   r"$\gamma_{\rm eff}$ (along $\Gamma_D^*$)"]):
+        ax.set_xscale("log")
+        ax.set_xlabel("Adam step")
+        ax.set_title(title)
+    fig.suptitle(f"P3: training dynamics, H={H2}, {len(members)} seeds", fontsize=9)
+    return fig
+
+
+def fig_length(record):
+    """P4: length generalisation: softmax vs R^DGD_M(Gamma_eff), LSA with 1/M vs fixed 1/N, the envelope."""
+    cfg, a = record.config, record.arrays
+    pred = predict(cfg)
+    Ms = np.array(cfg.test_lengths)
+    Mgrid = np.unique(np.round(np.geomspace(max(Ms.min(), 3), Ms.max(), 40)).astype(int))
+    S = pred["Sigma_main"]
+    fig, axes = new_figure(1, 1, width=5.2, height=3.8)
+    ax = axes[0, 0]
+    H2 = _pair_heads(cfg)
+    G_eff = gamma_eff(a["softmax.KQ"], a["softmax.OV"], a["softmax.mask"])
+    members = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H2))
+    for k, m in enumerate(members):
+        ax.errorbar(Ms, a["softmax.risk"][m], yerr=3 * a["softmax.risk_se"][m], fmt="o", ms=4, color="C2",
+                    label=f"softmax H={H2} (trained at N={cfg.n_context})" if k == 0 else None)
+        ax.plot(Mgrid, [dgd_risk_matrix(G_eff[m], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C2", lw=1,
+                label=r"$\mathcal{R}^{\rm DGD}_M(\Gamma_{\rm eff})$" if k == 0 else None)
+    Gm = gamma_eff(a["mixed.KQ"], a["mixed.OV"], a["mixed.mask"])
+    for k in range(Gm.shape[0]):
+        ax.errorbar(Ms * 1.05, a["mixed.risk"][k], yerr=3 * a["mixed.risk_se"][k], fmt="d", ms=4, color="C4",
+                    label=f"softmax trained on lengths {list(cfg.mixed_lengths)}" if k == 0 else None)
+    ax.plot(Mgrid, [dgd_risk_matrix(pred["Gamma_pi"], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C4", lw=1,
+            ls="--", label=r"$\mathcal{R}^{\rm DGD}_M(\Gamma_\pi)$")
+    ax.errorbar(Ms, a["lsa.eval_risk_norm_M"], yerr=3 * a["lsa.eval_risk_norm_M_se"], fmt="s", ms=4, mfc="none",
+                color="C0", label="LSA, 1/M")
+    ax.errorbar(Ms, a["lsa.eval_risk_fixed"], yerr=3 * a["lsa.eval_risk_fixed_se"], fmt="^", ms=4, mfc="none",
+                color="C3", label=f"LSA, fixed 1/{cfg.n_context}")
+    # closed forms of the trained LSA, normalised by 1/M and by a fixed 1/N (p scaled by M/N)
+    B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
+    p = torch.as_tensor(a["lsa.eval_p"])
+    K = torch.as_tensor(a["lsa.eval_K"])
+    St = torch.as_tensor(S)
+    ax.plot(Mgrid, [float(th.lsa_population_risk(p, K, St, B, cfg.sigma2, M)) for M in Mgrid], color="C0", lw=1)
+    ax.plot(Mgrid, [float(th.lsa_population_risk(p * M / cfg.n_context, K, St, B, cfg.sigma2, M)) for M in Mgrid],
+            color="C3", lw=1)
+    ax.plot(Mgrid, [float(th.dgd_optimal_risk(St, B, cfg.sigma2, M)) for M in Mgrid], "k:", lw=1,
+            label=r"envelope $\mathcal{R}^*_{\rm DGD}(M)$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    top = 3 * max(np.max(a["softmax.risk"][members]), np.max(a["lsa.eval_risk_norm_M"]))
+    ax.set_ylim(cfg.sigma2 * 0.9, top)
+    ax.set_xlabel("test context length M")
+    ax.set_ylabel("risk")
+    ax.set_title("P4: length generalisation (markers: evaluation set ±3 SE; lines: theory)", fontsize=8)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fig_pool(record):
+    """P5: finite task pool: new-task excess risk vs T against c/T, and the pool-task risk."""
+    cfg, a = record.config, record.arrays
+    pred = predict(cfg)
+    T = a["pool.T"]
+    R = scalar(a, "pool.R_star")
+    fig, axes = new_figure(2, 1, width=3.4, height=2.9)
+    ex = a["pool.risk_new"] - R
+    axes[0, 0].errorbar(T, ex.mean(0), yerr=3 * ex.std(0, ddof=1) / np.sqrt(ex.shape[0]), fmt="o-", ms=3, label="new tasks")
+    axes[0, 0].plot(T, pred["pool_constant"] / T, "k--", lw=1, label=r"$c/T$ (delta method)")
+    axes[0, 0].set_xscale("log", base=2)
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_xlabel("number of pretraining tasks T")
+    axes[0, 0].set_ylabel(r"$\mathcal{R}_N(\Gamma_T) - \mathcal{R}^*$")
+    axes[0, 0].legend()
+    pool = a["pool.risk_pool"] - R
+    axes[0, 1].errorbar(T, pool.mean(0), yerr=3 * pool.std(0, ddof=1) / np.sqrt(pool.shape[0]), fmt="o-", ms=3,
+                        color="C1", label="pool tasks")
+    axes[0, 1].axhline(0, color="k", lw=1)
+    axes[0, 1].set_xscale("log", base=2)
+    axes[0, 1].set_xlabel("T")
+    axes[0, 1].set_ylabel(r"pool-task risk $-\ \mathcal{R}^*$")
+    axes[0, 1].legend()
+    fig.suptitle(f"P5: finite task pool (Γ model, {cfg.pool_draws} pools per T)", fontsize=9)
+    return fig
+
+
+def fig_lsa_gap(record):
+    """P6: |R - R*| of exact GD on the LSA population risk: ZFB vs random init, iso vs AR."""
+    cfg, a = record.config, record.arrays
+    fig, axes = new_figure(2, 1, width=3.4, height=2.9)
+    steps = np.maximum(a["lsa.steps"], 1)
+    styles = {0: "-", 1: "--"}
+    for m in range(a["lsa.gap"].shape[1]):
+        c, i = int(a["lsa.cov"][m]), int(a["lsa.init"][m])
+        label = f"{'iso' if c == 0 else f'AR({cfg.rho:g})'}, {'zfb' if i == 0 else 'random'}" if a["lsa.seed_index"][m] == 0 else None
+        axes[0, 0].plot(steps, np.maximum(np.abs(a["lsa.gap"][:, m]), 1e-17), styles[i], color=f"C{c}", label=label, lw=1)
+        axes[0, 1].plot(steps, np.maximum(a["lsa.gamma_err"][:, m], 1e-17), styles[i], color=f"C{c}", lw=1)
+    for ax, title in zip(axes[0], [r"$|\mathcal{R} - \mathcal{R}^*|$", r"$\|\Gamma-\Gamma^*\|_F/\|\Gamma^*\|_F$"]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("GD iteration")
+        ax.set_title(title)
+        mark_float_floor(ax, FLOAT64_EPS)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"P6: exact GD on the LSA population risk (lr {cfg.lsa_lr:g}, {cfg.n_seeds} seeds)", fontsize=9)
+    return fig
+
+
+def fig_preconditioner(record):
+    """P7: Gamma_eff of the anisotropic 2-head model vs Gamma_D*."""
+    cfg, a = record.config, record.arrays
+    pred = predict(cfg)
+    H2 = _pair_heads(cfg)
+    sel = np.flatnonzero((a["softmax.cov"] == COV_TAGS["ar"]) & (a["softmax.heads"] == H2))
+    fig, axes = new_figure(3, 1, width=2.5, height=2.3)
+    if len(sel) == 0:
+        axes[0, 0].text(0.5, 0.5, "no anisotropic members", ha="center")
+        return fig
+    G = gamma_eff(a["softmax.KQ"][sel[0]], a["softmax.OV"][sel[0]], a["softmax.mask"][sel[0]])
+    G_D = pred["Gamma_dgd_star_ar"]
+    lim = np.abs(G_D).max()
+    for ax, M, title in zip(axes[0], (G, G_D, G - G_D), (r"$\Gamma_{\rm eff}=\sum_h\mu_h KQ_h^\top$", r"$\Gamma_D^*$",
+                                                         "difference")):
+        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(title, fontsize=8)
+        ax.grid(False)
+    fig.colorbar(im, ax=axes[0, 2], shrink=0.8)
+    fig.suptitle(f"P7: preconditioner learned with AR({cfg.rho:g}) covariates, H={H2}", fontsize=9)
+    return fig
+
+
+def fig_risk_vs_heads(record):
+    """P8: risk at the training length vs number of heads."""
+    cfg, a = record.config, record.arrays
+    pred = predict(cfg)
+    iN = list(cfg.test_lengths).index(cfg.n_context)
+    fig, axes = new_figure(1, 1, width=4.0, height=3.0)
+    ax = axes[0, 0]
+    sel = a["softmax.cov"] == COV_TAGS[cfg.cov]
+    ax.errorbar(a["softmax.heads"][sel], a["softmax.risk"][sel, iN], yerr=3 * a["softmax.risk_se"][sel, iN], fmt="o",
+                color="C2", label="trained softmax (seeds)")
+    ax.axhline(pred["R_star_dgd_main"], color="C1", label=r"$\mathcal{R}^*_{\rm DGD}$")
+    ax.axhline(pred["R_star_gd_main"], color="C0", ls="--", label=r"$\mathcal{R}^*_{\rm GD}$")
+    ax.axhline(float(a["theory.one_head_risk"].min()), color="C3", ls=":", label="best one-head pattern")
+    ax.set_xticks(list(cfg.n_heads))
+    ax.set_xlabel("number of heads H")
+    ax.set_ylabel(f"risk at N={cfg.n_context}")
+    ax.set_title("P8: risk vs heads")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figures(record) -> dict:
+    return {
+        "p1_risk_vs_n": fig_risk_vs_n(record),
+        "p2_heads": fig_heatmaps(record),
+        "p3_dynamics": fig_dynamics(record),
+        "p4_length": fig_length(record),
+        "p5_pool": fig_pool(record),
+        "p6_lsa_gap": fig_lsa_gap(record),
+        "p7_preconditioner": fig_preconditioner(record),
+        "p8_heads": fig_risk_vs_heads(record),
+    }

@@ -1,0 +1,156 @@
+"""The two models: single-layer linear self-attention (LSA) and He et al.'s multi-head softmax attention.
+
+Both carry a leading ensemble axis ``e``.  Index letters: e member, h head, b prompt, n context
+token, i/j token feature (d+1 of them: x then y).
+
+**LSA** (Zhang, Frei & Bartlett 2023; Ahn et al. 2023; Wu et al. 2023):
+    yhat = e_{d+1}^T W^PV (1/N sum_i z_i z_i^T) W^KQ z_q = p^T Shat K x_q,
+with p = (p_x; p_y) the last row of W^PV and K = (K_x; k_y^T) the first d columns of W^KQ (the
+other blocks never reach the prediction, because z_q = (x_q; 0)).  It is trained by exact
+full-batch GD on its closed-form population risk (`theory.LSARisk`): no sampling at all.
+
+**Multi-head softmax attention** (He et al. 2025, Sec. 2; their code ``XintianPan/ICL_linear``):
+    yhat = sum_h O_h V_h sum_l z_l softmax_l(z_l^T K_h^T Q_h z_q / sqrt(d+1)),
+with Q_h, K_h, V_h in R^{(d+1)x(d+1)}, O_h in R^{1x(d+1)}; no bias, residual, MLP, LayerNorm or
+positions, and the query attends only to the N context tokens.  Only the per-head circuits
+KQ_h = K_h^T Q_h / sqrt(d+1) and OV_h = O_h V_h enter the prediction, so the forward pass forms them
+first (cost e h b n (d+1) instead of e h b n (d+1)^2); the gradients are those of the (Q, K, V, O)
+parametrisation, which is the one Adam sees.
+
+Head counts vary across ensemble members: every member carries ``h_max`` heads and a 0/1 head mask
+(e, h_max).  A masked head's output is multiplied by 0, so its parameters get exactly zero gradient
+and Adam leaves them at 0 (they are initialised to 0 too): member i is the same model, bit for bit
+in exact arithmetic, as a standalone run with its own head count.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+
+# ---------------------------------------------------------------------------------- LSA
+def lsa_init(d: int, kind: str, Sigma: Tensor, generator: torch.Generator, dtype=torch.float64) -> tuple[Tensor, Tensor]:
+    """One LSA initialisation (p (d+1,), K (d+1, d)) drawn on the CPU.
+
+    ``zfb``: Zhang-Frei-Bartlett-type, p_x = k_y = 0, p_y = 0.1, K_x = 0.1 Theta Theta^T / ||Theta Theta^T Sigma||_F
+    with Theta a standard Gaussian d x d matrix; it lies on the invariant manifold p_x = k_y = 0.
+    ``random``: every entry of p ~ N(0, 0.1^2), of K ~ N(0, 0.1^2 / d).
+    """
+    if kind == "zfb":
+        Theta = torch.randn((d, d), generator=generator, dtype=dtype)
+        TT = Theta @ Theta.T
+        K = torch.zeros((d + 1, d), dtype=dtype)
+        K[:d] = 0.1 * TT / torch.linalg.norm(TT @ Sigma.to(dtype))
+        p = torch.zeros(d + 1, dtype=dtype)
+        p[d] = 0.1
+        return p, K
+    if kind == "random":
+        p = 0.1 * torch.randn(d + 1, generator=generator, dtype=dtype)
+        K = 0.1 / math.sqrt(d) * torch.randn((d + 1, d), generator=generator, dtype=dtype)
+        return p, K
+    raise ValueError(f"unknown LSA init {kind!r}")
+
+
+def lsa_predict_shared(p: Tensor, K: Tensor, Z: Tensor, x_q: Tensor, scale: float) -> Tensor:
+    """LSA predictions scale * sum_n (z_n^T p)(z_n^T K x_q) of every member on shared prompts.
+
+    p (e, d+1), K (e, d+1, d); Z (b, M, d+1), x_q (b, d) -> (e, b).  ``scale`` = 1/M normalises by
+    the current context; 1/N_train freezes the training normalisation.
+    """
+    zp = torch.einsum("bni,ei->ebn", Z, p)                                  # (e, b, M)
+    zK = torch.einsum("bni,eij,bj->ebn", Z, K, x_q)                         # (e, b, M)
+    return scale * (zp * zK).sum(-1)
+
+
+# ------------------------------------------------------------------------ softmax attention
+def softmax_init(d: int, n_heads: int, h_max: int, generator: torch.Generator, dtype=torch.float64) -> dict[str, Tensor]:
+    """PyTorch-default ``nn.Linear`` initialisation of one member (as in He et al.'s code).
+
+    Q, K, V of every head are rows of a Linear(d+1, (d+1) H): U(-1/sqrt(d+1), 1/sqrt(d+1)); O is a
+    Linear((d+1) H, 1): U(-1/sqrt((d+1) H), 1/sqrt((d+1) H)).  Heads n_heads..h_max-1 are zero padding.
+    Draw order: Q, K, V, O (fixed, so a member's weights depend only on its generator and H).
+    """
+    D = d + 1
+
+    def uniform(shape, bound):
+        return (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1) * bound
+
+    real = {
+        "Q": uniform((n_heads, D, D), 1 / math.sqrt(D)),
+        "K": uniform((n_heads, D, D), 1 / math.sqrt(D)),
+        "V": uniform((n_heads, D, D), 1 / math.sqrt(D)),
+        "O": uniform((n_heads, D), 1 / math.sqrt(D * n_heads)),
+    }
+    out = {}
+    for name, w in real.items():
+        pad = torch.zeros((h_max - n_heads, *w.shape[1:]), dtype=dtype)
+        out[name] = torch.cat([w, pad], 0)
+    return out
+
+
+def circuits(params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-head circuits KQ_h = K_h^T Q_h / sqrt(d+1) (e, h, d+1, d+1) and OV_h = O_h V_h (e, h, d+1)."""
+    D = params["Q"].shape[-1]
+    KQ = torch.einsum("ehki,ehkj->ehij", params["K"], params["Q"]) / math.sqrt(D)
+    OV = torch.einsum("ehk,ehkj->ehj", params["O"], params["V"])
+    return KQ, OV
+
+
+def softmax_predict(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor) -> Tensor:
+    """yhat (e, b) of multi-head softmax attention from its circuits, each member on its own prompts.
+
+    KQ (e, h, d+1, d+1), OV (e, h, d+1), head_mask (e, h); Z (e, b, n, d+1) context tokens (x; y),
+    x_q (e, b, d).  The per-prompt products are batched matrix products over (e b).
+    """
+    e, b, n, D = Z.shape
+    h = KQ.shape[1]
+    u = torch.einsum("ehij,ebj->ebhi", KQ[..., :, : D - 1], x_q)          # KQ z_q with z_q = (x_q; 0): (e, b, h, D)
+    Zf = Z.reshape(e * b, n, D)
+    logits = torch.bmm(u.reshape(e * b, h, D), Zf.transpose(1, 2))       # z_n^T KQ_h z_q: (e b, h, n)
+    P = torch.softmax(logits, dim=-1)                                    # attention of the query: (e b, h, n)
+    attended = torch.bmm(P, Zf).view(e, b, h, D)                         # sum_n P_hn z_n: (e, b, h, D)
+    return torch.einsum("ebhi,ehi->eb", attended, OV * head_mask[..., None])
+
+
+def softmax_predict_shared(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor) -> Tensor:
+    """As `softmax_predict`, every member on the same prompts Z (b, n, d+1), x_q (b, d) -> (e, b).
+
+    Batched over prompts, with members and heads side by side, so the prompts are never copied."""
+    b, n, D = Z.shape
+    e, h = KQ.shape[:2]
+    u = torch.einsum("ehij,bj->behi", KQ[..., :, : D - 1], x_q).reshape(b, e * h, D)  # (b, e h, D)
+    logits = torch.bmm(u, Z.transpose(1, 2))                            # (b, e h, n)
+    P = torch.softmax(logits, dim=-1)
+    attended = torch.bmm(P, Z).view(b, e, h, D)                          # (b, e, h, D)
+    return torch.einsum("behi,ehi->eb", attended, OV * head_mask[..., None])
+
+
+def head_statistics(KQ: Tensor, OV: Tensor) -> dict[str, Tensor]:
+    """He et al.'s emergent-pattern statistics per head (..., h):
+
+    omega = mean diagonal of KQ_xx, mu = OV_{d+1} (the y entry), the diagonal ratio
+    ||diag KQ_xx|| / ||KQ_xx||_F, the diagonal spread Var(diag)/mean^2 and the OV last-entry ratio
+    |OV_{d+1}| / ||OV||.
+    """
+    d = KQ.shape[-1] - 1
+    A = KQ[..., :d, :d]
+    diag = A.diagonal(dim1=-2, dim2=-1)
+    omega = diag.mean(-1)
+    return {
+        "omega": omega,
+        "mu": OV[..., d],
+        "diag_ratio": diag.norm(dim=-1) / A.flatten(-2).norm(dim=-1),
+        "diag_spread": diag.var(-1, unbiased=False) / omega ** 2,
+        "ov_ratio": OV[..., d].abs() / OV.norm(dim=-1),
+    }
+
+
+def effective_gamma(KQ: Tensor, OV: Tensor, head_mask: Tensor) -> Tensor:
+    """Gamma_eff = sum_h mu_h KQ_h,xx^T (e, d, d): the preconditioner of the first-order expansion
+    yhat ~ (sum_h mu_h) ybar + x_q^T Gamma_eff (1/N) sum_l (y_l - ybar) x_l (small logits)."""
+    d = KQ.shape[-1] - 1
+    mu = OV[..., d] * head_mask                                            # (e, h)
+    return torch.einsum("eh,ehji->eij", mu, KQ[..., :d, :d])

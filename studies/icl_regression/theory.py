@@ -1,0 +1,285 @@
+"""Closed forms for in-context linear regression with one attention layer.
+
+Notation (book chapter, Sec. "The setting"): x ~ N(0, Sigma), beta ~ N(0, B) (B = psi^2 I unless
+stated), noise variance sigma^2, context length N (test length M), r = sigma^2 / psi^2.  Every risk
+is the full risk E (yhat - y_q)^2, which includes sigma^2.
+
+- One-step preconditioned GD, the Gamma model (Wu et al. 2023, Thm 4.1 setting; Zhang, Frei &
+  Bartlett 2023; Ahn et al. 2023):  yhat = x_q^T Gamma (1/M) sum_i y_i x_i,
+      R_M(Gamma) = sigma^2 + tr(Sigma B) - 2 tr(Sigma Gamma Sigma B) + tr(Sigma Gamma G_M Gamma^T),
+      G_M = (M+1)/M Sigma B Sigma + (tr(Sigma B) + sigma^2)/M Sigma,
+  minimised by Gamma* = B Sigma G_N^{-1}.
+- Debiased GD (He et al. 2025): yhat = x_q^T Gamma (1/M) sum_i (y_i - ybar) x_i.  For Gaussian x a
+  Helmert rotation turns the centred sum into M-1 independent pairs, so exactly
+      R^DGD_M(Gamma) = R_{M-1}(Gamma (M-1)/M)   ("centring removes one sample in law").
+- The full single-layer linear self-attention (LSA) population risk: the Isserlis expansion of
+  `lsa_population_risk` (derived in the chapter, Eq. lsa-risk).
+- Bayes ridge (Monte Carlo over Wishart draws), OLS, the finite task-pool Gamma_T and the
+  proportional limits d, N -> infinity with d/N = xi and psi^2 d = 1.
+
+Functions take torch tensors and broadcast over leading batch axes of Sigma / B / Gamma.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def _tr(A: Tensor) -> Tensor:
+    return A.diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+# --------------------------------------------------------------------------- Gamma model
+def gd_gram(Sigma: Tensor, B: Tensor, sigma2: float, M: float) -> Tensor:
+    """G_M = E[s s^T] for s = (1/M) sum_i y_i x_i:  (M+1)/M Sigma B Sigma + (tr(Sigma B) + sigma^2)/M Sigma."""
+    SBS = Sigma @ B @ Sigma
+    t = _tr(Sigma @ B)[..., None, None]
+    return (M + 1) / M * SBS + (t + sigma2) / M * Sigma
+
+
+def gd_risk(Gamma: Tensor, Sigma: Tensor, B: Tensor, sigma2: float, M: float) -> Tensor:
+    """R_M(Gamma): risk of yhat = x_q^T Gamma (1/M) sum_i y_i x_i at context length M."""
+    G = gd_gram(Sigma, B, sigma2, M)
+    return (sigma2 + _tr(Sigma @ B) - 2 * _tr(Sigma @ Gamma @ Sigma @ B)
+            + _tr(Sigma @ Gamma @ G @ Gamma.transpose(-1, -2)))
+
+
+def gamma_star(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
+    """Gamma* = B Sigma G_N^{-1}, the minimiser of R_N (Wu et al. 2023)."""
+    G = gd_gram(Sigma, B, sigma2, N)
+    return torch.linalg.solve(G, (B @ Sigma).transpose(-1, -2)).transpose(-1, -2)  # (B Sigma) G^{-1}, G symmetric
+
+
+def gd_optimal_risk(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
+    """R* = R_N(Gamma*) = sigma^2 + tr(Sigma B) - tr(Sigma B Sigma G_N^{-1} Sigma B)."""
+    return gd_risk(gamma_star(Sigma, B, sigma2, N), Sigma, B, sigma2, N)
+
+
+def dgd_risk(Gamma: Tensor, Sigma: Tensor, B: Tensor, sigma2: float, M: float) -> Tensor:
+    """R^DGD_M(Gamma) = R_{M-1}(Gamma (M-1)/M): risk of yhat = x_q^T Gamma (1/M) sum_i (y_i - ybar) x_i."""
+    return gd_risk(Gamma * ((M - 1) / M), Sigma, B, sigma2, M - 1)
+
+
+def gamma_dgd_star(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
+    """Gamma_D* = N/(N-1) Gamma*_{N-1}; for B = psi^2 I this is N [N Sigma + (tr Sigma + r) I]^{-1}."""
+    return gamma_star(Sigma, B, sigma2, N - 1) * (N / (N - 1))
+
+
+def dgd_optimal_risk(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
+    """R*_DGD(N) = R*_GD(N-1)."""
+    return gd_optimal_risk(Sigma, B, sigma2, N - 1)
+
+
+# ----------------------------------------------------------------- isotropic scalar forms
+def gd_risk_iso(gamma, d: int, psi2: float, sigma2: float, M):
+    """R^GD_M(gamma) = sigma^2 + psi^2 d [1 - 2 gamma + gamma^2 (M+1+d+r)/M]  (Sigma = I, Gamma = gamma I)."""
+    r = sigma2 / psi2
+    return sigma2 + psi2 * d * (1 - 2 * gamma + gamma ** 2 * (M + 1 + d + r) / M)
+
+
+def dgd_risk_iso(gamma, d: int, psi2: float, sigma2: float, M):
+    """R^DGD_M(gamma) = sigma^2 + psi^2 d [1 - 2 gamma (M-1)/M + gamma^2 (M-1)(M+d+r)/M^2]."""
+    r = sigma2 / psi2
+    return sigma2 + psi2 * d * (1 - 2 * gamma * (M - 1) / M + gamma ** 2 * (M - 1) * (M + d + r) / M ** 2)
+
+
+def gamma_gd_iso(d: int, psi2: float, sigma2: float, N):
+    """gamma* = N / (N + 1 + d + r)."""
+    return N / (N + 1 + d + sigma2 / psi2)
+
+
+def gamma_dgd_iso(d: int, psi2: float, sigma2: float, N):
+    """gamma_D* = N / (N + d + r)."""
+    return N / (N + d + sigma2 / psi2)
+
+
+def gamma_mixed_dgd(lengths: Sequence[int], d: int, psi2: float, sigma2: float) -> float:
+    """The DGD step minimising the length-averaged isotropic risk, lengths uniform on ``lengths``:
+    gamma_pi = E[(M-1)/M] / E[(M-1)(M+d+r)/M^2]."""
+    r = sigma2 / psi2
+    M = np.asarray(lengths, dtype=float)
+    return float(np.mean((M - 1) / M) / np.mean((M - 1) * (M + d + r) / M ** 2))
+
+
+def gamma_mixed_gd(lengths: Sequence[int], d: int, psi2: float, sigma2: float) -> float:
+    """The GD step (LSA normalised by 1/M) minimising the length-averaged risk: 1 / E[(M+1+d+r)/M]."""
+    r = sigma2 / psi2
+    M = np.asarray(lengths, dtype=float)
+    return float(1.0 / np.mean((M + 1 + d + r) / M))
+
+
+def ols_risk(d: int, N: int, sigma2: float) -> float:
+    """OLS risk sigma^2 (1 + d/(N-d-1)) for N >= d+2 (any Sigma: OLS is affine invariant)."""
+    if N < d + 2:
+        return math.inf
+    return sigma2 * (1 + d / (N - d - 1))
+
+
+# ------------------------------------------------------------------------- Bayes (ridge)
+def ridge_risk_mc(Sigma: Tensor, psi2: float, sigma2: float, N: int, draws: int, seed: int) -> tuple[float, float]:
+    """Bayes risk sigma^2 + sigma^2 E tr[Sigma (X^T X + lambda I)^{-1}], lambda = sigma^2/psi^2,
+    by Monte Carlo over Wishart draws X^T X = L A A^T L^T (Bartlett decomposition, L = chol Sigma).
+
+    Returns (mean, standard error).  The chi-square diagonal of A comes from
+    ``np.random.default_rng(seed)`` (torch has no seeded chi-square sampler).
+    """
+    d = Sigma.shape[-1]
+    rng = np.random.default_rng(seed)
+    A = np.tril(rng.standard_normal((draws, d, d)), k=-1)
+    dof = N - np.arange(d)                                   # N, N-1, ..., N-d+1
+    A[:, np.arange(d), np.arange(d)] = np.sqrt(rng.chisquare(np.maximum(dof, 1e-12), size=(draws, d)))
+    if N < d:  # rank-deficient Gram matrix: sample X directly instead
+        X = rng.standard_normal((draws, N, d))
+        W = np.einsum("bni,bnj->bij", X, X)
+    else:
+        W = A @ A.transpose(0, 2, 1)
+    L = np.linalg.cholesky(Sigma.detach().cpu().numpy())
+    XtX = L @ W @ L.T
+    lam = sigma2 / psi2
+    S = Sigma.detach().cpu().numpy()
+    inv = np.linalg.solve(XtX + lam * np.eye(d), np.broadcast_to(S, XtX.shape))  # (X^T X + lam)^{-1} Sigma
+    vals = sigma2 + sigma2 * np.trace(inv, axis1=1, axis2=2)
+    return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(draws))
+
+
+# --------------------------------------------------------------------- proportional limits
+def ridge_risk_proportional(xi, sigma2):
+    """Bayes risk as d, N -> inf with d/N = xi, Sigma = I, psi^2 d = 1:
+    (1/2)[sigma^2 + 1 - 1/xi + sqrt((sigma^2 + 1/xi - 1)^2 + 4 sigma^2)]."""
+    xi = np.asarray(xi, dtype=float)
+    return 0.5 * (sigma2 + 1 - 1 / xi + np.sqrt((sigma2 + 1 / xi - 1) ** 2 + 4 * sigma2))
+
+
+def gd_risk_proportional(xi, sigma2):
+    """R*_GD in the same limit: sigma^2 + xi (1 + sigma^2) / (1 + xi (1 + sigma^2)) (also R*_DGD's limit)."""
+    xi = np.asarray(xi, dtype=float)
+    return sigma2 + xi * (1 + sigma2) / (1 + xi * (1 + sigma2))
+
+
+# ---------------------------------------------------------------- full LSA population risk
+class LSARisk:
+    """Exact population risk of single-layer linear self-attention (derived in the chapter).
+
+    yhat = p^T Shat K x_q with Shat = (1/N) sum_i z_i z_i^T, z_i = (x_i; y_i), where p = (p_x; p_y) is
+    the last row of W^PV and K = (K_x; k_y^T) the first d columns of W^KQ.
+
+    Given beta, z_i ~ N(0, C) with C = [[Sigma, Sigma beta], [beta^T Sigma, beta^T Sigma beta + sigma^2]],
+    so E[Shat Omega Shat | beta] = (N+1)/N C Omega C + tr(Omega C) C / N with Omega = K Sigma K^T, and
+        R = sigma^2 + t - 2 E[beta^T Sigma K^T C p] + (N+1)/N p^T E[C Omega C] p + tr(Omega E[(p^T C p) C]) / N.
+    The beta-expectations follow from Isserlis' theorem with C = C0 + C1 + C2 (degree 0, 1, 2 in beta):
+    t = tr(Sigma B), t2 = E(beta^T Sigma beta)^2 = t^2 + 2 tr(Sigma B Sigma B), U = diag(Sigma B Sigma, 0):
+        E[C Omega C] = C0 Omega C0 + t (C0 Omega ee^T + ee^T Omega C0) + U Omega ee^T + Omega_yy U
+                       + tr(Omega U) ee^T + ee^T Omega U + Omega_yy t2 ee^T,
+        E[(p^T C p) C] = (p^T C0 p)(C0 + t ee^T) + p_y^2 t C0 + 2 p_y (U p e^T + e p^T U) + p_y^2 t2 ee^T,
+        E[beta^T Sigma K^T C p] = p_y tr(K_x^T Sigma B Sigma) + p_x^T Sigma B Sigma k_y.
+    The Sigma-dependent constants are computed once; calling the object costs a few small matmuls.
+    Sigma and B (..., d, d) broadcast against the parameters' leading axes.
+    """
+
+    def __init__(self, Sigma: Tensor, B: Tensor, sigma2: float, N: float):
+        d = Sigma.shape[-1]
+        self.d, self.sigma2, self.N = d, float(sigma2), float(N)
+        batch = torch.broadcast_shapes(Sigma.shape[:-2], B.shape[:-2])
+        Sigma, B = Sigma.expand(*batch, d, d), B.expand(*batch, d, d)
+        SB = Sigma @ B
+        self.Sigma = Sigma
+        self.SBS = SB @ Sigma                                               # (..., d, d)
+        self.t = _tr(SB)
+        self.t2 = self.t ** 2 + 2 * _tr(SB @ SB)
+        self.C0 = torch.zeros(*batch, d + 1, d + 1, dtype=Sigma.dtype, device=Sigma.device)
+        self.C0[..., :d, :d] = Sigma
+        self.C0[..., d, d] = sigma2
+        self.U = torch.zeros_like(self.C0)
+        self.U[..., :d, :d] = self.SBS
+
+    def __call__(self, p: Tensor, K: Tensor) -> Tensor:
+        """p (..., d+1), K (..., d+1, d) -> risk (...)."""
+        d, N, s2 = self.d, self.N, self.sigma2
+        p_y = p[..., d]
+        Omega = K @ self.Sigma @ K.transpose(-1, -2)                        # (..., d+1, d+1)
+        Om_yy = Omega[..., d, d]
+        a = (self.C0 @ p[..., None])[..., 0]                                # C0 p
+        Up = (self.U @ p[..., None])[..., 0]                                # U p
+        Om_a = (Omega @ a[..., None])[..., 0]
+        Om_Up_y = (Omega[..., d, :] * Up).sum(-1)                           # (Omega U p)_y
+        trOmC0 = (Omega * self.C0).sum((-1, -2))
+        trOmU = (Omega * self.U).sum((-1, -2))
+        pC0p = (p * a).sum(-1)
+        quad_COmC = ((a * Om_a).sum(-1) + 2 * self.t * p_y * Om_a[..., d] + 2 * p_y * Om_Up_y
+                     + Om_yy * (p * Up).sum(-1) + trOmU * p_y ** 2 + Om_yy * self.t2 * p_y ** 2)
+        quad_pCpC = (pC0p * (trOmC0 + self.t * Om_yy) + p_y ** 2 * self.t * trOmC0 + 4 * p_y * Om_Up_y
+                     + p_y ** 2 * self.t2 * Om_yy)
+        # cross = p_y tr(K_x^T SBS) + p_x^T SBS k_y = sum over (K^T)(U p) with the y row of K
+        cross = p_y * (K[..., :d, :] * self.SBS).sum((-1, -2)) + (Up[..., :d] * K[..., d, :]).sum(-1)
+        return s2 + self.t - 2 * cross + (N + 1) / N * quad_COmC + quad_pCpC / N
+
+
+def lsa_population_risk(p: Tensor, K: Tensor, Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
+    """`LSARisk` in one call: p (..., d+1), K (..., d+1, d), Sigma and B (..., d, d) -> (...)."""
+    return LSARisk(Sigma, B, sigma2, N)(p, K)
+
+
+def lsa_gamma(p: Tensor, K: Tensor) -> Tensor:
+    """Gamma = p_y K_x^T + k_y p_x^T: the part of the LSA prediction odd in y is x_q^T Gamma s_xy."""
+    d = K.shape[-1]
+    return p[..., d, None, None] * K[..., :d, :].transpose(-1, -2) + K[..., d, :, None] * p[..., None, :d]
+
+
+# ------------------------------------------------------------------------ finite task pool
+def pool_gamma(beta_pool: Tensor, Sigma: Tensor, sigma2: float, N: float) -> tuple[Tensor, Tensor]:
+    """Gamma_T = Bhat Sigma Ghat^{-1}: the Gamma-model optimum when tasks are uniform on a pool.
+
+    beta_pool (..., T, d) -> (Gamma_T (..., d, d), Bhat (..., d, d)).  Only the second moment
+    Bhat = (1/T) sum_m beta_m beta_m^T of the task distribution enters G_N, so training on the pool
+    is the Gamma model with B replaced by Bhat.
+    """
+    T = beta_pool.shape[-2]
+    Bhat = beta_pool.transpose(-1, -2) @ beta_pool / T
+    return gamma_star(Sigma, Bhat, sigma2, N), Bhat
+
+
+def pool_excess_constant(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> float:
+    """c = lim_T T E[R_N(Gamma_T) - R*]: the first-order (delta-method) prediction of the excess.
+
+    R_N is quadratic with minimiser Gamma*, so R_N(Gamma_T) - R* = tr(Sigma D G_N D^T) exactly with
+    D = Gamma_T - Gamma*.  Linearising D = J vec(Bhat - B) and using
+    Cov(beta_i beta_j, beta_k beta_l) = B_ik B_jl + B_il B_jk gives c = tr(H Cov) / 2 with H the
+    Hessian of Delta -> excess(Gamma*(B + Delta)) at 0.
+    """
+    d = Sigma.shape[-1]
+    Sigma = Sigma.detach().to(torch.float64).cpu()
+    B = B.detach().to(torch.float64).cpu()
+    G = gd_gram(Sigma, B, sigma2, N)
+    Gs = gamma_star(Sigma, B, sigma2, N)
+
+    def excess(delta_flat: Tensor) -> Tensor:
+        Delta = delta_flat.view(d, d)
+        D = gamma_star(Sigma, B + Delta, sigma2, N) - Gs
+        return _tr(Sigma @ D @ G @ D.T)
+
+    H = torch.autograd.functional.hessian(excess, torch.zeros(d * d, dtype=torch.float64))
+    cov = torch.einsum("ik,jl->ijkl", B, B) + torch.einsum("il,jk->ijkl", B, B)
+    return float(0.5 * (H * cov.reshape(d * d, d * d)).sum())
+
+
+# -------------------------------------------------------------- He et al.'s one-head family
+def single_head_pattern_risk(omega: Tensor, X: Tensor, x_q: Tensor, psi2: float, sigma2: float) -> tuple[Tensor, Tensor]:
+    """Best risk of one softmax head restricted to He et al.'s pattern (KQ = omega diag(I_d, 0),
+    OV = mu e_{d+1}^T), minimised over mu in closed form, averaged over the given covariates.
+
+    yhat = mu sum_l p_l y_l with p = softmax(omega x_l^T x_q).  Integrating beta and the noise,
+        R(omega, mu) = sigma^2 + E[psi^2 |mu a - x_q|^2 + sigma^2 mu^2 |p|^2],  a = sum_l p_l x_l,
+    which is quadratic in mu.  omega (k,), X (n, N, d), x_q (n, d) -> (risk (k,), mu (k,)).
+    """
+    s = torch.einsum("nld,nd->nl", X, x_q)                              # (n, N)
+    P = torch.softmax(omega[:, None, None] * s[None], dim=-1)          # (k, n, N)
+    a = torch.einsum("knl,nld->knd", P, X)                             # (k, n, d)
+    lin = psi2 * torch.einsum("knd,nd->kn", a, x_q).mean(-1)           # E[psi^2 a^T x_q]
+    quad = (psi2 * a.pow(2).sum(-1) + sigma2 * P.pow(2).sum(-1)).mean(-1)
+    const = sigma2 + psi2 * x_q.pow(2).sum(-1).mean()
+    mu = lin / quad
+    return const - lin ** 2 / quad, mu

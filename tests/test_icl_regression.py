@@ -1,0 +1,271 @@
+"""Study-specific tests of icl-regression: closed forms vs brute force, the models vs reference
+implementations, batching vs standalone members, config validation, and the smoke preset."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from studies import icl_regression as icl
+from studies.icl_regression import data as dt
+from studies.icl_regression import models as md
+from studies.icl_regression import simulate as sim
+from studies.icl_regression import theory as th
+from studies.icl_regression.predict import gamma_mixed
+from workbench.errors import ConfigError
+
+F64 = torch.float64
+
+
+def _spd(d, g, floor):
+    A = torch.randn((d, d), generator=g, dtype=F64)
+    return A @ A.T / d + floor * torch.eye(d, dtype=F64)
+
+
+# ------------------------------------------------------------------------- Gamma model
+def test_gamma_star_is_stationary_and_matches_isotropic_forms():
+    g = torch.Generator().manual_seed(1)
+    d, N, s2 = 4, 12, 0.3
+    S, B = _spd(d, g, 0.2), _spd(d, g, 0.1)
+    G = th.gamma_star(S, B, s2, N).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(th.gd_risk(G, S, B, s2, N), G)
+    assert grad.abs().max() < 1e-12
+    # isotropic scalar forms agree with the matrix forms at any gamma and test length
+    I = torch.eye(5, dtype=F64)
+    for M in (7, 40, 300):
+        assert math.isclose(float(th.gd_risk(0.7 * I, I, 0.2 * I, 0.1, M)), th.gd_risk_iso(0.7, 5, 0.2, 0.1, M), rel_tol=1e-13)
+        assert math.isclose(float(th.dgd_risk(0.7 * I, I, 0.2 * I, 0.1, M)), th.dgd_risk_iso(0.7, 5, 0.2, 0.1, M), rel_tol=1e-13)
+    # Gamma_D* = N [N Sigma + (tr Sigma + r) I]^{-1} for B = psi^2 I
+    S = dt.covariance(5, "ar", 0.5)
+    expected = 40 * torch.linalg.inv(40 * S + (torch.trace(S) + 0.5) * I)
+    assert torch.allclose(th.gamma_dgd_star(S, 0.2 * I, 0.1, 40), expected, atol=1e-13)
+    # the mixture optimum reduces to the scalar gamma_pi when Sigma = I
+    assert math.isclose(float(gamma_mixed(I, 0.2 * I, 0.1, (10, 20, 40, 80))[0, 0]),
+                        th.gamma_mixed_dgd((10, 20, 40, 80), 5, 0.2, 0.1), rel_tol=1e-12)
+
+
+def test_spec_table_values():
+    """He setting d=5, sigma^2=0.1, psi^2=0.2: the spec's table of OLS / R*_GD / R*_DGD."""
+    I = torch.eye(5, dtype=F64)
+    table = {10: (0.22500, 0.49394, 0.51935), 40: (0.11471, 0.23978, 0.24286), 80: (0.10676, 0.17514, 0.17602)}
+    for N, (ols, gd, dgd) in table.items():
+        assert abs(th.ols_risk(5, N, 0.1) - ols) < 1e-5
+        assert abs(float(th.gd_optimal_risk(I, 0.2 * I, 0.1, N)) - gd) < 1e-5
+        assert abs(float(th.dgd_optimal_risk(I, 0.2 * I, 0.1, N)) - dgd) < 1e-5
+
+
+def test_gamma_and_dgd_risk_vs_monte_carlo():
+    g = torch.Generator().manual_seed(2)
+    d, M, s2 = 3, 6, 0.25
+    S = _spd(d, g, 0.3)
+    psi2 = 0.5
+    B = psi2 * torch.eye(d, dtype=F64)
+    Gamma = 0.5 * _spd(d, g, 0.1)
+    P = dt.sample_prompts(400_000, M, torch.linalg.cholesky(S), psi2, s2, torch.Generator().manual_seed(3))
+    s = torch.einsum("nld,nl->nd", P.X, P.y) / M
+    s_c = torch.einsum("nld,nl->nd", P.X, P.y - P.y.mean(-1, keepdim=True)) / M
+    for w, closed in ((s @ Gamma.T, th.gd_risk(Gamma, S, B, s2, M)), (s_c @ Gamma.T, th.dgd_risk(Gamma, S, B, s2, M))):
+        r = s2 + torch.einsum("ni,ij,nj->n", w - P.beta, S, w - P.beta)
+        assert abs(float(r.mean()) - float(closed)) < 4 * float(r.std()) / math.sqrt(r.numel())
+
+
+# --------------------------------------------------------------------------- full LSA
+def test_lsa_closed_form_vs_monte_carlo_and_gamma_reduction():
+    g = torch.Generator().manual_seed(4)
+    d, N, s2 = 2, 5, 0.2
+    S, B = _spd(d, g, 0.3), _spd(d, g, 0.2)
+    p = 0.6 * torch.randn(d + 1, generator=g, dtype=F64)
+    K = 0.6 * torch.randn(d + 1, d, generator=g, dtype=F64)
+    closed = float(th.lsa_population_risk(p, K, S, B, s2, N))
+    gen = torch.Generator().manual_seed(5)
+    n = 500_000
+    x = torch.randn((n, N + 1, d), generator=gen, dtype=F64) @ torch.linalg.cholesky(S).T
+    beta = torch.randn((n, d), generator=gen, dtype=F64) @ torch.linalg.cholesky(B).T
+    y = torch.einsum("nld,nd->nl", x, beta) + s2 ** 0.5 * torch.randn((n, N + 1), generator=gen, dtype=F64)
+    # the raw prediction of the full model e^T W^PV (1/N sum z z^T) W^KQ z_q with random other blocks
+    W_PV = torch.randn((d + 1, d + 1), generator=g, dtype=F64)
+    W_PV[d] = p
+    W_KQ = torch.randn((d + 1, d + 1), generator=g, dtype=F64)
+    W_KQ[:, :d] = K
+    Z = torch.cat([x[:, :N], y[:, :N, None]], -1)
+    z_q = torch.cat([x[:, N], torch.zeros(n, 1, dtype=F64)], -1)
+    Shat = torch.einsum("nli,nlj->nij", Z, Z) / N
+    yhat = torch.einsum("i,nij,jk,nk->n", W_PV[d], Shat, W_KQ, z_q)
+    err = (yhat - y[:, N]) ** 2
+    assert abs(float(err.mean()) - closed) < 4 * float(err.std()) / math.sqrt(n)
+    # the reduced model used in the study gives the same predictions as the full matrices
+    reduced = md.lsa_predict_shared(p[None], K[None], Z[:1000], x[:1000, N], 1.0 / N)[0]
+    torch.testing.assert_close(reduced, yhat[:1000], rtol=1e-12, atol=1e-12)
+    # on the manifold p_x = k_y = 0 the LSA is exactly the Gamma model with Gamma = p_y K_x^T
+    p0 = torch.cat([torch.zeros(d, dtype=F64), torch.tensor([0.7], dtype=F64)])
+    K0 = torch.cat([K[:d], torch.zeros(1, d, dtype=F64)])
+    assert math.isclose(float(th.lsa_population_risk(p0, K0, S, B, s2, N)),
+                        float(th.gd_risk(th.lsa_gamma(p0, K0), S, B, s2, N)), rel_tol=1e-13)
+
+
+def test_lsa_manifold_is_invariant_under_exact_gd():
+    d = 4
+    S = dt.covariance(d, "ar", 0.5)
+    risk = th.LSARisk(S, 0.25 * torch.eye(d, dtype=F64), 0.1, 20)
+    p, K = md.lsa_init(d, "zfb", S, torch.Generator().manual_seed(0))
+    p, K = p.clone().requires_grad_(True), K.clone().requires_grad_(True)
+    gp, gK = torch.autograd.grad(risk(p, K), [p, K])
+    assert gp[:d].abs().max() == 0 and gK[d].abs().max() == 0
+
+
+# ------------------------------------------------------------------------ softmax model
+def _reference_softmax(Q, K, V, O, X, y, x_q):
+    """He et al.'s model written out per head and per prompt (loops)."""
+    D = Q.shape[-1]
+    out = torch.zeros(X.shape[0], dtype=F64)
+    for b in range(X.shape[0]):
+        Z = torch.cat([X[b], y[b, :, None]], -1)                    # (n, D)
+        zq = torch.cat([x_q[b], torch.zeros(1, dtype=F64)])
+        for h in range(Q.shape[0]):
+            logits = (Z @ K[h].T) @ (Q[h] @ zq) / math.sqrt(D)
+            att = torch.softmax(logits, 0)
+            out[b] += O[h] @ V[h] @ (att @ Z)
+    return out
+
+
+def test_softmax_forward_matches_reference_and_shared_path():
+    d, H, n = 3, 2, 7
+    params = md.softmax_init(d, H, 3, torch.Generator().manual_seed(0))
+    P = dt.sample_prompts(5, n, torch.eye(d, dtype=F64), 1 / d, 0.1, torch.Generator().manual_seed(1))
+    ref = _reference_softmax(params["Q"][:H], params["K"][:H], params["V"][:H], params["O"][:H], P.X, P.y, P.x_q)
+    batched = {k: v[None] for k, v in params.items()}
+    KQ, OV = md.circuits(batched)
+    mask = torch.tensor([[1.0, 1.0, 0.0]], dtype=F64)
+    Z = torch.cat([P.X, P.y[..., None]], -1)
+    out = md.softmax_predict(KQ, OV, mask, Z[None], P.x_q[None])[0]
+    shared = md.softmax_predict_shared(KQ, OV, mask, Z, P.x_q)[0]
+    assert torch.allclose(out, ref, atol=1e-13) and torch.allclose(shared, ref, atol=1e-13)
+
+
+def test_single_head_pattern_family_matches_model():
+    d, N = 3, 10
+    P = dt.sample_prompts(4000, N, torch.eye(d, dtype=F64), 0.3, 0.2, torch.Generator().manual_seed(2))
+    omega = torch.tensor([0.4], dtype=F64)
+    risk, mu = th.single_head_pattern_risk(omega, P.X, P.x_q, 0.3, 0.2)
+    KQ = torch.zeros(1, 1, d + 1, d + 1, dtype=F64)
+    KQ[0, 0, :d, :d] = 0.4 * torch.eye(d, dtype=F64)
+    OV = torch.zeros(1, 1, d + 1, dtype=F64)
+    OV[0, 0, d] = mu[0]
+    Z = torch.cat([P.X, P.y[..., None]], -1)
+    yhat = md.softmax_predict_shared(KQ, OV, torch.ones(1, 1, dtype=F64), Z, P.x_q)[0]
+    # the family's risk integrates beta and the noise given the covariates: match within MC error
+    err = (yhat - P.y_q) ** 2
+    assert abs(float(err.mean()) - float(risk[0])) < 4 * float(err.std()) / math.sqrt(err.numel())
+
+
+def test_ensemble_member_equals_standalone_run():
+    """Member i of the batched, head-padded program equals the standalone run of member i."""
+    cfg = icl.Config.smoke().replace(steps=15, n_observe=3)
+    both, _ = sim.train_softmax(cfg, [("iso", 1, 0), ("iso", 2, 0), ("ar", 2, 1)], (cfg.n_context,), sim.EXP_SOFTMAX, False, "t")
+    for i, member in enumerate([("iso", 1, 0), ("iso", 2, 0), ("ar", 2, 1)]):
+        alone, _ = sim.train_softmax(cfg, [member], (cfg.n_context,), sim.EXP_SOFTMAX, False, "t")
+        H = member[1]
+        for k in ("Q", "K", "V", "O"):
+            torch.testing.assert_close(both.params[k][i, :H], alone.params[k][0, :H], rtol=0, atol=1e-12)
+            if H < 2:  # the padded head never moves from 0
+                assert both.params[k][i, H:].abs().max() == 0
+
+
+def test_lsa_ensemble_member_equals_standalone():
+    cfg = icl.Config.smoke().replace(lsa_steps=50)
+    arrays, _ = sim.run_lsa(cfg)
+    d = cfg.d
+    S = dt.covariance(d, "ar", cfg.rho)
+    m = sim.lsa_members(cfg).index(("ar", "random", 0))
+    p, K = md.lsa_init(d, "random", S, dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, 1, 1, 0))
+    risk = th.LSARisk(S, cfg.psi2 * torch.eye(d, dtype=F64), cfg.sigma2, cfg.n_context)
+    for _ in range(cfg.lsa_steps):
+        p, K = p.clone().requires_grad_(True), K.clone().requires_grad_(True)
+        gp, gK = torch.autograd.grad(risk(p, K), [p, K])
+        p, K = (p - cfg.lsa_lr * gp).detach(), (K - cfg.lsa_lr * gK).detach()
+    np.testing.assert_allclose(arrays["lsa.p"][m], p.numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(arrays["lsa.K"][m], K.numpy(), rtol=0, atol=1e-13)
+
+
+# ------------------------------------------------------------------- pool, limits, ridge
+def test_pool_constant_vs_brute_force():
+    d, N, s2 = 3, 10, 0.2
+    S = dt.covariance(d, "ar", 0.4)
+    B = 0.5 * torch.eye(d, dtype=F64)
+    c = th.pool_excess_constant(S, B, s2, N)
+    T, draws = 2000, 400
+    betas = torch.randn((draws, T, d), generator=torch.Generator().manual_seed(3), dtype=F64) * 0.5 ** 0.5
+    Gamma_T, _ = th.pool_gamma(betas, S, s2, N)
+    excess = T * (th.gd_risk(Gamma_T, S, B, s2, N) - th.gd_optimal_risk(S, B, s2, N))
+    assert abs(float(excess.mean()) - c) < 0.05 * c + 4 * float(excess.std()) / math.sqrt(draws)
+
+
+def test_proportional_limits():
+    # GD: the exact finite risk converges to the limit (d, N large, psi^2 d = 1)
+    d, xi, s2 = 4000, 0.25, 0.5
+    N = int(d / xi)
+    exact = th.gd_risk_iso(th.gamma_gd_iso(d, 1 / d, s2, N), d, 1 / d, s2, N)
+    assert abs(exact - float(th.gd_risk_proportional(xi, s2))) < 1e-3
+    # ridge: Wishart Monte Carlo at d = 60 is within 1% of the Marchenko-Pastur limit
+    d = 60
+    S = torch.eye(d, dtype=F64)
+    mc, se = th.ridge_risk_mc(S, 1 / d, s2, int(d / xi), 300, seed=0)
+    assert abs(mc - float(th.ridge_risk_proportional(xi, s2))) < 0.01 * mc
+
+
+def test_ridge_wishart_vs_direct():
+    d, N, s2, psi2 = 3, 8, 0.3, 0.5
+    S = dt.covariance(d, "ar", 0.6)
+    mc, se = th.ridge_risk_mc(S, psi2, s2, N, 200_000, seed=1)
+    P = dt.sample_prompts(200_000, N, torch.linalg.cholesky(S), psi2, s2, torch.Generator().manual_seed(4))
+    XtX = torch.einsum("nli,nlj->nij", P.X, P.X)
+    w = torch.linalg.solve(XtX + s2 / psi2 * torch.eye(d, dtype=F64), torch.einsum("nld,nl->nd", P.X, P.y))
+    r = s2 + torch.einsum("ni,ij,nj->n", w - P.beta, S, w - P.beta)
+    assert abs(float(r.mean()) - mc) < 4 * math.hypot(float(r.std()) / math.sqrt(r.numel()), se)
+
+
+# --------------------------------------------------------------------------- config
+@pytest.mark.parametrize("changes", [
+    {"n_heads": (2, 3)}, {"n_heads": (1,)}, {"test_lengths": (20, 80)}, {"test_lengths": (10, 40)},
+    {"cov": "toeplitz"}, {"rho": 1.0}, {"n_tasks_pool": 100}, {"init": "xavier"}, {"n_context": 5},
+    {"mixed_lengths": (40,)}, {"sigma2": 0.0},
+])
+def test_config_validation(changes):
+    with pytest.raises(ConfigError):
+        icl.Config.quick().replace(**changes)
+
+
+def test_presets_validate():
+    for name in ("smoke", "quick", "paper"):
+        icl.Config.preset(name)
+
+
+# ---------------------------------------------------------------------------- smoke run
+def test_smoke_run_checks_and_figures(tmp_path):
+    from workbench.record import load_record, save_record
+
+    rec = icl.run(icl.Config.smoke(), progress=False)
+    cs = icl.checks(rec)
+    # checks recomputed from a saved and reloaded record are the same
+    loaded, _ = load_record(save_record(rec, tmp_path / "rec", cs), icl.Config)
+    assert [(c.name, c.passed, c.measured) for c in icl.checks(loaded)] == [(c.name, c.passed, c.measured) for c in cs]
+    names = {c.name for c in cs}
+    for required in ("A1_lsa_risk_closed_form", "A2_lsa_exact_gd_risk", "A3_gd_risk", "A3_dgd_risk", "A3_ols_risk",
+                     "A4_pair_risk", "A4_zero_sum", "A5_one_head", "A6_length_softmax", "A6_length_lsa",
+                     "A7_pool_decreasing", "A8_aniso_preconditioner", "X_mixed_gamma"):
+        assert required in names
+    assert all(isinstance(c.passed, bool) for c in cs)
+    # the closed-form checks hold even at smoke size
+    passed = {c.name: c.passed for c in cs}
+    for exact in ("A1_lsa_risk_closed_form", "A3_gd_risk", "A3_dgd_risk", "A3_ols_risk", "A3_ridge_risk", "A6_length_lsa",
+                  "A7_pool_decreasing"):
+        assert passed[exact], exact
+    assert rec["softmax.KQ_traj"].shape[1:] == (len(sim.softmax_members(rec.config)), 2, 6, 6)
+    assert int(rec["eval.seed"][0]) == rec.config.seed
+    figs = icl.figures(loaded)
+    assert len(figs) == 8
+    import matplotlib.pyplot as plt
+    for f in figs.values():
+        plt.close(f)
