@@ -1,0 +1,127 @@
+"""Extension: JoMA (Tian, Wang, Chen, Du, ICLR 2024), the joint dynamics of MLP and attention.
+
+1. The sparse-then-dense toy of the official ``joma/draw_figure_4.py``: each component v_j of a
+   hidden unit's projection on the token embeddings is pulled towards a target mu_j, gated by
+   the attention its own magnitude buys,
+
+       v_j <- v_j + eta (mu_j - v_j) b_j,        b = softmax(v^2 / tau),
+
+   so salient components (large mu_j) are learned first (attention sparsifies) and the rest
+   catch up later (attention re-densifies).  The control with uniform gating b_j = 1/d has the
+   closed form v_j(k) = mu_j + (v_j(0) - mu_j)(1 - eta/d)^k.
+
+2. An MLP between the attention and the decoder, on the Scan & Snap classes in the long-sequence
+   limit (full class average, gradient descent), in JoMA's setting: *exp* attention
+   a_l = P(l|n) e^{z_ml} (no normalisation, no l2 norm, no residual), hidden units
+   phi(W1 a), decoder V.  Because the attention output enters the loss only through the
+   pre-activations W1 a, the gradients obey dL/dz_ml summed over queries m = sum_k W1_kl dL/dW1_kl,
+   so with one learning rate for Z and W1 every GD step satisfies
+
+       sum_m Delta z_ml = sum_k W1_kl Delta W1_kl
+       =>  sum_m z_ml(t) - (1/2) sum_k [W1_kl(t)^2 - W1_kl(0)^2] + (1/2) sum_{s<t} sum_k Delta W1_kl(s)^2 = 0
+
+   exactly (JoMA Theorem 1's invariant z = (1/2) sum_k v_k^2, plus the O(eta^2) discretisation
+   term), for any activation phi.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from studies.scan_snap.data import SequenceClasses
+from studies.scan_snap.model import attention_of_classes, distinct_entropy
+
+TOY_DIM, TOY_TAU, TOY_ETA, TOY_V0, TOY_MU_RANGE = 10, 3.0, 0.02, 0.05, (1.0, 4.0)
+"""The official script's toy: d = 10 components, tau = 3, eta = 0.02, v(0) = 0.05, mu ~ U[1, 4] sorted."""
+ACTIVATIONS = ("linear", "relu", "silu")
+
+
+def entropy(p: Tensor) -> Tensor:
+    return -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(-1)
+
+
+def toy_targets(generators: list[torch.Generator]) -> Tensor:
+    """mu (e, d): sorted uniform draws in TOY_MU_RANGE, one member per generator."""
+    lo, hi = TOY_MU_RANGE
+    return torch.stack([torch.sort(lo + (hi - lo) * torch.rand(TOY_DIM, generator=g, dtype=torch.float64)).values
+                        for g in generators])
+
+
+def run_toy(mu: Tensor, steps: int, *, gating: str = "softmax") -> dict[str, Tensor]:
+    """Euler steps of v_j <- v_j + eta (mu_j - v_j) b_j; returns the entropy of
+    b = softmax(v^2/tau) (steps + 1, e) and the final v (e, d)."""
+    v = torch.full_like(mu, TOY_V0)
+    ents = []
+    for k in range(steps + 1):
+        b = torch.softmax(v ** 2 / TOY_TAU, dim=-1)  # (e, d)
+        ents.append(entropy(b))
+        if k == steps:
+            break
+        gate = b if gating == "softmax" else torch.full_like(b, 1.0 / b.shape[-1])
+        v = v + TOY_ETA * (mu - v) * gate
+    return {"entropy": torch.stack(ents), "v": v}
+
+
+def toy_uniform_closed_form(mu: Tensor, steps: int) -> Tensor:
+    """v(steps) under uniform gating: mu + (v0 - mu)(1 - eta/d)^steps."""
+    return mu + (TOY_V0 - mu) * (1.0 - TOY_ETA / mu.shape[-1]) ** steps
+
+
+def run_mlp(layout: SequenceClasses, activations: Tensor, generators: list[torch.Generator], *, steps: int,
+            lr: float, width_factor: int = 4, dtype: torch.dtype = torch.float64,
+            device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """GD on exp attention -> MLP phi(W1 a) -> decoder V, averaged over the K classes (T -> inf).
+
+    activations (e,) long indexes ACTIVATIONS; generators (one per member) draw W1(0) ~ N(0, 1/M_c).
+    Z(0) = 0 and V(0) = 0.  Returns per step (steps + 1, e): the loss, the distinct-token entropy
+    of c_n (the normalised attention), the largest |invariant residual| and the largest
+    |sum_m z_ml - (1/2) sum_k (W1_kl^2 - W1_kl(0)^2)| (the residual without the discretisation
+    term); and the final Z query rows and W1.
+    """
+    K, Q, Mc, M = layout.n_classes, layout.n_queries, layout.n_context, layout.vocab
+    H = width_factor * M
+    e = len(generators)
+    P = layout.probabilities(dtype).to(device)  # (K, M_c)
+    psi = layout.query_of_class.to(device)
+    labels = layout.next_token(torch.arange(K, device=device))  # (K,)
+    label_onehot = torch.nn.functional.one_hot(labels, M).to(dtype)  # (K, M)
+    W1 = torch.stack([torch.randn(H, Mc, generator=g, dtype=torch.float64) / math.sqrt(Mc) for g in generators])
+    W1 = W1.to(device=device, dtype=dtype)  # (e, H, M_c)
+    W1_0 = W1.clone()
+    Z = torch.zeros(e, Q, Mc, dtype=dtype, device=device)
+    V = torch.zeros(e, M, H, dtype=dtype, device=device)
+    act = activations.to(device)[:, None, None]  # (e, 1, 1)
+    step_sq = torch.zeros(e, H, Mc, dtype=dtype, device=device)  # sum_s Delta W1(s)^2
+    out = {"loss": [], "entropy": [], "invariant": [], "invariant_continuous": []}
+    for k in range(steps + 1):
+        Z.requires_grad_(True); W1.requires_grad_(True); V.requires_grad_(True)
+        a = P * torch.exp(Z[:, psi, :])  # (e, K, M_c) exp attention
+        pre = torch.einsum("enl,ehl->enh", a, W1)  # (e, K, H)
+        hidden = torch.where(act == 0, pre, torch.where(act == 1, torch.relu(pre), torch.nn.functional.silu(pre)))
+        logits = torch.einsum("enh,emh->enm", hidden, V)  # (e, K, M)
+        loss = (torch.logsumexp(logits, -1) - (logits * label_onehot).sum(-1)).mean(-1)  # (e,)
+        with torch.no_grad():
+            inv_cont = Z.sum(1) - 0.5 * (W1 ** 2 - W1_0 ** 2).sum(1)  # (e, M_c)
+            out["loss"].append(loss.detach())
+            out["entropy"].append(distinct_entropy(attention_of_classes(Z.detach(), layout), layout))
+            out["invariant_continuous"].append(inv_cont.abs().amax(-1))
+            out["invariant"].append((inv_cont + 0.5 * step_sq.sum(1)).abs().amax(-1))
+        if k == steps:
+            break
+        gZ, gW1, gV = torch.autograd.grad(loss.sum(), [Z, W1, V])
+        with torch.no_grad():
+            dW1 = -lr * gW1
+            step_sq += dW1 ** 2
+            Z = Z - lr * gZ
+            W1 = W1 + dW1
+            V = V - lr * gV
+        if not torch.isfinite(loss).all():
+            from workbench.errors import DivergenceError
+            raise DivergenceError(f"attention + MLP study diverged at step {k}", step=k)
+    res = {name: torch.stack(v) for name, v in out.items()}
+    res["z"] = Z.detach()
+    res["W1"] = W1.detach()
+    return res

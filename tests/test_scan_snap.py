@@ -1,0 +1,294 @@
+"""Scan and Snap study: the data model, Lemma 1 against autograd and finite differences, the
+mean-field ODEs against brute-force population gradients, Lemma 6's closed forms, the JoMA
+invariant, ensemble member i against the standalone run i, config validation, and the smoke preset."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import quad, solve_ivp
+
+from studies import scan_snap as ss
+from studies.scan_snap import joma, model, simulate, theory
+from studies.scan_snap.config import Config
+from studies.scan_snap.data import SequenceClasses
+from workbench.attention import member_generators
+from workbench.errors import ConfigError
+
+F64 = torch.float64
+SMALL = SequenceClasses(10, 2, 1, 10)
+MEDIUM = SequenceClasses(10, 1, 2, 10)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("changes, message", [
+    ({"n_queries": 1, "next_per_query": 1}, "classes"),
+    ({"n_distinct": 1}, "n_distinct"),
+    ({"seq_len_long": 64}, "seq_len_long"),
+    ({"eta_y": 0.0}, "eta_y"),
+    ({"momentum": 1.0}, "momentum"),
+    ({"init": "orthogonal"}, "init"),
+    ({"ode_t_max": 500.0}, "ode_t_max"),
+    ({"lr_ratios": (2.0, 1.0)}, "lr_ratios"),
+    ({"sweep_queries": (1, 1)}, "sweep_queries"),
+    ({"sweep_queries": (0,)}, "sweep_queries"),
+    ({"sweep_next_per_query": 1, "sweep_queries": (1,)}, "sweep"),
+    ({"mlp_lr": -1.0}, "mlp_lr"),
+])
+def test_config_rejects_bad_values(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.smoke().replace(**changes)
+
+
+def test_config_fields_and_presets():
+    names = {"n_common", "n_queries", "next_per_query", "n_distinct", "seq_len", "batch_size", "steps", "eta_y",
+             "eta_z", "momentum", "init", "ode_t_max", "n_seeds", "seed", "dtype", "device"}
+    cfg = Config.quick()
+    assert names <= set(cfg.to_dict())
+    docs = Config.field_docs()
+    assert all(docs.get(f) for f in cfg.to_dict())
+    assert Config.paper().sweep_queries == (1, 3, 5, 10) and Config.paper().n_seeds == 10
+    cfg = cfg.with_overrides(["sweep_queries=1,3", "init=random", "eta_y_factors=1,10"])
+    assert cfg.sweep_queries == (1, 3) and cfg.init == "random" and Config.from_dict(cfg.to_dict()) == cfg
+
+
+# ------------------------------------------------------------------------------- data
+def test_layouts_match_the_official_generator():
+    assert (SMALL.vocab, SMALL.n_context, SMALL.n_classes) == (34, 30, 2)  # Fig. 4: loss(0) = ln 34
+    assert [SequenceClasses(10, q, 2, 10).vocab for q in (1, 3, 5, 10)] == [33, 79, 125, 240]
+    P = SMALL.probabilities()
+    assert torch.allclose(P.sum(1), torch.ones(2, dtype=F64))
+    assert P[0, :10].sum().item() == pytest.approx(10 / 15.5)  # initial common mass 0.645
+    assert torch.equal(SMALL.distinct_tokens(1), torch.arange(20, 30))
+    assert SMALL.common_mask().sum() == 10 and torch.equal(SMALL.distinct_mask().sum(1), torch.tensor([10, 10]))
+    assert torch.equal(MEDIUM.query_of_class, torch.tensor([0, 0]))
+
+
+def test_sampler_counts_and_frequencies():
+    counts, classes = SMALL.sample(4000, 64, _gen(0))
+    assert torch.all(counts.sum(1) == 63)
+    assert abs(classes.float().mean().item() - 0.5) < 0.03
+    for n in range(2):
+        freq = counts[classes == n].sum(0) / counts[classes == n].sum()
+        assert torch.allclose(freq, SMALL.probabilities()[n], atol=3e-3)
+    c2, k2 = SMALL.sample(4000, 64, _gen(0))
+    assert torch.equal(counts, c2) and torch.equal(classes, k2)
+
+
+# ------------------------------------------------------------------------------ model
+def _positional_forward(Y, Z, tokens, classes, layout):
+    """The official per-position computation: softmax over the T-1 key positions (query excluded)."""
+    Mc, Q = layout.n_context, layout.n_queries
+    losses = []
+    for b in range(tokens.shape[0]):
+        m = Mc + int(layout.query_of_class[classes[b]])
+        logits = Z[m, tokens[b]]  # (T-1,)
+        att = torch.softmax(logits, 0)
+        v = torch.zeros(layout.vocab, dtype=F64).index_add_(0, tokens[b], att)
+        u = v / v.norm()
+        out = Y.T @ u
+        losses.append(torch.logsumexp(out, 0) - out[layout.next_token(int(classes[b]))])
+    return torch.stack(losses).mean()
+
+
+def test_count_attention_equals_positional_softmax():
+    g = _gen(1)
+    p = model.init_params(SMALL, "random", [g])
+    Y, Z = 4 * p["Y"][0], 4 * p["Z"][0]
+    classes = torch.randint(2, (6,), generator=g)
+    tokens = torch.multinomial(SMALL.probabilities()[classes], 20, replacement=True, generator=g)
+    counts = torch.zeros(6, SMALL.n_context, dtype=F64).scatter_add_(1, tokens, torch.ones(6, 20, dtype=F64))
+    fwd = model.forward(Y[None], Z[None], counts[None], classes[None], SMALL)
+    assert fwd.loss.item() == pytest.approx(_positional_forward(Y, Z, tokens, classes, SMALL).item(), rel=1e-13)
+
+
+@pytest.mark.parametrize("layout", [SMALL, MEDIUM])
+def test_lemma1_equals_autograd_and_finite_differences(layout):
+    gens = member_generators(3, 2)
+    p = model.init_params(layout, "random", gens)
+    Y, Z = 3 * p["Y"], 3 * p["Z"]
+    batches = [layout.sample(8, 16, g) for g in gens]
+    counts = torch.stack([b[0] for b in batches])
+    classes = torch.stack([b[1] for b in batches])
+    Yg, Zg = Y.clone().requires_grad_(True), Z.clone().requires_grad_(True)
+    gY, gZ = torch.autograd.grad(model.forward(Yg, Zg, counts, classes, layout).loss.sum(), [Yg, Zg])
+    _, closed = model.lemma1_gradients(Y, Z, counts, classes, layout)
+    assert torch.allclose(closed["Y"], gY, rtol=0, atol=1e-13) and torch.allclose(closed["Z"], gZ, rtol=0, atol=1e-13)
+    # central differences on a few entries of member 0 (query row / contextual key, decoder entry)
+    Mc = layout.n_context
+    h = 1e-6
+    for name, idx in (("Z", (Mc, 3)), ("Z", (Mc, Mc - 1)), ("Y", (2, layout.next_token(0))), ("Y", (Mc - 1, 0))):
+        P_, M_ = {"Y": Y.clone(), "Z": Z.clone()}, {"Y": Y.clone(), "Z": Z.clone()}
+        P_[name][(0, *idx)] += h
+        M_[name][(0, *idx)] -= h
+        fd = (model.forward(P_["Y"], P_["Z"], counts, classes, layout).loss[0]
+              - model.forward(M_["Y"], M_["Z"], counts, classes, layout).loss[0]) / (2 * h)
+        assert closed[name][(0, *idx)].item() == pytest.approx(fd.item(), abs=1e-8)
+
+
+def test_sgd_with_momentum_keeps_row_sums():
+    gens = member_generators(5, 2)
+    out = simulate.train_sgd(SMALL, eta_y=torch.tensor([1.0, 3.0]), eta_z=torch.tensor([2.0, 0.5]),
+                             seed_of_member=torch.tensor([0, 1]), generators=gens, seq_len=32, batch_size=16,
+                             steps=15, momentum=0.9, init="random", dtype=F64, device=torch.device("cpu"))
+    assert out["Y_rowsum_drift"].max() < 1e-13 and out["Z_rowsum_drift"].max() < 1e-13
+    assert np.abs(out["Z"]).max() > 0.3  # it did move
+
+
+def test_ensemble_member_equals_standalone_run():
+    common = dict(seq_len=24, batch_size=8, steps=6, momentum=0.5, init="random", dtype=F64, device=torch.device("cpu"))
+    ey = torch.tensor([1.0, 1.0, 4.0, 4.0])
+    ez = torch.tensor([1.0, 1.0, 2.0, 2.0])
+    batched = simulate.train_sgd(SMALL, eta_y=ey, eta_z=ez, seed_of_member=torch.tensor([0, 1, 0, 1]),
+                                 generators=member_generators(7, 2), **common)
+    for i, (pair_ey, pair_ez, seed) in enumerate([(1.0, 1.0, 0), (1.0, 1.0, 1), (4.0, 2.0, 0), (4.0, 2.0, 1)]):
+        alone = simulate.train_sgd(SMALL, eta_y=torch.tensor([pair_ey]), eta_z=torch.tensor([pair_ez]),
+                                   seed_of_member=torch.tensor([0]), generators=member_generators(7 + seed, 1), **common)
+        for key in ("z", "loss", "p_correct"):
+            np.testing.assert_allclose(batched[key][:, i], alone[key][:, 0], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(batched["Y"][i], alone["Y"][0], rtol=0, atol=1e-13)
+
+
+# ------------------------------------------------------------------------------ theory
+def _population_loss(Y_ctx, z, layout):
+    """(1/K) sum_n CE(n; softmax(Y^T f_n)): the T -> inf loss whose gradient flow is R1."""
+    c = model.attention_of_classes(z, layout)
+    f = c / c.norm(dim=-1, keepdim=True)
+    logits = f @ Y_ctx  # (K, M)
+    labels = layout.next_token(torch.arange(layout.n_classes))
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
+@pytest.mark.parametrize("layout", [SMALL, MEDIUM])
+def test_r1_field_is_the_population_gradient(layout):
+    mf = theory.MeanField.of(layout)
+    rng = np.random.default_rng(0)
+    K, Mc = layout.n_classes, layout.n_context
+    Yc = rng.normal(size=(1, Mc, K + 1))  # compressed decoder (symmetric "other" outputs)
+    z = 0.5 * rng.normal(size=(1, layout.n_queries, Mc))
+    dY, dz, _ = mf.r1_field(np.array([2.0]), np.array([0.5]))(Yc, z)
+    Yfull = torch.tensor(mf.expand_decoder(Yc)[0], requires_grad=True)
+    zt = torch.tensor(z[0], requires_grad=True)
+    gY, gz = torch.autograd.grad(_population_loss(Yfull, zt, layout), [Yfull, zt])
+    np.testing.assert_allclose(mf.expand_decoder(dY)[0], -2.0 * gY.numpy(), atol=1e-14)
+    other = np.setdiff1d(np.arange(layout.vocab), layout.next_token(np.arange(K)))
+    np.testing.assert_allclose(-2.0 * gY.numpy()[:, other], np.repeat(dY[0, :, -1:], len(other), 1), atol=1e-14)
+    np.testing.assert_allclose(dz[0], -0.5 * gz.numpy(), atol=1e-14)
+
+
+def test_r1m_and_r2_fields_follow_their_formulas():
+    mf = theory.MeanField.of(MEDIUM)
+    rng = np.random.default_rng(1)
+    K, Mc = MEDIUM.n_classes, MEDIUM.n_context
+    z = 0.3 * rng.normal(size=(1, 1, Mc))
+    _, f = mf.attention(z)
+    F = f[0].T  # (M_c, K)
+    Ep = np.eye(K) - np.linalg.inv(F.T @ F)
+    # R2: Eq. 97 term by term (with the 1/K factor), beta_nn' = E'_{n'n}
+    gamma, eta_z = 0.7, 1.3
+    expect = np.zeros(Mc)
+    for n in range(K):
+        for n2 in range(K):
+            if n2 != n:
+                expect += F[:, n] * Ep[n2, n] * ((F[:, n] @ F[:, n2]) * F[:, n] - F[:, n2])
+    got = mf.r2_field(z, np.array([gamma]), np.array([eta_z]))[0, 0]
+    np.testing.assert_allclose(got, eta_z * gamma / K * expect, atol=1e-15)
+    # R1m: decoder driven by f_n - F E' e_n
+    Yc = rng.normal(size=(1, Mc, K + 1))
+    dY_m, dz_m, mass = mf.r1_field(np.array([1.0]), np.array([1.0]), modified=True)(Yc, z)
+    dY, dz, _ = mf.r1_field(np.array([1.0]), np.array([1.0]))(Yc, z)
+    np.testing.assert_allclose(dz_m, dz)
+    alpha = mass[0].copy()
+    alpha[:, -1] /= MEDIUM.vocab - K
+    target = np.eye(K, K + 1)
+    expect = sum(np.outer(F[:, n] - F @ Ep[:, n], target[n] - alpha[n]) for n in range(K)) / K
+    np.testing.assert_allclose(dY_m[0], expect, atol=1e-14)
+
+
+def test_decoder_h_gamma_and_snap_time():
+    M, K = 34, 2
+    for eta in (0.3, 1.0, 8.0):
+        s = np.logspace(-3, 5, 50)
+        h = theory.decoder_h(s, eta, M)
+        np.testing.assert_allclose(np.exp(M * h) + (M - 1) * M * h, M * eta * s + 1, rtol=1e-13)
+        for t in (0.5, 20.0, 3000.0):
+            integral, _ = quad(lambda x: float(theory.decoder_gamma(x, eta, M, K)), 0, t, limit=200, epsabs=1e-13)
+            assert float(theory.decoder_gamma_integral(t, eta, M, K)) == pytest.approx(integral, rel=1e-7)
+    # Lemma 5/6 against the decoder ODE of K orthogonal classes, each updated on its own class:
+    # dw/dt = (eta/K)(e_n - alpha_n), alpha_nn(t) = e^{M h(t/K)} / (M - 1 + e^{M h(t/K)}).
+    eta = 1.5
+
+    def rhs(t, w):
+        a = np.exp(w - w.max()); a /= a.sum()
+        return eta / K * (np.eye(M)[0] - a)
+
+    ts = np.array([0.5, 5.0, 50.0])
+    sol = solve_ivp(rhs, (0, ts[-1]), np.zeros(M), t_eval=ts, rtol=1e-11, atol=1e-13)
+    alpha = np.exp(sol.y[0]) / np.exp(sol.y).sum(0)
+    h = theory.decoder_h(ts / K, eta, M)
+    np.testing.assert_allclose(alpha, np.exp(M * h) / (M - 1 + np.exp(M * h)), rtol=1e-8)
+    t_half = float(theory.snap_time_orthogonal(M, K, eta))
+    h = theory.decoder_h(t_half / K, eta, M)
+    assert math.exp(M * h) == pytest.approx(M - 1, rel=1e-10)
+
+
+def test_snap_bound_asymptotes():
+    M, K, ey, ez = 1000, 10, 1.0, 0.5
+    early = theory.snap_bound(np.array([1e-3]), ey, ez, M, K)
+    late = theory.snap_bound(np.array([1e9]), ey, ez, M, K)
+    assert early["exact"][0] == pytest.approx(early["scanning"][0], rel=1e-3)
+    assert late["exact"][0] == pytest.approx(late["snapping"][0], rel=0.05)
+
+
+def test_r2_closed_form_ratio_and_r1_signs_on_short_run():
+    mf = theory.MeanField.of(MEDIUM)
+    t = np.array([0.0, 1.0, 10.0, 100.0])
+    r2 = mf.solve_r2(np.array([2.0]), np.array([1.0]), t)
+    d = MEDIUM.distinct_tokens(1).numpy()
+    z = r2["z"][1:, 0, 0, d]
+    ratio = (1 - np.exp(-2 * z)) / MEDIUM.probabilities().numpy()[1, d] ** 2
+    np.testing.assert_allclose(ratio, ratio[:, :1] * np.ones_like(ratio), rtol=1e-7)
+    r1 = mf.solve_r1(np.array([2.0]), np.array([1.0]), t)
+    assert (r1["z"][1:, 0, 0, :10] < 0).all() and (r1["z"][1:, 0, 0, 10:] > 0).all()
+
+
+def test_numpy_and_torch_attention_agree():
+    z = np.random.default_rng(2).normal(size=(3, 2, 30))
+    np.testing.assert_allclose(theory.class_attention(z, SMALL),
+                               model.attention_of_classes(torch.tensor(z), SMALL).numpy(), atol=1e-15)
+    c = theory.class_attention(z, SMALL)
+    np.testing.assert_allclose(theory.distinct_entropy(c, SMALL),
+                               model.distinct_entropy(torch.tensor(c), SMALL).numpy(), atol=1e-14)
+
+
+# -------------------------------------------------------------------------------- JoMA
+def test_joma_toy_and_invariant():
+    mu = joma.toy_targets(member_generators(0, 3))
+    out = joma.run_toy(mu, 300, gating="uniform")
+    torch.testing.assert_close(out["v"], joma.toy_uniform_closed_form(mu, 300), rtol=0, atol=1e-13)
+    res = joma.run_mlp(SMALL, torch.tensor([0, 1, 2]), member_generators(1, 3), steps=60, lr=2.0)
+    assert res["invariant"].max() < 1e-12
+    assert res["invariant_continuous"].max() > 1e-6  # the discretisation term is real and accounted for
+
+
+# ------------------------------------------------------------------------------- smoke
+def test_smoke_preset_runs_and_passes():
+    cfg = Config.smoke()
+    record = ss.run(cfg, progress=False)
+    checks = ss.checks(record)
+    names = [c.name for c in checks]
+    assert len(names) == len(set(names)) and len(names) >= 25
+    failed = [c.name for c in checks if not c.passed]
+    assert not failed, failed
+    for prefix in ("sgd.z", "sgd_long.z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep1.entropy", "joma_toy.entropy", "mlp.invariant"):
+        assert prefix in record.arrays
+    figs = ss.figures(record)
+    assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma"} <= set(figs)
+    pred = ss.predict(cfg)
+    assert pred["initial_common_mass"] == pytest.approx(10 / 15.5)
