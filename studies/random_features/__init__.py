@@ -25,6 +25,7 @@ from studies.random_features.config import Config
 from studies.random_features.figures import figures
 from workbench.record import Record
 from workbench.runtime import single_thread as single_threaded_blas
+from studies.random_features.bench import bench_case
 
 NAME = "random-features"
 TITLE = "Random-feature attention: learning with frozen random heads, and FAVOR+"

@@ -18,6 +18,8 @@ from studies.rank_collapse.config import Config
 from studies.rank_collapse.figures import figures
 from studies.rank_collapse.theory import predict
 from studies.rank_collapse import simulate
+from studies.rank_collapse.bench import bench_case
+from workbench.runtime import single_thread
 
 NAME = "rank-collapse"
 TITLE = "Rank collapse: pure attention loses rank doubly exponentially with depth"
@@ -39,7 +41,7 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(_PHASES), desc=NAME, unit="experiment")
-    with _one_cpu_thread(config.torch_device):
+    with single_thread(config.torch_device):
         for phase in _PHASES:
             start = time.perf_counter()
             with torch.no_grad() if phase != "gradient_experiment" else contextlib.nullcontext():
@@ -53,22 +55,6 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
         bar.close()
     record.info["phase_seconds"] = timings
     return record
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Every tensor here is tiny (16 x 32 matrices, batches of about a hundred): intra-op threads
-    only add synchronisation, which on a loaded 2-core machine made the smoke preset 15x slower.
-    Run on one CPU thread and restore the previous setting afterwards."""
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 __all__ = ["NAME", "TITLE", "REFERENCES", "Config", "run", "predict", "checks", "figures"]

@@ -30,6 +30,7 @@ from studies.scan_snap.data import SequenceClasses
 from studies.scan_snap.figures import figures
 from studies.scan_snap.model import forward, init_params, lemma1_gradients
 from studies.scan_snap.simulate import train_sgd
+from studies.scan_snap.bench import bench_case
 from workbench.runtime import single_thread
 
 NAME = "scan-snap"

@@ -22,6 +22,7 @@ from studies.svm_bias.config import Config
 from studies.svm_bias.figures import figures
 from studies.svm_bias.simulate import run
 from studies.svm_bias.theory import predict
+from studies.svm_bias.bench import bench_case
 
 NAME = "svm-bias"
 TITLE = "Transformers as SVMs: the max-margin implicit bias of softmax attention"

@@ -1,0 +1,67 @@
+"""The icl-regression kernel for ``workbench bench``: online Adam on multi-head softmax attention.
+
+This is `simulate.train_softmax`, the study's expensive training (He et al. 2025): every member
+draws a fresh seeded batch of ``batch_size`` prompts of length ``n_context`` at every step (from
+the generator derived from (seed, TRAIN, experiment, seed index, step)), predicts the queries
+with `models.softmax_predict` and takes one Adam step on (Q, K, V, O).  For the bench, member i is
+(Sigma_main, H_i, seed index i) with H_i cycling through the config's head counts (1, 2, 3), so
+every member has its own data stream (no shared draws, unlike `softmax_members`, where the head
+counts of one seed share their batches) and the batched run pads heads to 3 with a mask.  The
+standalone run i has H_i heads; its outputs are zero-padded to 3 heads (a masked head gets exactly
+zero gradient and stays at its zero initialisation, see `models`).
+
+Sizes: the quick preset's d = 5, N = 40, batch 256, lr 3e-3, for ``STEPS`` steps; at M = 512 the
+largest tensors (prompts and attention patterns of one step) are about 250 MB each.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from workbench.runtime import single_thread
+
+from studies.icl_regression import models as md
+from studies.icl_regression.config import Config
+from studies.icl_regression.simulate import EXP_SOFTMAX, train_softmax
+
+STEPS = 10
+"""Adam steps of the timed training."""
+
+
+def _flops(cfg: Config, heads: list[int], steps: int) -> float:
+    """Floating-point operations of the batched call (matrix products, x 3 for forward + backward,
+    plus the data assembly x = L z and y = x beta of every batch).  Padded heads are counted: the
+    batched program computes them."""
+    D, b, n, d = cfg.d + 1, cfg.batch_size, cfg.n_context, cfg.d
+    h = max(heads)
+    e = len(heads)
+    circuits = h * (2 * D ** 3 + 2 * D * D)                     # K^T Q and O V
+    predict = b * h * (2 * D * d + 2 * n * D + 5 * n + 2 * n * D + 2 * D)  # u, logits, softmax, P Z, read-out
+    data = b * (n + 1) * (2 * d * d + 2 * d + 1)                 # x = L z, y = x beta + noise
+    adam = 4 * h * (3 * D * D + D) * 4                           # moments and update of Q, K, V, O
+    return float(e * (steps + 1) * (3 * (circuits + predict) + data + adam))
+
+
+def bench_case(members: int, device: str):
+    """``STEPS`` Adam steps of ``members`` softmax-attention models on their own fresh batches."""
+    from workbench.bench import KernelCase
+
+    cfg = Config.quick().replace(steps=STEPS, n_observe=STEPS + 1, device=str(device))
+    dev = cfg.torch_device
+    H = cfg.n_heads
+    members_list = [(cfg.cov, H[i % len(H)], i) for i in range(members)]
+    h_max = max(H[i % len(H)] for i in range(members))
+
+    def kernel(ms: list[tuple[str, int, int]]) -> dict[str, torch.Tensor]:
+        with single_thread(dev):
+            result, _ = train_softmax(cfg, ms, (cfg.n_context,), EXP_SOFTMAX, False, "bench")
+        out = {k: F.pad(v, (0, 0) * (v.ndim - 2) + (0, h_max - v.shape[1])) for k, v in result.params.items()}
+        KQ, OV = md.circuits(out)
+        return {**out, "KQ": KQ, "OV": OV, "loss": result.trajectory["loss"].T}
+
+    return KernelCase(
+        f"softmax Adam, {STEPS} steps",
+        lambda: kernel(members_list),
+        lambda i: kernel(members_list[i:i + 1]),
+        flops=_flops(cfg, [h for _, h, _ in members_list], STEPS),
+    )

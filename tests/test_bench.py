@@ -1,0 +1,38 @@
+"""Every registered study's bench kernel: member i of the batched run equals standalone run i.
+
+``workbench bench`` times each study's training kernel batched over M members against a Python
+loop over the members; these tests build each case at M = 3 and assert only the equality (never a
+timing: these machines are noisy).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench import registry
+from workbench.bench import KernelCase, time_kernel
+
+BENCHED = [m for m in registry.all_studies() if hasattr(m, "bench_case")]
+
+
+def test_some_study_has_a_bench_case():
+    assert BENCHED, "no registered study exposes bench_case"
+
+
+@pytest.mark.parametrize("study", BENCHED, ids=lambda m: m.NAME)
+def test_batched_kernel_equals_loop_over_members(study):
+    members = 3
+    case = study.bench_case(members, "cpu")
+    assert isinstance(case, KernelCase)
+    batched = case.run_batched()
+    assert batched, "the kernel returns no outputs"
+    for name, value in batched.items():
+        assert isinstance(value, torch.Tensor) and value.dtype == torch.float64, name
+        assert value.shape[0] == members, f"{name}: first axis {value.shape[0]} is not the member axis"
+        assert torch.isfinite(value).all(), f"{name} has non-finite entries"
+    # the members differ (an ensemble of copies would make the equality check vacuous)
+    first = next(iter(batched.values()))
+    assert not torch.equal(first[0], first[1])
+    timing = time_kernel(study.NAME, case, members, "cpu")
+    assert timing.equal, f"{study.NAME}/{case.name}: member i != run i (max rel diff {timing.max_rel_diff:.3g})"
+    assert case.flops is None or case.flops > 0
