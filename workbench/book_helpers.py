@@ -53,14 +53,19 @@ def book_preset(default: str = "quick") -> str:
 
 
 def summary_table(results: Mapping[str, RunResult], preset: str) -> str:
-    """Markdown: a count line and one row per check of every study."""
-    rows = ["| study | check | claim | predicted | measured | pass |", "|---|---|---|---|---|---|"]
-    n_pass = n_all = 0
+    """Markdown: one summary row per study, then each study's checks (claim, predicted, measured)."""
+    n_pass = sum(c.passed for r in results.values() for c in r.checks)
+    n_all = sum(len(r.checks) for r in results.values())
+    out = [f"**{n_pass} of {n_all} checks pass** (preset `{preset}`).", "",
+           "| study | checks passed | run time |", "|---|---|---|"]
     for name, result in results.items():
+        ok = sum(c.passed for c in result.checks)
+        wall = result.record.meta.get("wall_time_s")
+        out.append(f"| {name} | {ok}/{len(result.checks)} | {f'{wall:.0f} s' if wall is not None else '-'} |")
+    for name, result in results.items():
+        out += ["", f"**{name}**", "", "| check | claim | predicted | measured | pass |", "|---|---|---|---|---|"]
         for c in result.checks:
-            n_all += 1
-            n_pass += c.passed
             measured = c.measured if isinstance(c.measured, str) else f"{c.measured:.4g}"
-            cells = [name, c.name, c.claim, c.predicted, measured, "PASS" if c.passed else "**FAIL**"]
-            rows.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
-    return f"**{n_pass} of {n_all} checks pass** (preset `{preset}`).\n\n" + "\n".join(rows)
+            cells = [c.name, c.claim, c.predicted, measured, "PASS" if c.passed else "**FAIL**"]
+            out.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(out)
