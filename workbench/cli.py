@@ -78,8 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return _exit_code(_dispatch, args)
+
+
+def _exit_code(command, args: argparse.Namespace) -> int:
+    """Run a command; bad input exits 2 and a failed run 3, each with its message on stderr."""
     try:
-        return _dispatch(args)
+        return command(args)
     except WorkbenchInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -169,14 +174,7 @@ def study_main(study: ModuleType, argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog=f"python -m {study.__name__}", description=study.TITLE)
     _add_run_options(parser)
     args = parser.parse_args(argv)
-    try:
-        return _run_many([study.NAME], args)
-    except WorkbenchInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except TrainingError as err:
-        print(f"run failed: {err}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+    return _exit_code(lambda a: _run_many([study.NAME], a), args)
 
 
 def entry() -> None:  # console script
