@@ -10,19 +10,20 @@ import pytest
 import torch
 
 from workbench import registry
-from workbench.bench import KernelCase, time_kernel
+from workbench.bench import KernelCase, study_cases, time_kernel
 
 BENCHED = [m for m in registry.all_studies() if hasattr(m, "bench_case")]
+CASES = [(m, i) for m in BENCHED for i in range(len(study_cases(m, 2, "cpu")))]
 
 
 def test_some_study_has_a_bench_case():
     assert BENCHED, "no registered study exposes bench_case"
 
 
-@pytest.mark.parametrize("study", BENCHED, ids=lambda m: m.NAME)
-def test_batched_kernel_equals_loop_over_members(study):
+@pytest.mark.parametrize("study, index", CASES, ids=lambda x: x.NAME if hasattr(x, "NAME") else str(x))
+def test_batched_kernel_equals_loop_over_members(study, index):
     members = 3
-    case = study.bench_case(members, "cpu")
+    case = study_cases(study, members, "cpu")[index]
     assert isinstance(case, KernelCase)
     batched = case.run_batched()
     assert batched, "the kernel returns no outputs"

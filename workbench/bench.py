@@ -1,7 +1,8 @@
 """``workbench bench``: measure, in one process and as ratios, what batching buys.
 
 For every study that exposes ``bench_case(members, device) -> KernelCase`` (its training kernel:
-the part of ``run`` that trains or evaluates an ensemble), we time
+the part of ``run`` that trains or evaluates an ensemble; a study with several kernels also
+exposes ``bench_cases`` returning all of them), we time
 
 - the ensemble of M members as one batched tensor program, against
 - the same M members one at a time in a Python loop (same steps, same data),
@@ -104,13 +105,20 @@ def bench_kernels(studies: Sequence, members: Sequence[int], device: str, progre
                 print(f"  {study.NAME}: no bench_case, skipped")
             continue
         for m in members:
-            case = study.bench_case(m, device)
-            timing = time_kernel(study.NAME, case, m, device)
-            out.append(timing)
-            if progress:
-                print(f"  {study.NAME:16s} {case.name:28s} M={m:4d}  batched {timing.batched_s:8.4f}s  "
-                      f"loop {timing.loop_s:8.3f}s  x{timing.speedup:7.1f}  equal={timing.equal}", flush=True)
+            for case in study_cases(study, m, device):
+                timing = time_kernel(study.NAME, case, m, device)
+                out.append(timing)
+                if progress:
+                    print(f"  {study.NAME:16s} {case.name:28s} M={m:4d}  batched {timing.batched_s:8.4f}s  "
+                          f"loop {timing.loop_s:8.3f}s  x{timing.speedup:7.1f}  equal={timing.equal}", flush=True)
     return out
+
+
+def study_cases(study, members: int, device: str) -> list[KernelCase]:
+    """A study's kernels: ``bench_cases`` (several) if it has them, else its one ``bench_case``."""
+    if hasattr(study, "bench_cases"):
+        return list(study.bench_cases(members, device))
+    return [study.bench_case(members, device)]
 
 
 @dataclass
@@ -157,7 +165,7 @@ def summarise(kernels: list[KernelTiming], presets: list[PresetTiming], device: 
     for k in kernels:
         if k.members == top:
             ok = k.speedup >= target
-            lines.append(f"{k.study}/{k.kernel}: ensemble x{k.speedup:.1f} at M={k.members} "
+            lines.append(f"{k.study} / {k.kernel}: ensemble x{k.speedup:.1f} at M={k.members} "
                          f"(target >= {target:g}x: {'met' if ok else 'NOT met'}); member i == run i: {k.equal}")
     for p in presets:
         if p.what == "workbench reproduce":

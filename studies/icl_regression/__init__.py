@@ -26,7 +26,7 @@ from .config import Config
 from .figures import figures
 from .predict import predict
 from workbench.runtime import single_thread as _single_thread
-from studies.icl_regression.bench import bench_case
+from studies.icl_regression.bench import bench_case, bench_cases
 
 NAME = "icl-regression"
 TITLE = "In-context linear regression: linear attention as preconditioned GD, softmax heads as debiased GD"

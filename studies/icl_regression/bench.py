@@ -65,3 +65,42 @@ def bench_case(members: int, device: str):
         lambda i: kernel(members_list[i:i + 1]),
         flops=_flops(cfg, [h for _, h, _ in members_list], STEPS),
     )
+
+
+LSA_STEPS = 200
+"""Exact GD steps of the population-loss kernel."""
+
+
+def lsa_bench_case(members: int, device: str):
+    """``LSA_STEPS`` steps of exact full-batch GD on the closed-form population risk of linear
+    self-attention (`simulate.run_lsa`'s kernel): member i starts from its own random init."""
+    from workbench.bench import KernelCase
+    from workbench.train import GD, train
+
+    from studies.icl_regression import data as dt
+    from studies.icl_regression import theory as th
+
+    cfg = Config.quick().replace(device=str(device))
+    dev, dtype, d = cfg.torch_device, cfg.torch_dtype, cfg.d
+    Sigma = dt.covariance(d, "iso", cfg.rho)
+    inits = [md.lsa_init(d, "random", Sigma, dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, 0, 1, 1000 + i))
+             for i in range(members)]
+    p0 = torch.stack([p for p, _ in inits]).to(dev, dtype)   # (e, d+1)
+    K0 = torch.stack([K for _, K in inits]).to(dev, dtype)   # (e, d+1, d)
+
+    def kernel(sl: slice) -> dict[str, torch.Tensor]:
+        e = p0[sl].shape[0]
+        Sig = Sigma.to(dev, dtype).expand(e, d, d)
+        risk = th.LSARisk(Sig, cfg.psi2 * torch.eye(d, dtype=dtype, device=dev).expand(e, d, d), cfg.sigma2, cfg.n_context)
+        with single_thread(dev):
+            res = train({"p": p0[sl], "K": K0[sl]}, lambda q, step: risk(q["p"], q["K"]), GD(cfg.lsa_lr), LSA_STEPS,
+                        observe_at=[0, LSA_STEPS], underflow="ignore")
+        return {"p": res.params["p"], "K": res.params["K"], "loss": res.trajectory["loss"].T}
+
+    return KernelCase(f"LSA exact GD, {LSA_STEPS} steps", lambda: kernel(slice(None)),
+                      lambda i: kernel(slice(i, i + 1)))
+
+
+def bench_cases(members: int, device: str):
+    """Both training kernels of the study: online softmax Adam and exact population-loss GD."""
+    return [bench_case(members, device), lsa_bench_case(members, device)]
