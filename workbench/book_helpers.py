@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from workbench.checks import Check, checks_table
+from workbench.checks import Check, checks_table, markdown_escape
 from workbench.runner import RunResult, execute
 
 
@@ -67,5 +67,5 @@ def summary_table(results: Mapping[str, RunResult], preset: str) -> str:
         for c in result.checks:
             measured = c.measured if isinstance(c.measured, str) else f"{c.measured:.4g}"
             cells = [c.name, c.claim, c.predicted, measured, "PASS" if c.passed else "**FAIL**"]
-            out.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+            out.append("| " + " | ".join(markdown_escape(x) if i < 4 else x for i, x in enumerate(cells)) + " |")
     return "\n".join(out)

@@ -94,7 +94,7 @@ def checks_table(checks: Sequence[Check], *, markdown: bool = False, width: int 
     header = ["check", "claim", "predicted", "measured", "tolerance", "pass"]
     rows = [[c.name, c.claim, c.predicted, _fmt(c.measured), c.tolerance, "PASS" if c.passed else "FAIL"] for c in checks]
     if markdown:
-        esc = lambda s: str(s).replace("|", "\\|")
+        esc = markdown_escape
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows]
         return "\n".join(lines)
@@ -106,6 +106,15 @@ def checks_table(checks: Sequence[Check], *, markdown: bool = False, width: int 
     n_pass = sum(c.passed for c in checks)
     out.append(f"{n_pass}/{len(checks)} checks passed")
     return "\n".join(out)
+
+
+def markdown_escape(text: Any) -> str:
+    """Text for a Markdown table cell: `|`, `*`, `_`, `$`, backticks and `<` shown literally
+    (claims are written in plain ASCII maths such as ``W^mm_*``)."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "|*_$`<":
+        out = out.replace(ch, "\\" + ch)
+    return out
 
 
 def _finite(x: Any) -> bool:
