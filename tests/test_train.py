@@ -106,3 +106,14 @@ def test_rk4_and_integrate_agree_with_exact_solution():
 def test_integration_failure_is_a_clear_error():
     with pytest.raises(IntegrationError, match="failed at t="):
         integrate(lambda t, y: y ** 2, np.array([1.0]), np.linspace(0, 2, 5))  # blows up at t = 1
+
+
+def test_freeze_mode_freezes_members_below_the_floor_and_reports_the_step():
+    # member 0: gradient 1e-150 * W (below the floor); member 1: an ordinary quadratic
+    W0 = torch.ones(2, 3, dtype=D)
+    scale = torch.tensor([1e-150, 1.0], dtype=D)
+    res = train({"W": W0}, lambda p, s: 0.5 * scale * (p["W"] ** 2).sum(1), GD(0.1), 10,
+                underflow="freeze", grad_floor=1e-140)
+    assert res.frozen_at.tolist() == [0, -1]
+    assert torch.equal(res.params["W"][0], W0[0])
+    assert torch.allclose(res.params["W"][1], W0[1] * 0.9 ** 10)

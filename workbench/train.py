@@ -174,6 +174,8 @@ class TrainResult:
     trajectory: dict[str, Tensor]
     """name -> (len(steps), e, ...) stacked observations; always includes 'loss'."""
     completed_steps: int
+    frozen_at: Tensor | None = None
+    """With ``underflow="freeze"``: (e,) the step at which each member froze, -1 if never."""
 
 
 Observer = Callable[[Params], Tensor]
@@ -181,12 +183,18 @@ Observer = Callable[[Params], Tensor]
 
 def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, steps: int, *,
           observers: Mapping[str, Observer] | None = None, observe_at: Sequence[int] | np.ndarray | None = None,
-          underflow: Literal["raise", "ignore"] = "raise", divergence_threshold: float | None = None,
-          progress: bool = False, desc: str = "train") -> TrainResult:
+          underflow: Literal["raise", "freeze", "ignore"] = "raise", grad_floor: float = 0.0,
+          divergence_threshold: float | None = None, progress: bool = False, desc: str = "train") -> TrainResult:
     """Run ``steps`` updates of ``optimizer`` on ``loss_fn``; record observers at ``observe_at``.
 
     Observers see the parameters *before* the update of that step, so step 0 is the
     initialisation and step ``steps`` is the final state.
+
+    Gradient underflow (the float64 horizon of a saturated softmax): with ``underflow="raise"``
+    a member whose gradient is exactly zero stops the run with `GradientUnderflowError`; with
+    ``"freeze"`` a member whose largest gradient entry is zero or below ``grad_floor`` is frozen
+    (its gradient zeroed from then on; stateless optimisers then leave it exactly where it is) and
+    the step is reported in ``TrainResult.frozen_at``; ``"ignore"`` does neither.
     """
     params = {k: v.detach().clone() for k, v in params.items()}
     observers = dict(observers or {})
@@ -204,9 +212,12 @@ def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, s
             for k, fn in observers.items():
                 rec[k].append(fn(params).detach().clone())
 
+    first = next(iter(params.values()))
+    frozen_at = torch.full((first.shape[0],), -1, dtype=torch.long, device=first.device) if underflow == "freeze" else None
+
     def partial(done: int) -> TrainResult:
         return TrainResult({k: v.detach() for k, v in params.items()}, np.asarray(rec_steps, dtype=np.int64),
-                           {k: torch.stack(v) for k, v in rec.items() if v}, done)
+                           {k: torch.stack(v) for k, v in rec.items() if v}, done, frozen_at)
 
     iterator = range(steps + 1)
     if progress:
@@ -234,6 +245,14 @@ def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, s
                     f"gradient underflow at step {step}: every gradient entry is exactly 0 for members {bad[:10]} "
                     f"(a saturated softmax in {next(iter(params.values())).dtype}, or a stationary initialisation)",
                     step=step, partial=partial(step))
+        if underflow == "freeze":
+            # the largest entry per member: no squares, so no underflow of its own
+            gmax = torch.stack([g.abs().flatten(1).amax(dim=1) for g in grads.values()]).amax(dim=0)  # (e,)
+            below = (gmax < grad_floor) | (gmax == 0)
+            if below.any():
+                frozen_at = torch.where(below & (frozen_at < 0), torch.full_like(frozen_at, step), frozen_at)
+                keep = (~below).to(gmax.dtype)
+                grads = {k: g * keep.view(-1, *([1] * (g.ndim - 1))) for k, g in grads.items()}
         with torch.no_grad():
             optimizer.step(params, grads, step)
             for name, p in params.items():

@@ -4,13 +4,11 @@ Optimisers (the ``optimizer`` field): plain GD, normalised GD (``ngd``; per tens
 (K, Q), the ``ngd_per`` field) and spectral steepest descent (``spectral``, W <- W - lr U V^T for
 grad = U S V^T; Muon without the Newton-Schulz approximation).  All are `workbench.train`'s.
 
-Gradient-underflow guard, per ensemble member.  `workbench.train` stops the whole ensemble when
-some member's gradient is exactly zero; here members reach the float64 horizon at different
-steps, so the loss function zeroes a member's gradient once its largest entry falls below
-``grad_floor``
-(default 1e-140; spec pitfall 4 suggests 1e-200, but the normalised step's own norm
-underflows below ~1e-154) and the optimisers leave such a member unchanged (NGD and
-spectral descent treat a zero gradient as "no step").  The step at which each member froze is
+Gradient-underflow guard, per ensemble member.  Members reach the float64 horizon at different
+steps, so training uses `workbench.train`'s ``underflow="freeze"``: a member's gradient is zeroed
+once its largest entry falls below ``grad_floor`` (default 1e-140; spec pitfall 4 suggests 1e-200,
+but norms of such gradients underflow below ~1e-154) and the optimisers leave it unchanged (NGD
+and spectral descent treat a zero gradient as "no step").  The step at which each member froze is
 returned; a frozen member stays frozen because its parameters no longer change.
 """
 from __future__ import annotations
@@ -85,8 +83,6 @@ def train_attention(inst: Instance, init: dict[str, Tensor], *, optimizer: str, 
                     progress: bool = False, desc: str = "train") -> TrainedRun:
     """Train every member of ``inst`` from ``init`` for ``steps`` steps; record W at ``observe_at``."""
     gamma = inst.gamma                                            # (e, n, T)
-    e = gamma.shape[0]
-    frozen_at = torch.full((e,), -1, dtype=torch.long)
 
     def risk(params: dict[str, Tensor], step: int):
         if forward == "naive":
@@ -107,16 +103,10 @@ def train_attention(inst: Instance, init: dict[str, Tensor], *, optimizer: str, 
                 else:  # W = K Q^T:  dL/dK = G Q,  dL/dQ = G^T K
                     grads = {"K": torch.einsum("eab,ebm->eam", G, params["Q"]),
                              "Q": torch.einsum("eab,eam->ebm", G, params["K"])}
-        # the largest gradient entry per member (no squares, so no underflow of its own)
-        gmax = torch.stack([g.detach().abs().flatten(1).amax(dim=1) for g in grads.values()]).amax(dim=0)
-        below = gmax < grad_floor                                           # (e,)
-        if below.any():
-            frozen_at.copy_(torch.where(below & (frozen_at < 0), step, frozen_at))
-            keep = (~below).to(gmax.dtype)                                # zero the frozen members' steps
-            grads = {k: g * keep.view(-1, *([1] * (g.ndim - 1))) for k, g in grads.items()}
         return losses, grads
 
     result = train(init, risk, make_optimizer(optimizer, lr, ngd_per), steps,
                    observers={"W": weight}, observe_at=observation_steps(steps) if observe_at is None else observe_at,
-                   underflow="ignore", progress=progress, desc=desc)
-    return TrainedRun(result.steps, result.trajectory["W"], result.trajectory["loss"], result.params, frozen_at)
+                   underflow="freeze", grad_floor=grad_floor, progress=progress, desc=desc)
+    return TrainedRun(result.steps, result.trajectory["W"], result.trajectory["loss"], result.params,
+                      result.frozen_at.cpu())
