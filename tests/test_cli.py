@@ -87,3 +87,15 @@ def test_bench_reports_ensemble_equals_loop(toy_study, capsys):
 
 def test_bench_rejects_bad_members(toy_study, capsys):
     assert main(["bench", "toy", "--members", "0"]) == 2
+
+
+def test_a_record_written_by_other_code_is_not_reused(toy_study, tmp_path, capsys):
+    assert main(["run", "toy", "--preset", "smoke", "--quiet"]) == 0
+    (run,) = (tmp_path / "runs" / "toy").iterdir()
+    meta = json.loads((run / "meta.json").read_text())
+    meta["code_fingerprint"] = "0" * 16  # as if the library had changed since
+    (run / "meta.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(["run", "toy", "--preset", "smoke", "--quiet"]) == 0
+    assert "(cached)" not in capsys.readouterr().out
+    assert json.loads((run / "meta.json").read_text())["code_fingerprint"] != "0" * 16

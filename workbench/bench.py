@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -110,8 +110,25 @@ def bench_kernels(studies: Sequence, members: Sequence[int], device: str, progre
                 out.append(timing)
                 if progress:
                     print(f"  {study.NAME:16s} {case.name:28s} M={m:4d}  batched {timing.batched_s:8.4f}s  "
-                          f"loop {timing.loop_s:8.3f}s  x{timing.speedup:7.1f}  equal={timing.equal}", flush=True)
+                          f"loop {timing.loop_s:8.3f}s  x{timing.speedup:7.1f}  equal={timing.equal}"
+                          f"{_flops_text(timing, device)}", flush=True)
     return out
+
+
+def float64_peak(device: str) -> float | None:
+    """The card's dense float64 peak FLOP/s from `FLOAT64_PEAK`, if the card is listed."""
+    if not str(device).startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((peak for card, peak in FLOAT64_PEAK.items() if card in name), None)
+
+
+def _flops_text(timing: KernelTiming, device: str) -> str:
+    if timing.flops_per_s is None:
+        return ""
+    peak = float64_peak(device)
+    share = f" = {timing.flops_per_s / peak:.1%} of float64 peak" if peak else ""
+    return f"  {timing.flops_per_s / 1e9:.1f} GFLOP/s{share}"
 
 
 def study_cases(study, members: int, device: str) -> list[KernelCase]:

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -52,15 +51,13 @@ def ensure_mathjax(book: Path = BOOK, quiet: bool = False) -> Path:
     return target
 
 
-def code_hash(preset: str | None = None) -> str:
-    """sha256 over every .py file of the library and the studies (paths and contents)."""
-    h = hashlib.sha256()
-    for folder in ("workbench", "studies"):
-        for path in sorted((REPO / folder).rglob("*.py")):
-            h.update(str(path.relative_to(REPO)).encode())
-            h.update(path.read_bytes())
-    h.update(f"preset={preset or os.environ.get('WORKBENCH_BOOK_PRESET', 'quick')}".encode())
-    return h.hexdigest()
+def code_hash() -> str:
+    """Digest of every .py file of the library and the studies, and of the book's preset."""
+    from workbench.runner import source_digest
+
+    files = [path for folder in ("workbench", "studies") for path in sorted((REPO / folder).rglob("*.py"))]
+    preset = os.environ.get("WORKBENCH_BOOK_PRESET", "quick")
+    return f"{source_digest(files)}-{preset}"
 
 
 def invalidate_if_code_changed(book: Path = BOOK, quiet: bool = False) -> bool:

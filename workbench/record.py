@@ -147,12 +147,16 @@ def save_record(record: Record, directory: str | Path, checks: list[Check] | Non
     return directory
 
 
-def is_complete(directory: str | Path) -> bool:
-    meta = Path(directory) / "meta.json"
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """A run directory's ``meta.json`` ({} when missing or unreadable)."""
     try:
-        return json.loads(meta.read_text()).get("status") == "complete"
+        return json.loads((Path(directory) / "meta.json").read_text())
     except (OSError, ValueError):
-        return False
+        return {}
+
+
+def is_complete(directory: str | Path) -> bool:
+    return read_meta(directory).get("status") == "complete"
 
 
 def load_record(directory: str | Path, config_cls: type[StudyConfig] | None = None) -> tuple[Record, list[Check]]:

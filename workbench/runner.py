@@ -22,7 +22,7 @@ import torch
 from workbench.checks import Check, all_passed
 from workbench.config import StudyConfig, resolve_device
 from workbench.errors import TrainingError
-from workbench.record import (Record, environment_meta, is_complete, load_record, save_npz, save_record,
+from workbench.record import (Record, environment_meta, load_record, read_meta, save_npz, save_record,
                               _write_json)
 from workbench.registry import get_study
 
@@ -75,11 +75,9 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
     cfg = resolve_config(study, config, preset=preset, overrides=overrides, device=device)
     path = run_dir(study, cfg, root) if save else None
     fingerprint = code_fingerprint(study)
-    if path is not None and not force and is_complete(path):
+    if path is not None and not force and is_cached(path, fingerprint):
         record, checks = load_record(path, study.Config)
-        if record.meta.get("code_fingerprint") == fingerprint:
-            return RunResult(record, checks, path, cached=True)
-        # the library or the study changed since this record was written: recompute it
+        return RunResult(record, checks, path, cached=True)
 
     with deterministic(cfg.device):
         start = time.perf_counter()
@@ -102,23 +100,35 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
     return RunResult(record, checks, path, cached=False)
 
 
+def source_digest(files: Sequence[Path]) -> str:
+    """sha256 over the names and contents of ``files`` (in the order given)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def code_fingerprint(study: ModuleType) -> str:
-    """sha256 of the source of `workbench` and of the study's package.
+    """Digest of the source of `workbench` and of the study's package.
 
     Records are keyed by the config hash (stable across code versions), and a cached record is
     reused only while this fingerprint matches, so editing the library or a study never serves a
     stale result.
     """
-    import hashlib
-
-    h = hashlib.sha256()
     source = Path(study.__file__).resolve()
     files = sorted(Path(__file__).resolve().parent.rglob("*.py"))
     files += sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]
-    for path in files:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return source_digest(files)[:16]
+
+
+def is_cached(path: Path, fingerprint: str) -> bool:
+    """A complete record at ``path`` written by the code whose fingerprint is ``fingerprint``:
+    the one rule for reusing a run (`execute` and `workbench.sweep` both apply it)."""
+    meta = read_meta(path)
+    return meta.get("status") == "complete" and meta.get("code_fingerprint") == fingerprint
 
 
 def save_failed(study_name: str, cfg: StudyConfig, err: TrainingError, path: Path) -> None:

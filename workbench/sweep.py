@@ -474,6 +474,7 @@ def sweep(study: ModuleType | str, grid: Mapping[str, Any], seeds: Iterable[int]
     import multiprocessing
 
     from workbench.registry import get_study
+    from workbench.runner import code_fingerprint, is_cached
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError("sweep() was called while a worker process was importing your script: with the "
@@ -496,7 +497,8 @@ def sweep(study: ModuleType | str, grid: Mapping[str, Any], seeds: Iterable[int]
         opts = {"folder": Path(plan[0].path).parent.parent / ".submitit" / study.NAME / "%j", **submitit_opts}
         submit = make_submitit_executor(**opts)  # fails (bad input) before anything runs
     _warn_overlapping_seeds(plan)
-    pending = [p for p in plan if force or not _complete(p.path)]
+    fingerprint = code_fingerprint(study)
+    pending = [p for p in plan if force or not is_cached(p.path, fingerprint)]
     if progress:
         print(f"sweep {study.NAME} [{preset}]: {len(plan)} runs, {len(plan) - len(pending)} already complete "
               f"(skipped), {len(pending)} to run", flush=True)
@@ -509,12 +511,6 @@ def sweep(study: ModuleType | str, grid: Mapping[str, Any], seeds: Iterable[int]
     failures = [(p.describe(), s["error"]) for p, s in zip(pending, summaries) if s["status"] != "complete"]
     table = SweepTable([read_row(p.label, p.path) for p in plan], list(plan[0].label))
     return SweepResult(study.NAME, table, skipped=len(plan) - len(pending), ran=len(pending), failures=failures)
-
-
-def _complete(path: Path) -> bool:
-    from workbench.record import is_complete
-
-    return is_complete(path)
 
 
 def _task(study: ModuleType, run: PlannedRun, force: bool) -> dict[str, Any]:
