@@ -34,6 +34,8 @@ import torch
 from scipy import special
 from torch import Tensor
 
+from workbench.attention import stable_softmax
+
 
 # --------------------------------------------------------------------------------- samplers
 def iid_features(R: int, m: int, d: int, generator: torch.Generator, dtype=torch.float64) -> Tensor:
@@ -213,8 +215,7 @@ def bias_fixed_norms(z_norm: np.ndarray | float, d: int) -> np.ndarray:
 def softmax_attention(Q: Tensor, K: Tensor, V: Tensor) -> Tensor:
     """Exact softmax attention with the 1/sqrt(d) temperature: (L, d), (L, d), (L, v) -> (L, v)."""
     d = Q.shape[-1]
-    A = torch.exp(Q @ K.transpose(-1, -2) / math.sqrt(d))                     # (l, j)
-    return (A @ V) / A.sum(-1, keepdim=True)
+    return stable_softmax(Q @ K.transpose(-1, -2) / math.sqrt(d)) @ V          # (l, j) @ (j, v)
 
 
 def favor_attention(Q: Tensor, K: Tensor, V: Tensor, omega: Tensor) -> Tensor:
