@@ -154,7 +154,7 @@ def favor_mse_angle(rec: Record):
         ax.plot(theta, np.maximum(a[key][idx] / sm ** 2, floor), "o", color=KIND_COLOR[kind], ms=4)
     ax.set_yscale("log")
     ax.set_xlabel("angle between x and y (|x| = |y| = 1)"), ax.set_ylabel("MSE / SM²")
-    ax.set_title(f"lines: closed forms; dots: {cfg.favor_draws} draws (d={d}, m={m})")
+    ax.set_title(f"lines: closed forms; dots: {cfg.favor_draws} draws\n(d={d}, m={m})")
     ax.legend(fontsize=7)
     return fig
 
