@@ -37,3 +37,14 @@ def test_batched_kernel_equals_loop_over_members(study, index):
     timing = time_kernel(study.NAME, case, members, "cpu")
     assert timing.equal, f"{study.NAME}/{case.name}: member i != run i (max rel diff {timing.max_rel_diff:.3g})"
     assert case.flops is None or case.flops > 0
+
+
+def test_sampled_loop_checks_the_members_it_runs_and_scales_its_time():
+    """``--loop-members K``: the loop runs K members spread over the ensemble, the equality check
+    covers those, and the loop time is scaled to all M members."""
+    study = BENCHED[0]
+    case = study_cases(study, 5, "cpu")[0]
+    timing = time_kernel(study.NAME, case, 5, "cpu", loop_members=2)
+    assert timing.equal and timing.loop_members == 2 and timing.loop_s > 0
+    full = time_kernel(study.NAME, case, 5, "cpu", loop_members=5)
+    assert full.loop_members is None  # K >= M: the whole loop, nothing scaled

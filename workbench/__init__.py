@@ -15,4 +15,9 @@ Modules (imports point down only; nothing here knows about a single study):
 - `workbench.cli`       the ``workbench`` command
 """
 
+import os as _os
+
+# cuBLAS reads this when CUDA initialises; deterministic float64 matmuls need it set before then.
+_os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@
     workbench reproduce [--preset P] [--no-book]  every study, every check, then the book
     workbench book [--clean]                      build the Jupyter Book offline
     workbench sweep STUDY --grid k=v1,v2 [--grid ...] --seeds 0-9 [--executor local|submitit]
-    workbench bench [STUDY...] [--members 1,8,64,512] [--device cuda] [--reproduce]
+    workbench bench [STUDY...] [--members 1,8,64,512] [--device cuda] [--loop-members K] [--reproduce]
 
 Exit codes: 0 all good, 1 a theory check failed, 2 bad input, 3 a run failed (divergence, solver).
 Each study also runs as ``python -m studies.<name>`` with the options of ``workbench run``.
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproduce", action="store_true", help="also time the whole `workbench reproduce`")
     p.add_argument("--out", default=None, help="runs directory for the preset timings (default: a temp dir)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p.add_argument("--loop-members", type=int, default=None, metavar="K",
+                   help="run the loop over K evenly spread members only and scale its time to M (for GPUs, "
+                        "where a loop of 512 launch-bound runs takes minutes); default: all M")
     return parser
 
 
@@ -125,8 +128,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise WorkbenchInputError(f"--members must be comma-separated integers, got {args.members!r}") from None
         if not members or min(members) < 1:
             raise WorkbenchInputError(f"--members must be positive integers, got {args.members!r}")
+        if args.loop_members is not None and args.loop_members < 1:
+            raise WorkbenchInputError(f"--loop-members must be a positive integer, got {args.loop_members}")
         return bench_main(members, args.device, args.studies, presets=not args.no_presets,
-                          include_reproduce=args.reproduce, out=args.out, json_path=args.json)
+                          include_reproduce=args.reproduce, out=args.out, json_path=args.json,
+                          loop_members=args.loop_members)
     raise AssertionError(args.command)
 
 

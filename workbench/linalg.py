@@ -45,7 +45,8 @@ def residual_argmin(X: Tensor, norm: str = "composite", iters: int = 200) -> Ten
     """
     if norm == "fro":
         return residual_mean(X)
-    x = X.median(dim=-2, keepdim=True).values  # (..., 1, d)
+    mid = (X.shape[-2] - 1) // 2  # torch.median's lower median, via sort: CUDA's median-with-indices
+    x = X.sort(dim=-2).values[..., mid:mid + 1, :]  # has no deterministic kernel   (..., 1, d)
     best = composite_norm(X - x)
     mean = X.mean(dim=-2, keepdim=True)
     # the mean is sometimes better for the row-sum part; keep the better start per matrix
