@@ -222,16 +222,39 @@ def test_ensemble_member_equals_standalone_run(optimizer, param, per):
 
 
 def test_underflow_guard_freezes_members():
+    """The naive forward pass loses its gradient at margin ~36: the guard freezes that member."""
     inst = instances.toy_instance(60.0, 2)
     init = {"W": torch.zeros((2, 2, 2), dtype=torch.float64)}
-    lr = torch.tensor([0.5, 0.05], dtype=torch.float64)                         # member 0 reaches the horizon
-    run = training.train_attention(inst, init, optimizer="ngd", lr=lr, steps=900, loss="logistic", grad_floor=1e-140)
+    lr = torch.tensor([0.5, 0.005], dtype=torch.float64)                        # member 0 reaches the horizon
+    run = training.train_attention(inst, init, optimizer="ngd", lr=lr, steps=900, loss="logistic", grad_floor=1e-140,
+                                   forward="naive")
     assert run.frozen_at[0] > 0 and run.frozen_at[1] == -1
     frozen = run.steps > run.frozen_at[0].item()
     assert torch.equal(run.W_traj[frozen, 0], run.W_traj[-1:, 0].expand(int(frozen.sum()), -1, -1))
-    # margin at the freeze: exp(-margin) ~ the floor, far past the naive horizon (~36)
     margin = float(model.attention_logits(inst.X, run.W, inst.Z)[0, 0, 0])
-    assert 250 < margin < 400
+    assert 30 < margin < 45
+
+
+def test_rescaled_gradient_has_the_same_direction_and_no_horizon():
+    g = torch.Generator().manual_seed(3)
+    X, Z = torch.randn((3, 4, 5, 6), generator=g, dtype=torch.float64), torch.randn((3, 4, 6), generator=g, dtype=torch.float64)
+    gamma = torch.randn((3, 4, 5), generator=g, dtype=torch.float64)
+    for scale, exact in ((1.0, True), (30.0, True), (3000.0, False)):
+        W = scale * torch.randn((3, 6, 6), generator=g, dtype=torch.float64)
+        _, G = model.risk_gradient_W(W, X, Z, gamma, "logistic")
+        _, S = model.risk_gradient_W(W, X, Z, gamma, "logistic", scaled=True)
+        assert torch.isfinite(S).all() and (S.flatten(1).abs().amax(1) > 1e-3).all()
+        if exact:   # where the plain gradient is representable, the directions agree
+            cos = (G * S).flatten(1).sum(1) / (G.flatten(1).norm(dim=1) * S.flatten(1).norm(dim=1))
+            assert torch.allclose(cos, torch.ones(3, dtype=torch.float64), atol=1e-12)
+        else:       # margins in the thousands: the plain gradient is below the guard's floor (or zero)
+            assert (G.flatten(1).abs().amax(1) < 1e-140).all()
+    # normalised GD on the stable pass runs far past the horizon (margin ~700) without freezing
+    inst = instances.toy_instance(60.0, 1)
+    run = training.train_attention(inst, {"W": torch.zeros((1, 2, 2), dtype=torch.float64)}, optimizer="ngd",
+                                   lr=2.0, steps=900, loss="logistic")
+    assert run.frozen_at[0] == -1
+    assert float(model.attention_logits(inst.X, run.W, inst.Z)[0, 0, 0]) > 1000
 
 
 def test_joint_ngd_step_has_joint_unit_length():

@@ -15,7 +15,7 @@ import numpy as np
 from workbench.checks import Check
 
 from studies.svm_bias.metrics import (corr, efficiencies, kkt_deviations, ln_k_slope, local_optimality,
-                                      saturations, selected, sweep_classes)
+                                      saturations, selected, settled_selection, sweep_classes)
 from studies.svm_bias.svm import RANK_RTOL, numerical_rank
 from studies.svm_bias.theory import (DIRECTION_BAR, MMTS_P_GLOBAL, MMTS_P_LOCAL, MMTS_STARTS,
                                      feasibility_width, naive_horizon_margin, predicted_norm, toy_solutions)
@@ -62,8 +62,9 @@ def toy_checks(cfg, a) -> list[Check]:
     toy = toy_solutions(cfg.angle_deg)
     regime = f"toy phi={cfg.angle_deg:g} deg"
     W, KQ = a["toy.ngd.W"][0], a["toy.kq.W"][0]
+    frozen = int(a["toy.kq.frozen_at"][0])
     kq_regime = (f"{regime}; K, Q by per-factor NGD lr={cfg.kq_lr:g} from N(0, {cfg.kq_init:g}^2), m={cfg.rank_m}, "
-                 f"stopped by the guard at step {int(a['toy.kq.frozen_at'][0])}")
+                 + (f"stopped by the guard at step {frozen}" if frozen >= 0 else f"{cfg.steps} steps"))
     steps, norms = a["toy.gd.steps"], np.linalg.norm(a["toy.gd.W_traj"][:, 0], axis=(-2, -1))
     slope = ln_k_slope(steps, norms, cfg.gd_steps)
     return [
@@ -93,6 +94,9 @@ def norms_checks(cfg, a) -> list[Check]:
     gaps = [eff[r][diag[r]] - np.maximum.reduce([eff[r][n] for n in ("fro", "nuc", "op") if n != diag[r]])
             for r in diag]
     gd_ratio = _gd_slope_ratios(cfg, a)
+    # ||W_k|| ~ ||W^mm_alpha|| ln k holds once W_k stays in the cone of one alpha; a seed whose
+    # selection still switches inside the fit window is in a transient between two SVM directions
+    settled = settled_selection(a, "norms.gd", cfg.gd_steps // 4)
     return [
         Check.at_least("A5_KQ_nuclear_efficiency", "(K, Q) reaches the nuclear-norm margin (min over seeds of eff_*)",
                        0.93, float(np.min(eff["kq"]["nuc"])), regime=regime, predicted="-> 1 (>= 0.93)"),
@@ -105,8 +109,12 @@ def norms_checks(cfg, a) -> list[Check]:
                       -0.05, float(np.max(eff["ngd"]["nuc"] - eff["ngd"]["fro"])), regime=regime,
                       predicted="< 0 (<= -0.05)"),
         Check.within("A6_random_gd_log_growth", "plain GD on random instances: slope of ||W_k|| vs ln k over "
-                     "||W^mm_alpha||_F (the worst seed)", 0.8, 1.2, _worst(gd_ratio), predicted="1 +- 0.2",
-                     regime=f"{regime}; GD lr={cfg.gd_lr:g}, fit over k in [{cfg.gd_steps // 4}, {cfg.gd_steps}]"),
+                     "||W^mm_alpha||_F (the worst seed whose selected tokens are settled over the fit window; "
+                     "NaN, a failure, if fewer than half are)", 0.8, 1.2,
+                     _worst(gd_ratio[settled]) if settled.mean() >= 0.5 else float("nan"), predicted="1 +- 0.2",
+                     regime=f"{regime}; GD lr={cfg.gd_lr:g}, fit over k in [{cfg.gd_steps // 4}, {cfg.gd_steps}]; "
+                            f"{int(settled.sum())} of {settled.size} seeds settled (all ratios: "
+                            f"{np.nanmin(gd_ratio):.2f} to {np.nanmax(gd_ratio):.2f})"),
         Check.at_least("EXT_spectral_operator_efficiency", "spectral descent reaches the operator-norm margin "
                        "(min over seeds of eff_op)", 0.98, float(np.min(eff["spectral"]["op"])), regime=regime,
                        predicted="-> 1 (>= 0.98)"),

@@ -42,6 +42,17 @@ def selected(a: dict, prefix: str, W_key: str | None = None) -> np.ndarray:
     return logits(a[f"{p}.X"], a[W_key or f"{prefix}.W"], a[f"{p}.Z"]).argmax(axis=-1)
 
 
+def settled_selection(a: dict, prefix: str, since: int) -> np.ndarray:
+    """Whether each member's selected tokens stay those of its final W at every observed step
+    k >= ``since`` (its W_k stays in the cone of one alpha there): (e,) bool."""
+    p = instance_prefix(a, prefix)
+    steps, traj = a[f"{prefix}.steps"], a[f"{prefix}.W_traj"]               # (obs,), (obs, e, d, d)
+    final = selected(a, prefix)                                             # (e, n)
+    late = np.stack([logits(a[f"{p}.X"], traj[k], a[f"{p}.Z"]).argmax(axis=-1)
+                     for k in np.flatnonzero(steps >= since)])              # (obs', e, n)
+    return np.all(late == final, axis=(0, 2))
+
+
 def gamma(a: dict, prefix: str) -> np.ndarray:
     """Token scores gamma_it = Y_i v^T x_it: (e, n, T)."""
     p = instance_prefix(a, prefix)

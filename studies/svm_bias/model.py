@@ -102,21 +102,40 @@ def empirical_risk(params: dict[str, Tensor], X: Tensor, Z: Tensor, gamma: Tenso
     return loss_fn(u, kind).mean(dim=-1)
 
 
-def risk_gradient_W(W: Tensor, X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss) -> tuple[Tensor, Tensor]:
+def risk_gradient_W(W: Tensor, X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss,
+                    scaled: bool = False) -> tuple[Tensor, Tensor]:
     """Closed-form (risk, dL/dW), cancellation-free; the oracle the autograd paths are tested against.
 
         dL/dW = (1/n) sum_i loss'(u_i) sum_t s_it (h_it - sum_tau s_iτ h_iτ) x_it z_i^T,
         h_it = gamma_it - gamma_ir  (r the argmax token, so h_ir = 0).
+
+    Every term carries an off-token softmax weight s_it = e^{delta_it} / sum_tau e^{delta_iτ},
+    delta_it = logit_it - logit_ir <= 0 (the argmax token's own term carries sum_t s_it h_it), so the
+    gradient shrinks like e^{-margin} and underflows once margins pass ~700: the float64 horizon.
+    ``scaled=True`` returns instead e^{-c} dL/dW with c = max_{i, t != r} delta_it per member,
+    computing each weight as e^{delta_it - c} so the largest is 1: the same direction, no horizon
+    (terms more than e^{-745} below the largest still vanish, as they should).  Only for optimisers
+    that see the gradient's direction alone (normalised and spectral descent).
     """
     logits = attention_logits(X, W, Z)                            # (e, n, T)
     r = logits.argmax(dim=-1, keepdim=True)                       # (e, n, 1)
     gamma_r = gamma.gather(-1, r)                                 # (e, n, 1)
     h = gamma - gamma_r                                           # (e, n, T), 0 at r
-    w = (logits - logits.gather(-1, r)).exp()                     # (e, n, T), 1 at r
-    s = w / w.sum(dim=-1, keepdim=True)                           # softmax
+    delta = logits - logits.gather(-1, r)                         # (e, n, T), 0 at r
+    w = delta.exp()                                               # (e, n, T), 1 at r
+    total = w.sum(dim=-1, keepdim=True)                           # (e, n, 1), in [1, T]
+    s = w / total                                                 # softmax
     mean_h = (s * h).sum(dim=-1, keepdim=True)                    # (e, n, 1), a sum of small terms
     u = (gamma_r + mean_h).squeeze(-1)                            # (e, n) = Y_i f_i
-    dlogit = loss_derivative(u, kind).unsqueeze(-1) * s * (h - mean_h)   # (e, n, T) dL_i/dlogit_it
+    slope = loss_derivative(u, kind).unsqueeze(-1)                # (e, n, 1)
+    if scaled:
+        off = delta.scatter(-1, r, -torch.inf)                    # off-token log-weights, -inf at r
+        c = off.amax(dim=(-2, -1), keepdim=True)                  # (e, 1, 1), the largest
+        s_off = (off - c).exp() / total                           # e^{-c} s_it off r, 0 at r
+        mean_off = (s_off * h).sum(dim=-1, keepdim=True)          # e^{-c} sum_t s_it h_it
+        dlogit = slope * (s_off * (h - mean_h) - torch.zeros_like(s).scatter(-1, r, s.gather(-1, r)) * mean_off)
+    else:
+        dlogit = slope * s * (h - mean_h)                         # (e, n, T) dL_i/dlogit_it
     c = torch.matmul(dlogit.unsqueeze(-2), X).squeeze(-2)         # (e, n, d): sum_t dlogit_it x_it
     grad = torch.matmul(c.transpose(-1, -2), Z) / X.shape[1]      # (e, d, d): (1/n) sum_i c_i z_i^T
     return loss_fn(u, kind).mean(dim=-1), grad

@@ -4,12 +4,19 @@ Optimisers (the ``optimizer`` field): plain GD, normalised GD (``ngd``; per tens
 (K, Q), the ``ngd_per`` field) and spectral steepest descent (``spectral``, W <- W - lr U V^T for
 grad = U S V^T; Muon without the Newton-Schulz approximation).  All are `workbench.train`'s.
 
-Gradient-underflow guard, per ensemble member.  Members reach the float64 horizon at different
-steps, so training uses `workbench.train`'s ``underflow="freeze"``: a member's gradient is zeroed
-once its largest entry falls below ``grad_floor`` (default 1e-140; spec pitfall 4 suggests 1e-200,
-but norms of such gradients underflow below ~1e-154) and the optimisers leave it unchanged (NGD
-and spectral descent treat a zero gradient as "no step").  The step at which each member froze is
-returned; a frozen member stays frozen because its parameters no longer change.
+The float64 horizon.  The gradient shrinks like e^{-margin}, so plain GD meets underflow once
+margins pass ~700 (in practice never: its norm grows like ln k).  Normalised GD and spectral
+descent see only the gradient's direction, so they take the gradient rescaled per member by
+e^{-c} (`model.risk_gradient_W` with ``scaled=True``: the largest softmax weight made 1), which
+has no horizon: (K, Q) runs, whose norm grows like (lr k)^2, used to stop after 400-750 steps and
+now run to the end.
+
+Gradient-underflow guard, per ensemble member, kept for the unscaled paths (plain GD and the naive
+forward pass): training uses `workbench.train`'s ``underflow="freeze"``: a member's gradient is
+zeroed once its largest entry falls below ``grad_floor`` (default 1e-140; spec pitfall 4 suggests
+1e-200, but norms of such gradients underflow below ~1e-154) and the optimisers leave it unchanged
+(NGD and spectral descent treat a zero gradient as "no step").  The step at which each member
+froze is returned; a frozen member stays frozen because its parameters no longer change.
 """
 from __future__ import annotations
 
@@ -83,6 +90,7 @@ def train_attention(inst: Instance, init: dict[str, Tensor], *, optimizer: str, 
                     progress: bool = False, desc: str = "train") -> TrainedRun:
     """Train every member of ``inst`` from ``init`` for ``steps`` steps; record W at ``observe_at``."""
     gamma = inst.gamma                                            # (e, n, T)
+    scaled = optimizer in ("ngd", "spectral")                     # direction-only: no horizon
 
     def risk(params: dict[str, Tensor], step: int):
         if forward == "naive":
@@ -97,7 +105,7 @@ def train_attention(inst: Instance, init: dict[str, Tensor], *, optimizer: str, 
             # the backward pass of the cancellation-free forward pass, written out (3x faster than
             # autograd here; tests/test_svm_bias.py checks it equals autograd through margins_stable)
             with torch.no_grad():
-                losses, G = risk_gradient_W(weight(params), inst.X, inst.Z, gamma, loss)   # (e,), (e, d, d)
+                losses, G = risk_gradient_W(weight(params), inst.X, inst.Z, gamma, loss, scaled)  # (e,), (e, d, d)
                 if "W" in params:
                     grads = {"W": G}
                 else:  # W = K Q^T:  dL/dK = G Q,  dL/dQ = G^T K
