@@ -8,10 +8,16 @@
 - `derived_seed(*keys)` / `derived_generator(*keys)`: an independent, reproducible stream for any
   tuple of integer keys, e.g. (seed, stream, member, step) for a fresh batch at every step of
   every ensemble member, without any global random state.
+- `Prefetcher(make)`: ``make(step)`` for the next step computed in a background thread while the
+  current step trains, for online training whose fresh batches are drawn on the CPU (one
+  generator per member or seed: torch has no batched draw over many generators, so drawing is a
+  loop that would otherwise stall the training step).  ``make`` must depend on ``step`` alone.
 """
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -42,3 +48,48 @@ def derived_generator(*keys: int) -> torch.Generator:
     g = torch.Generator(device="cpu")
     g.manual_seed(derived_seed(*keys))
     return g
+
+
+T = TypeVar("T")
+
+
+class Prefetcher(Generic[T]):
+    """``batches(step)`` returns ``make(step)``, computed one step ahead in a background thread.
+
+    Steps are expected in increasing order (a training loop); any other request is computed on
+    the spot, so the results never depend on the order of requests, only on ``make`` being a
+    function of ``step`` alone (e.g. drawing from ``derived_generator(seed, ..., step)``, or from
+    per-member generators that only ``make`` advances, in step order).  Torch releases the GIL in
+    its kernels, so drawing and the training step overlap on two cores.  ``stop``: no step >= stop
+    is drawn ahead (stateful generators are then left exactly where drawing on the spot would leave
+    them).  Use as a context manager; the thread is stopped on exit, also after an error.
+    """
+
+    def __init__(self, make: Callable[[int], T], stop: int | None = None):
+        self._make = make
+        self._stop = stop
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-prefetch")
+        self._next: tuple[int, Future] | None = None
+
+    def __call__(self, step: int) -> T:
+        if self._next is not None and self._next[0] == step:
+            value = self._next[1].result()
+        else:
+            if self._next is not None:          # out of order: wait, so make() never runs twice at once
+                self._next[1].result()
+            value = self._make(step)
+        ahead = step + 1
+        self._next = (ahead, self._pool.submit(self._make, ahead)) if self._stop is None or ahead < self._stop else None
+        return value
+
+    def __enter__(self) -> "Prefetcher[T]":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._next is not None:
+            self._next[1].cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._next = None

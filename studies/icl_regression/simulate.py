@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from workbench.train import Adam, GD, log_steps, train
+from workbench.runtime import Prefetcher
 
 from . import data as dt
 from . import models as md
@@ -250,15 +251,19 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
     keys = [(s, c) for c, _, s in members]
 
-    def loss_fn(q, step):
-        KQ, OV = md.circuits(q)
-        Z, x_q, y_q = _member_batch(cfg, keys, lengths[step % len(lengths)], cfg.batch_size, step, exp, chol)
-        return (md.softmax_predict(KQ, OV, mask, Z, x_q) - y_q).pow(2).mean(-1)
+    def batch(step: int):   # a function of the step alone, so it can be drawn a step ahead
+        return _member_batch(cfg, keys, lengths[step % len(lengths)], cfg.batch_size, step, exp, chol)
 
     observe = log_steps(cfg.steps, cfg.n_observe)
     observers = {"KQ": lambda q: md.circuits(q)[0], "OV": lambda q: md.circuits(q)[1]}
-    result = train(params, loss_fn, Adam(cfg.lr), cfg.steps, observers=observers, observe_at=observe,
-                   progress=progress, desc=desc)
+    with Prefetcher(batch) as batches:
+        def loss_fn(q, step):
+            KQ, OV = md.circuits(q)
+            Z, x_q, y_q = batches(step)
+            return (md.softmax_predict(KQ, OV, mask, Z, x_q) - y_q).pow(2).mean(-1)
+
+        result = train(params, loss_fn, Adam(cfg.lr), cfg.steps, observers=observers, observe_at=observe,
+                       progress=progress, desc=desc)
     return result, mask
 
 

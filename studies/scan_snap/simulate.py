@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from workbench.train import train
+from workbench.runtime import Prefetcher
 
 from studies.scan_snap.data import SequenceClasses
 from studies.scan_snap.model import TwoRateSGD, attention_of_classes, distinct_entropy, init_params, lemma1_gradients
@@ -38,11 +39,15 @@ def train_sgd(layout: SequenceClasses, *, eta_y: Tensor, eta_z: Tensor, seed_of_
     rowsum0 = {k: v.sum(-1) for k, v in params.items()}  # (e, M)
     p_correct: dict[int, Tensor] = {}
 
-    def loss_fn(p: dict[str, Tensor], step: int):
-        batches = [layout.sample(batch_size, seq_len, g) for g in generators]  # per seed, on the CPU
+    def draw(step: int) -> tuple[Tensor, Tensor]:
+        """Step ``step``'s batch of every member: one draw per seed, on the CPU, in step order."""
+        batches = [layout.sample(batch_size, seq_len, g) for g in generators]
         counts = torch.stack([b[0] for b in batches])[seed_of_member].to(device=device, dtype=dtype)  # (e, B, M_c)
         classes = torch.stack([b[1] for b in batches])[seed_of_member].to(device)  # (e, B)
-        fwd, grads = lemma1_gradients(p["Y"], p["Z"], counts, classes, layout)
+        return counts, classes
+
+    def loss_fn(p: dict[str, Tensor], step: int):
+        fwd, grads = lemma1_gradients(p["Y"], p["Z"], *batches(step), layout)
         p_correct[step] = fwd.p_correct.detach()
         return fwd.loss, grads
 
@@ -55,8 +60,9 @@ def train_sgd(layout: SequenceClasses, *, eta_y: Tensor, eta_z: Tensor, seed_of_
     if z_trajectory:
         observers["z"] = lambda p: p["Z"][:, Mc:Mc + Q, :Mc]
     opt = TwoRateSGD(eta_y.to(device=device, dtype=dtype), eta_z.to(device=device, dtype=dtype), momentum=momentum)
-    result = train(params, loss_fn, opt, steps, observers=observers, observe_at=np.arange(steps + 1),
-                   underflow="ignore", progress=progress, desc=desc)
+    with Prefetcher(draw, stop=steps + 1) as batches:   # the next step's draws overlap this step's update
+        result = train(params, loss_fn, opt, steps, observers=observers, observe_at=np.arange(steps + 1),
+                       underflow="ignore", progress=progress, desc=desc)
     out = {k: v.cpu().numpy() for k, v in result.trajectory.items()}
     out["p_correct"] = torch.stack([p_correct[int(s)] for s in result.steps]).cpu().numpy()
     out["steps"] = result.steps
