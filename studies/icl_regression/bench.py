@@ -97,8 +97,12 @@ def lsa_bench_case(members: int, device: str):
                         observe_at=[0, LSA_STEPS], underflow="ignore")
         return {"p": res.params["p"], "K": res.params["K"], "loss": res.trajectory["loss"].T}
 
+    # per step and member (`theory.LSARisk.__call__`): Omega = K Sigma K^T, two products of
+    # (d+1)-sized matrices (~4 (d+1)^3), three matrix-vector products and ~8 elementwise
+    # reductions (~14 (d+1)^2); the backward pass costs about twice the forward
+    flops = members * LSA_STEPS * 3 * (4 * (d + 1) ** 3 + 14 * (d + 1) ** 2)
     return KernelCase(f"LSA exact GD, {LSA_STEPS} steps", lambda: kernel(slice(None)),
-                      lambda i: kernel(slice(i, i + 1)))
+                      lambda i: kernel(slice(i, i + 1)), flops=float(flops))
 
 
 def bench_cases(members: int, device: str):
