@@ -166,8 +166,9 @@ class PresetTiming:
 
 
 def time_command(what: str, argv: list[str], env: dict | None = None) -> PresetTiming:
-    """Wall time and peak RSS of a command run in a fresh subprocess (the process itself; a
-    Jupyter kernel it starts is not counted)."""
+    """Wall time and peak RSS of a command run in a fresh subprocess (Linux's ``wait4``: the
+    largest resident set of the process and of the children it waited for, e.g. the book's
+    notebook kernels; not their sum)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -188,7 +189,7 @@ def bench_presets(studies: Sequence, preset: str, root: str, include_reproduce: 
     if include_reproduce:
         argv = [sys.executable, "-m", "workbench.cli", "reproduce", "--force", "--quiet", "--out", root]
         t = time_command("workbench reproduce", argv, env={"WORKBENCH_RUNS": root})
-        print(f"  {t.what:32s} {t.wall_s:8.1f}s  exit {t.exit_code}", flush=True)
+        print(f"  {t.what:32s} {t.wall_s:8.1f}s  peak RSS {t.peak_rss_mb:8.0f} MB  exit {t.exit_code}", flush=True)
         out.append(t)
     return out
 
