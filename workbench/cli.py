@@ -14,18 +14,15 @@ Each study also runs as ``python -m studies.<name>`` with the options of ``workb
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+import time
+from types import ModuleType
+from typing import Sequence
 
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA initialises
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from types import ModuleType  # noqa: E402
-from typing import Sequence  # noqa: E402
-
-from workbench.checks import checks_table  # noqa: E402
-from workbench.errors import TrainingError, WorkbenchInputError  # noqa: E402
+from workbench.checks import checks_table
+from workbench.errors import TrainingError, WorkbenchInputError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 1, 2, 3
 

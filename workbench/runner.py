@@ -159,10 +159,8 @@ def _array_like(v: Any) -> bool:
 def deterministic(device: str):
     """Deterministic kernels for the duration of a run; on CUDA also no TF32 anywhere.
 
-    ``CUBLAS_WORKSPACE_CONFIG`` must be set before CUDA initialises; `workbench.cli` sets it at
-    import, and we set it here too for library use (harmless if CUDA is already up).
+    ``CUBLAS_WORKSPACE_CONFIG`` must be set before CUDA initialises: ``import workbench`` sets it.
     """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     if str(device).startswith("cuda"):
