@@ -127,15 +127,15 @@ def risk_gradient_W(W: Tensor, X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss,
     s = w / total                                                 # softmax
     mean_h = (s * h).sum(dim=-1, keepdim=True)                    # (e, n, 1), a sum of small terms
     u = (gamma_r + mean_h).squeeze(-1)                            # (e, n) = Y_i f_i
+    # dL_i/dlogit_it = loss'(u_i) (s_it (h_it - mean_h_i) - [t = r] s_ir mean_h_i), h_ir = 0; the
+    # off-token weights (every term's small factor) computed as e^{delta_it - shift}
+    off = delta.scatter(-1, r, -torch.inf)                        # off-token log-weights, -inf at r
+    shift = off.amax(dim=(-2, -1), keepdim=True) if scaled else 0.0   # (e, 1, 1) the largest, or none
+    s_off = (off - shift).exp() / total                           # e^{-shift} s_it off r, 0 at r
+    mean_off = (s_off * h).sum(dim=-1, keepdim=True)              # e^{-shift} mean_h
+    s_at_r = torch.zeros_like(s).scatter(-1, r, s.gather(-1, r))  # s_ir at r, 0 elsewhere
     slope = loss_derivative(u, kind).unsqueeze(-1)                # (e, n, 1)
-    if scaled:
-        off = delta.scatter(-1, r, -torch.inf)                    # off-token log-weights, -inf at r
-        c = off.amax(dim=(-2, -1), keepdim=True)                  # (e, 1, 1), the largest
-        s_off = (off - c).exp() / total                           # e^{-c} s_it off r, 0 at r
-        mean_off = (s_off * h).sum(dim=-1, keepdim=True)          # e^{-c} sum_t s_it h_it
-        dlogit = slope * (s_off * (h - mean_h) - torch.zeros_like(s).scatter(-1, r, s.gather(-1, r)) * mean_off)
-    else:
-        dlogit = slope * s * (h - mean_h)                         # (e, n, T) dL_i/dlogit_it
+    dlogit = slope * (s_off * (h - mean_h) - s_at_r * mean_off)   # (e, n, T)
     c = torch.matmul(dlogit.unsqueeze(-2), X).squeeze(-2)         # (e, n, d): sum_t dlogit_it x_it
     grad = torch.matmul(c.transpose(-1, -2), Z) / X.shape[1]      # (e, d, d): (1/n) sum_i c_i z_i^T
     return loss_fn(u, kind).mean(dim=-1), grad
