@@ -53,6 +53,7 @@ def test_prefetcher_raises_the_error_of_the_step_that_failed():
         assert batches(0) == 0 and batches(1) == 1 and batches(2) == 2
         with pytest.raises(ValueError, match="no batch 3"):
             batches(3)
+        assert batches(1) == 1 and batches(2) == 2   # step 3 drawn ahead and failed: not step 1's error
 
 
 def test_prefetcher_draws_nothing_at_or_past_stop():

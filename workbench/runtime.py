@@ -75,8 +75,8 @@ class Prefetcher(Generic[T]):
         if self._next is not None and self._next[0] == step:
             value = self._next[1].result()
         else:
-            if self._next is not None:          # out of order: wait, so make() never runs twice at once
-                self._next[1].result()
+            if self._next is not None:          # out of order: wait (its error is not this step's),
+                self._next[1].exception()       # so make() never runs twice at once
             value = self._make(step)
         ahead = step + 1
         self._next = (ahead, self._pool.submit(self._make, ahead)) if self._stop is None or ahead < self._stop else None
@@ -89,7 +89,5 @@ class Prefetcher(Generic[T]):
         self.close()
 
     def close(self) -> None:
-        if self._next is not None:
-            self._next[1].cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._next = None

@@ -256,7 +256,7 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
 
     observe = log_steps(cfg.steps, cfg.n_observe)
     observers = {"KQ": lambda q: md.circuits(q)[0], "OV": lambda q: md.circuits(q)[1]}
-    with Prefetcher(batch) as batches:
+    with Prefetcher(batch, stop=cfg.steps + 1) as batches:
         def loss_fn(q, step):
             KQ, OV = md.circuits(q)
             Z, x_q, y_q = batches(step)
