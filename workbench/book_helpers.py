@@ -54,18 +54,21 @@ def book_preset(default: str = "quick") -> str:
 
 def summary_table(results: Mapping[str, RunResult], preset: str) -> str:
     """Markdown: one summary row per study, then each study's checks (claim, predicted, measured)."""
-    n_pass = sum(c.passed for r in results.values() for c in r.checks)
-    n_all = sum(len(r.checks) for r in results.values())
-    out = [f"**{n_pass} of {n_all} checks pass** (preset `{preset}`).", "",
+    asserted = [c for r in results.values() for c in r.checks if c.asserted]
+    n_pass, n_all = sum(c.passed for c in asserted), len(asserted)
+    n_out = sum(not c.asserted for r in results.values() for c in r.checks)
+    tail = f"; {n_out} not asserted at this preset" if n_out else ""
+    out = [f"**{n_pass} of {n_all} checks pass** (preset `{preset}`{tail}).", "",
            "| study | checks passed | run time |", "|---|---|---|"]
     for name, result in results.items():
-        ok = sum(c.passed for c in result.checks)
+        mine = [c for c in result.checks if c.asserted]
+        ok = sum(c.passed for c in mine)
         wall = result.record.meta.get("wall_time_s")
-        out.append(f"| {name} | {ok}/{len(result.checks)} | {f'{wall:.0f} s' if wall is not None else '-'} |")
+        out.append(f"| {name} | {ok}/{len(mine)} | {f'{wall:.0f} s' if wall is not None else '-'} |")
     for name, result in results.items():
         out += ["", f"**{name}**", "", "| check | claim | predicted | measured | pass |", "|---|---|---|---|---|"]
         for c in result.checks:
             measured = c.measured if isinstance(c.measured, str) else f"{c.measured:.4g}"
-            cells = [c.name, c.claim, c.predicted, measured, "PASS" if c.passed else "**FAIL**"]
+            cells = [c.name, c.claim, c.predicted, measured, "**FAIL**" if c.status == "FAIL" else c.status]
             out.append("| " + " | ".join(markdown_escape(x) if i < 4 else x for i, x in enumerate(cells)) + " |")
     return "\n".join(out)

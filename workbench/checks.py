@@ -7,12 +7,22 @@ be hard-wired to pass:
 ...             measured=0.5004, rtol=1e-2, regime="isotropic, N=20, 20k prompts")  # doctest: +SKIP
 
 A measured value that is NaN fails every check.
+
+Every check has a ``kind``: ``theory`` (a theorem's prediction against a measurement of the
+simulation), ``identity`` (true by construction of the model or the algebra) or ``numerics`` (a
+solver's or integrator's accuracy).  A preset may declare a check outside its regime
+(`Check.not_asserted`): it is still computed and shown, as "not asserted", but never counted and
+never printed as FAIL.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from dataclasses import replace as _replace
+from typing import Any, Iterable, Literal, Sequence
+
+KINDS = ("theory", "identity", "numerics")
+Kind = Literal["theory", "identity", "numerics"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,39 @@ class Check:
     regime: str
     """Where the statement holds and was tested (sizes, scales, seeds)."""
     passed: bool
+    kind: Kind = "theory"
+    """theory | identity | numerics (see the module docstring)."""
+    asserted: bool = True
+    """False when the run's preset lies outside the check's regime: shown, not counted."""
+    alternative: str | None = None
+    """A theory check's nearest rival hypothesis, in a few words."""
+    alternative_predicted: str | None = None
+    """What the rival predicts, computed the same way as ``predicted``."""
+    discriminates: bool | None = None
+    """True when the measurement rejects the rival at the check's own tolerance."""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"check {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def status(self) -> str:
+        """'PASS', 'FAIL' or 'not asserted' (a check outside the preset's regime)."""
+        if not self.asserted:
+            return "not asserted"
+        return "PASS" if self.passed else "FAIL"
+
+    @property
+    def ok(self) -> bool:
+        """What counts for the verdict of a run: passed, or not asserted at this preset."""
+        return self.passed or not self.asserted
+
+    def not_asserted(self, reason: str) -> "Check":
+        """This check declared outside the preset's regime (``reason`` says why, in a few words)."""
+        return _replace(self, asserted=False, regime=f"{self.regime}; not asserted at this preset: {reason}")
+
+    def as_kind(self, kind: Kind) -> "Check":
+        return _replace(self, kind=kind)
 
     # ---------------------------------------------------------------------------- builders
     @classmethod
@@ -82,17 +125,27 @@ class Check:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Check":
-        return cls(**data)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def all_passed(checks: Iterable[Check]) -> bool:
-    return all(c.passed for c in checks)
+    """Every asserted check passed (checks declared out of the preset's regime do not count)."""
+    return all(c.ok for c in checks)
+
+
+def summary(checks: Sequence[Check]) -> str:
+    """'12/12 checks passed' (plus how many were not asserted at this preset)."""
+    asserted = [c for c in checks if c.asserted]
+    text = f"{sum(c.passed for c in asserted)}/{len(asserted)} checks passed"
+    skipped = len(checks) - len(asserted)
+    return text + (f" ({skipped} not asserted at this preset)" if skipped else "")
 
 
 def checks_table(checks: Sequence[Check], *, markdown: bool = False, width: int = 60) -> str:
     """The checks as a table: name | claim | predicted | measured | tolerance | pass."""
     header = ["check", "claim", "predicted", "measured", "tolerance", "pass"]
-    rows = [[c.name, c.claim, c.predicted, _fmt(c.measured), c.tolerance, "PASS" if c.passed else "FAIL"] for c in checks]
+    rows = [[c.name, c.claim, c.predicted, _fmt(c.measured), c.tolerance, c.status] for c in checks]
     if markdown:
         esc = markdown_escape
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -103,8 +156,7 @@ def checks_table(checks: Sequence[Check], *, markdown: bool = False, width: int 
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
     out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
-    n_pass = sum(c.passed for c in checks)
-    out.append(f"{n_pass}/{len(checks)} checks passed")
+    out.append(summary(checks))
     return "\n".join(out)
 
 

@@ -164,11 +164,11 @@ def _check(names: Sequence[str], args: argparse.Namespace) -> int:
         recomputed = list(study.checks(result.record))
         print(f"\n== {study.NAME} [{args.preset}] re-verified from {result.path}")
         print(checks_table(recomputed))
-        stored = {c.name: c.passed for c in result.checks}
-        drift = [c.name for c in recomputed if stored.get(c.name) != c.passed]
+        stored = {c.name: c.status for c in result.checks}
+        drift = [c.name for c in recomputed if stored.get(c.name) != c.status]
         if drift:
             print(f"warning: checks {drift} differ from the stored checks.json", file=sys.stderr)
-        failed |= not all(c.passed for c in recomputed)
+        failed |= not all(c.ok for c in recomputed)
     return EXIT_CHECK_FAILED if failed else EXIT_OK
 
 
