@@ -71,6 +71,10 @@ class Check:
         """This check declared outside the preset's regime (``reason`` says why, in a few words)."""
         return _replace(self, asserted=False, regime=f"{self.regime}; not asserted at this preset: {reason}")
 
+    def only_if(self, in_regime: bool, reason: str) -> "Check":
+        """This check, or (when ``in_regime`` is False) the same check declared not asserted."""
+        return self if in_regime else self.not_asserted(reason)
+
     def as_kind(self, kind: Kind) -> "Check":
         return _replace(self, kind=kind)
 

@@ -266,7 +266,17 @@ def checks(record) -> list[Check]:
         "X_mixed_separates", "Gamma_eff is closer to the mixture optimum Gamma_pi than to the fixed-length optimum Gamma_D*(N).",
         bool(np.all(d_pi < d_N)), measured=f"|G-G_pi|/|G_pi| = {d_pi.max():.3f}, |G-G_D*|/|G_D*| = {d_N.min():.3f}",
         predicted="closer to Gamma_pi", tolerance="for every seed", regime=mixed_regime))
-    return out
+    reason = (f"steps = {cfg.steps} < {SOFTMAX_CONVERGED_STEPS}: the softmax heads are far from their trained "
+              "fixed point")
+    return [c.only_if(cfg.steps >= SOFTMAX_CONVERGED_STEPS, reason) if c.name.startswith(SOFTMAX_TRAINED) else c
+            for c in out]
+
+
+SOFTMAX_CONVERGED_STEPS = 3000
+"""The trained-softmax claims (A4, A5, A6 softmax, A8, mixed lengths) are about the heads' fixed point; at
+He et al.'s Adam lr 1e-3 the quick preset's 3000 steps reach it (every such check passes there), the smoke
+preset's 150 do not, so below this they are shown but not asserted."""
+SOFTMAX_TRAINED = ("A4_", "A5_", "A6_length_softmax", "A6_softmax_vs_fixed_lsa", "A8_", "X_mixed_")
 
 
 def _lsa_closed(record, normalise_by_M: bool) -> np.ndarray:

@@ -127,7 +127,8 @@ class Config(StudyConfig):
     def smoke(cls) -> "Config":
         """Seconds (tests).  The closed-form checks (A1, A2, A3, A6_length_lsa, A7) pass honestly; the
         softmax training (150 Adam steps) is far from converged, so its checks (A4, A5, A6 softmax,
-        A8, mixed) are computed but are expected to fail at this size."""
+        A8, mixed) are computed and shown but not asserted at this size (see
+        `studies.icl_regression.checks.SOFTMAX_CONVERGED_STEPS`)."""
         return cls(steps=150, lr=1e-2, batch_size=64, eval_prompts=1000, test_lengths=(20, 40, 80),
                    n_tasks_pool=64, lsa_steps=2000, mc_prompts=5000, mixed_lengths=(20, 60),
                    pool_draws=8, n_observe=10, aniso_seeds=1, n_heads=(1, 2))

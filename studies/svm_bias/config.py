@@ -150,9 +150,9 @@ class Config(StudyConfig):
     # ------------------------------------------------------------------------------ presets
     @classmethod
     def smoke(cls) -> "Config":
-        """Seconds: every sub-experiment at a small size.  Known underpowered check:
-        ``A6_random_gd_log_growth`` (plain GD reaches its ln k regime on random instances only
-        after ~10^4 steps; smoke runs 3000)."""
+        """Seconds: every sub-experiment at a small size.  ``A6_random_gd_log_growth`` is shown but
+        not asserted here (``gd_steps`` < `GD_LOG_REGIME_STEPS`: plain GD reaches its ln k regime on
+        random instances only after ~10^4 steps; smoke runs 3000)."""
         return cls(n_seeds=4, steps=1000, gd_steps=3000, n_inits=6, norm_seeds=3, sweep_d=(4, 8),
                    rank_instances=3)
 
@@ -169,5 +169,6 @@ class Config(StudyConfig):
                    sweep_d=(4, 6, 8, 10, 16, 32), rank_instances=50)
 
 
-SMOKE_UNDERPOWERED = ("A6_random_gd_log_growth",)
-"""Checks the smoke preset is too small to pass (documented in `Config.smoke`)."""
+GD_LOG_REGIME_STEPS = 10_000
+"""Plain GD on random instances reaches its ||W_k|| ~ ||W^mm|| ln k regime only after ~10^4 steps
+(measured: 3000 steps give slope ratios outside 1 +- 0.2), so A6 is asserted only from here on."""
