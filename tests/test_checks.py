@@ -14,7 +14,7 @@ def test_not_asserted_is_shown_not_counted():
     assert "not asserted at this preset: too few steps" in c.regime
     table = checks_table([c, Check.at_least("x", "x >= 0", 0.0, 1.0, regime="toy")])
     assert "FAIL" not in table and "not asserted" in table
-    assert summary([c]) == "0/0 checks passed (1 not asserted at this preset)"
+    assert summary([c]) == "0/0 theory checks passed; 1 not asserted at this preset"
     assert all_passed([c])
 
 
@@ -33,3 +33,41 @@ def test_kind_and_round_trip():
     assert Check.from_dict(old).kind == "theory" and Check.from_dict(old).asserted
     with pytest.raises(ValueError, match="kind"):
         c.as_kind("folklore")
+
+
+def test_a_theory_check_discriminates_only_when_the_rival_fails_its_rule():
+    # GD vs debiased GD at N=40: 0.2398 vs 0.2429, a 3% bar admits both
+    weak = Check.at_most("pair", "reaches R*_DGD", 1.03 * 0.2429, 0.2431, regime="N=40",
+                         alternative="plain GD", alternative_predicted=0.2398)
+    assert weak.passed and weak.discriminates is False and "does not discriminate" in checks_table([weak])
+    sharp = Check.close("gamma", "step is gamma_D*", 0.879, 0.8785, atol=0.005, regime="N=10",
+                        alternative="plain GD", alternative_predicted=0.860)
+    assert sharp.passed and sharp.discriminates is True
+    # a measurement between the two, near enough to the rival, does not reject it
+    between = Check.close("gamma", "step is gamma_D*", 0.879, 0.870, atol=0.01, regime="N=10",
+                          alternative="plain GD", alternative_predicted=0.862)
+    assert between.passed and between.discriminates is False
+    # a failed check never discriminates
+    failed = Check.at_least("doubly", "decades per layer grow", 2.0, 1.0, regime="toy",
+                            alternative="exponential", alternative_predicted=1.0)
+    assert not failed.passed and failed.discriminates is False
+    none = Check.at_most("exact", "closed form", 1e-12, 0.0, regime="toy", no_alternative="an exact identity")
+    assert none.alternative.startswith("none:") and none.discriminates is None
+    with pytest.raises(ValueError):
+        Check.at_most("x", "x", 1.0, 0.0, regime="toy", alternative="a", no_alternative="b")
+
+
+def test_holds_takes_the_rival_condition():
+    c = Check.holds("order", "tokens drop in order", True, measured="1<2<3", predicted="ordered", tolerance="strict",
+                    regime="toy", alternative="random order", alternative_holds=False)
+    assert c.discriminates is True
+    d = Check.holds("order", "tokens drop in order", True, measured="1<2<3", predicted="ordered", tolerance="strict",
+                    regime="toy", alternative="R1 flow", alternative_holds=True)
+    assert d.discriminates is False
+
+
+def test_summary_counts_theory_checks_and_lists_the_others():
+    cs = [Check.close("t", "t", 1.0, 1.0, atol=0.1, regime="r", alternative="a", alternative_predicted=2.0),
+          Check.close("i", "i", 1.0, 1.0, atol=1e-12, regime="r", kind="identity"),
+          Check.at_most("n", "n", 1e-9, 1e-12, regime="r", kind="numerics")]
+    assert summary(cs) == "1/1 theory checks passed (1 discriminate); 1/1 identity; 1/1 numerics"

@@ -79,46 +79,80 @@ class Check:
         return _replace(self, kind=kind)
 
     # ---------------------------------------------------------------------------- builders
+    # Every builder takes ``kind`` and, for a theory check, ``alternative`` (the rival hypothesis in a
+    # few words) with ``alternative_predicted`` (the rival's value of the measured quantity, computed
+    # the same way as ``predicted``).  ``discriminates`` is then computed: the rival's value fails the
+    # check's own pass rule (fed the alternative, the check fails) and, for a two-sided check, the
+    # measurement lies outside the tolerance around the rival too.  ``no_alternative`` states, in one
+    # sentence, why a theory check has no rival.
+    @classmethod
+    def _build(cls, rule, name, claim, predicted, measured, tolerance, regime, *, kind, alternative,
+               alternative_predicted, no_alternative, rejects_alt=None) -> "Check":
+        passed = bool(rule(measured))
+        alt_text, discriminates = _alternative(rule, passed, alternative, alternative_predicted, no_alternative,
+                                               rejects_alt)
+        return cls(name, claim, predicted, _num(measured), tolerance, regime, passed, kind=kind,
+                   alternative=alt_text, alternative_predicted=None if alternative_predicted is None
+                   else _fmt(alternative_predicted), discriminates=discriminates)
+
     @classmethod
     def close(cls, name: str, claim: str, predicted: float, measured: float, *, rtol: float = 0.0,
-              atol: float = 0.0, regime: str) -> "Check":
+              atol: float = 0.0, regime: str, kind: Kind = "theory", alternative: str | None = None,
+              alternative_predicted: float | None = None, no_alternative: str | None = None) -> "Check":
         """|measured - predicted| <= atol + rtol * |predicted|."""
-        bound = atol + rtol * abs(predicted)
-        ok = _finite(measured) and _finite(predicted) and abs(measured - predicted) <= bound
+        def near(centre):
+            return lambda m: _finite(m) and _finite(centre) and abs(float(m) - centre) <= atol + rtol * abs(centre)
         tol = " + ".join(s for s in (f"{atol:.2g}" if atol else "", f"{rtol:.2g}*|p|" if rtol else "") if s) or "0"
-        return cls(name, claim, _fmt(predicted), _num(measured), f"|m-p| <= {tol}", regime, bool(ok))
+        rejects = None if alternative_predicted is None else not near(float(alternative_predicted))(measured)
+        return cls._build(near(float(predicted)) if _finite(predicted) else (lambda m: False), name, claim,
+                          _fmt(predicted), measured, f"|m-p| <= {tol}", regime, kind=kind, alternative=alternative,
+                          alternative_predicted=alternative_predicted, no_alternative=no_alternative,
+                          rejects_alt=rejects)
 
     @classmethod
     def at_most(cls, name: str, claim: str, bound: float, measured: float, *, regime: str,
-                predicted: str | None = None) -> "Check":
+                predicted: str | None = None, kind: Kind = "theory", alternative: str | None = None,
+                alternative_predicted: float | None = None, no_alternative: str | None = None) -> "Check":
         """measured <= bound."""
-        ok = _finite(measured) and measured <= bound
-        return cls(name, claim, predicted or f"<= {_fmt(bound)}", _num(measured), f"m <= {_fmt(bound)}", regime, bool(ok))
+        return cls._build(lambda m: _finite(m) and float(m) <= bound, name, claim, predicted or f"<= {_fmt(bound)}",
+                          measured, f"m <= {_fmt(bound)}", regime, kind=kind, alternative=alternative,
+                          alternative_predicted=alternative_predicted, no_alternative=no_alternative)
 
     @classmethod
     def at_least(cls, name: str, claim: str, bound: float, measured: float, *, regime: str,
-                 predicted: str | None = None) -> "Check":
+                 predicted: str | None = None, kind: Kind = "theory", alternative: str | None = None,
+                 alternative_predicted: float | None = None, no_alternative: str | None = None) -> "Check":
         """measured >= bound."""
-        ok = _finite(measured) and measured >= bound
-        return cls(name, claim, predicted or f">= {_fmt(bound)}", _num(measured), f"m >= {_fmt(bound)}", regime, bool(ok))
+        return cls._build(lambda m: _finite(m) and float(m) >= bound, name, claim, predicted or f">= {_fmt(bound)}",
+                          measured, f"m >= {_fmt(bound)}", regime, kind=kind, alternative=alternative,
+                          alternative_predicted=alternative_predicted, no_alternative=no_alternative)
 
     @classmethod
     def within(cls, name: str, claim: str, low: float, high: float, measured: float, *, regime: str,
-               predicted: str | None = None) -> "Check":
+               predicted: str | None = None, kind: Kind = "theory", alternative: str | None = None,
+               alternative_predicted: float | None = None, no_alternative: str | None = None) -> "Check":
         """low <= measured <= high."""
-        ok = _finite(measured) and low <= measured <= high
-        return cls(name, claim, predicted or f"[{_fmt(low)}, {_fmt(high)}]", _num(measured),
-                   f"{_fmt(low)} <= m <= {_fmt(high)}", regime, bool(ok))
+        return cls._build(lambda m: _finite(m) and low <= float(m) <= high, name, claim,
+                          predicted or f"[{_fmt(low)}, {_fmt(high)}]", measured, f"{_fmt(low)} <= m <= {_fmt(high)}",
+                          regime, kind=kind, alternative=alternative, alternative_predicted=alternative_predicted,
+                          no_alternative=no_alternative)
 
     @classmethod
     def holds(cls, name: str, claim: str, condition: bool, *, measured: float | str, predicted: str,
-              tolerance: str, regime: str) -> "Check":
+              tolerance: str, regime: str, kind: Kind = "theory", alternative: str | None = None,
+              alternative_holds: bool | None = None, alternative_predicted: str | None = None,
+              no_alternative: str | None = None) -> "Check":
         """A check whose pass condition is computed by the caller (e.g. an ordering or a count).
 
-        ``condition`` must be computed from measured data; ``measured`` shows what it was.
+        ``condition`` must be computed from measured data; ``measured`` shows what it was.  For a
+        theory check, ``alternative_holds`` is the same condition evaluated on the rival's prediction
+        (the check discriminates when the measurement satisfies it and the rival does not).
         """
-        return cls(name, claim, predicted, _num(measured) if isinstance(measured, (int, float)) else measured,
-                   tolerance, regime, bool(condition))
+        shown = _num(measured) if isinstance(measured, (int, float)) else measured
+        alt_text, discriminates = _alternative(None, bool(condition), alternative, None, no_alternative,
+                                               None if alternative_holds is None else not alternative_holds)
+        return cls(name, claim, predicted, shown, tolerance, regime, bool(condition), kind=kind,
+                   alternative=alt_text, alternative_predicted=alternative_predicted, discriminates=discriminates)
 
     # ------------------------------------------------------------------------------- I/O
     def to_dict(self) -> dict[str, Any]:
@@ -133,35 +167,71 @@ class Check:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _alternative(rule, passed, alternative, alternative_predicted, no_alternative, rejects_alt):
+    """(the alternative's text, discriminates) for a builder."""
+    if alternative is not None and no_alternative is not None:
+        raise ValueError("give either an alternative or the reason there is none, not both")
+    if no_alternative is not None:
+        return f"none: {no_alternative}", None
+    if alternative is None:
+        return None, None
+    fails_on_alt = rejects_alt
+    if rule is not None and alternative_predicted is not None:
+        fails_on_alt = not rule(alternative_predicted) and (True if rejects_alt is None else rejects_alt)
+    return alternative, None if fails_on_alt is None else bool(passed and fails_on_alt)
+
+
 def all_passed(checks: Iterable[Check]) -> bool:
     """Every asserted check passed (checks declared out of the preset's regime do not count)."""
     return all(c.ok for c in checks)
 
 
 def summary(checks: Sequence[Check]) -> str:
-    """'12/12 checks passed' (plus how many were not asserted at this preset)."""
+    """'5/5 theory checks passed, 4 discriminate; 3/3 identity, 2/2 numerics' (plus how many were
+    not asserted at this preset).  The headline counts theory checks."""
     asserted = [c for c in checks if c.asserted]
-    text = f"{sum(c.passed for c in asserted)}/{len(asserted)} checks passed"
+    theory = [c for c in asserted if c.kind == "theory"]
+    parts = [f"{sum(c.passed for c in theory)}/{len(theory)} theory checks passed"]
+    if theory:
+        parts[0] += f" ({sum(bool(c.discriminates) for c in theory)} discriminate)"
+    others = [f"{sum(c.passed for c in asserted if c.kind == k)}/{n} {k}"
+              for k in KINDS[1:] if (n := sum(c.kind == k for c in asserted))]
+    text = "; ".join(parts + others)
     skipped = len(checks) - len(asserted)
-    return text + (f" ({skipped} not asserted at this preset)" if skipped else "")
+    return text + (f"; {skipped} not asserted at this preset" if skipped else "")
+
+
+def verdict(check: Check) -> str:
+    """The status shown in tables: PASS / FAIL / not asserted, and a theory check that passed
+    without rejecting its rival is flagged."""
+    if check.status == "PASS" and check.kind == "theory" and check.discriminates is False:
+        return "PASS (does not discriminate)"
+    return check.status
 
 
 def checks_table(checks: Sequence[Check], *, markdown: bool = False, width: int = 60) -> str:
-    """The checks as a table: name | claim | predicted | measured | tolerance | pass."""
-    header = ["check", "claim", "predicted", "measured", "tolerance", "pass"]
-    rows = [[c.name, c.claim, c.predicted, _fmt(c.measured), c.tolerance, c.status] for c in checks]
+    """The checks as a table: check | kind | claim | predicted | alternative | measured | tolerance | status."""
+    header = ["check", "kind", "claim", "predicted", "alternative", "measured", "tolerance", "status"]
+    rows = [[c.name, c.kind, c.claim, c.predicted, _alt_cell(c), _fmt(c.measured), c.tolerance, verdict(c)]
+            for c in checks]
     if markdown:
         esc = markdown_escape
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows]
         return "\n".join(lines)
     clip = lambda s, n: s if len(s) <= n else s[: n - 1] + "…"
-    rows = [[r[0], clip(r[1], width)] + r[2:] for r in rows]
+    rows = [[r[0], r[1], clip(r[2], width), r[3], clip(r[4], 32)] + r[5:] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
     out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
     out.append(summary(checks))
     return "\n".join(out)
+
+
+def _alt_cell(c: Check) -> str:
+    if c.alternative is None:
+        return "-"
+    return c.alternative if c.alternative_predicted is None else f"{c.alternative}: {c.alternative_predicted}"
 
 
 def markdown_escape(text: Any) -> str:

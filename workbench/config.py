@@ -11,14 +11,23 @@ so gets, for free:
 - ``content_hash()``: sha256 of the canonical JSON of the config (stable across runs and machines).
 
 Validation lives in the subclass's ``validate()`` (called from ``__post_init__``) using the small
-``require_*`` helpers below, which raise `ConfigError` with a message a person understands.
+``require_*`` helpers below, which raise `ConfigError` with a message a person understands.  Before
+it, every config gets the generic range checks (`check_ranges`): the seed fits the generators'
+range (``0 <= seed <= SEED_MAX``), every integer field (counts, sizes, steps) is at most
+``COUNT_MAX`` in absolute value, every float field is finite.  Every message names the study and
+the field: ``svm-bias: steps must be <= 1000000000, got ...``.
+
+A study whose tensors can be sized from the config overrides `StudyConfig.memory_estimate`; the
+runner compares it with the memory available before it computes anything.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import sys
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -30,6 +39,12 @@ from workbench.errors import ConfigError, did_you_mean
 
 PRESETS = ("smoke", "quick", "paper")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SEED_MAX = 2 ** 62
+"""The largest seed: torch generators take seeds below 2**64, studies add stream offsets of up to
+~10^10 to the seed, and some store seeds in int64 arrays, so 2**62 leaves room for all of them."""
+COUNT_MAX = 10 ** 9
+"""The largest value of an integer field (steps, sizes, counts): beyond it nothing finishes, and
+numpy's int64 arithmetic on step grids (``logspace(0, log10(steps))``) stops being exact."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,15 +64,45 @@ class StudyConfig:
 
     # ----------------------------------------------------------------------------------- checks
     def __post_init__(self) -> None:
-        require_int(self, "seed", low=0)
-        require_int(self, "n_seeds", low=1)
-        require_choice(self, "dtype", tuple(DTYPES))
-        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
-        self.validate()
+        try:
+            require_int(self, "seed", low=0)
+            if self.seed > SEED_MAX:
+                raise ConfigError(f"seed must be <= 2**62 = {SEED_MAX} (the generators' range, with room for the "
+                                  f"studies' stream offsets), got {self.seed}")
+            require_int(self, "n_seeds", low=1)
+            require_choice(self, "dtype", tuple(DTYPES))
+            if not isinstance(self.device, str) or not (self.device in ("cpu", "cuda", "auto")
+                                                        or self.device.startswith("cuda:")):
+                raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+            check_ranges(self)
+            self.validate()
+        except ConfigError as err:
+            raise named(type(self), err) from None
 
     def validate(self) -> None:
         """Study-specific validation; override in subclasses (raise `ConfigError`)."""
+
+    def memory_estimate(self) -> tuple[float, str] | None:
+        """(bytes, what) of the largest allocation of a run at this config, or None when the study
+        cannot size it from the config.  The runner refuses a config whose estimate exceeds the
+        memory available (exit 2) before anything runs."""
+        return None
+
+    @classmethod
+    def study_name(cls) -> str | None:
+        """The CLI name of the study this config belongs to (for messages), or None."""
+        explicit = getattr(cls, "_study_name", None)
+        if explicit:
+            return explicit
+        module = cls.__module__
+        for name in (module, module.rpartition(".")[0]):
+            mod = sys.modules.get(name) if name else None
+            if mod is not None and isinstance(getattr(mod, "NAME", None), str):
+                return mod.NAME
+        parts = module.split(".")
+        if len(parts) >= 2 and parts[0] == "studies":
+            return parts[1].replace("_", "-")
+        return None
 
     # ------------------------------------------------------------------------------ derived
     @property
@@ -101,21 +146,25 @@ class StudyConfig:
         names = {f.name for f in fields(self)}
         for key in changes:
             if key not in names:
-                raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
+                raise named(type(self), ConfigError(
+                    f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}"))
         return dataclasses.replace(self, **changes)
 
     def with_overrides(self, assignments: Sequence[str]):
         """Apply CLI-style ``key=value`` strings, coercing each value to the field's type."""
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         names = [f.name for f in fields(self)]
         changes: dict[str, Any] = {}
-        for item in assignments:
-            if "=" not in item:
-                raise ConfigError(f"--set expects key=value, got {item!r}")
-            key, raw = (s.strip() for s in item.split("=", 1))
-            if key not in names:
-                raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
-            changes[key] = coerce(raw, hints[key], key)
+        try:
+            for item in assignments:
+                if "=" not in item:
+                    raise ConfigError(f"--set expects key=value, got {item!r}")
+                key, raw = (s.strip() for s in item.split("=", 1))
+                if key not in names:
+                    raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
+                changes[key] = coerce(raw, hints[key], key)
+        except ConfigError as err:
+            raise named(type(self), err) from None
         return self.replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,7 +176,8 @@ class StudyConfig:
         names = {f.name for f in fields(cls)}
         unknown = [k for k in data if k not in names]
         if unknown:
-            raise ConfigError(f"{cls.__qualname__} has no field {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
+            raise named(cls, ConfigError(
+                f"{cls.__qualname__} has no field {unknown[0]!r}.{did_you_mean(unknown[0], names)}"))
         return cls(**{k: _from_json(v, hints[k]) for k, v in data.items()})
 
     def content_hash(self, length: int = 12) -> str:
@@ -155,6 +205,18 @@ class StudyConfig:
                     docs[a.target.id] = " ".join(b.value.value.split())
         return docs
 
+    @classmethod
+    def describe_fields(cls) -> list[dict[str, Any]]:
+        """Every field (a nested dataclass's fields as ``sub.field``): name, type, documentation
+        and the value in each preset.  What ``workbench fields STUDY`` prints."""
+        presets = {}
+        for name in cls._presets:
+            try:
+                presets[name] = cls.preset(name)
+            except ConfigError:  # pragma: no cover - a preset that does not validate is a bug
+                presets[name] = None
+        return _describe(cls, "", {k: v for k, v in presets.items()})
+
 
 # ----------------------------------------------------------------------------------- devices
 def resolve_device(device: str) -> str:
@@ -166,7 +228,85 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def _describe(cls: type, prefix: str, presets: dict[str, Any]) -> list[dict[str, Any]]:
+    hints = _hints(cls)
+    docs = cls.field_docs() if hasattr(cls, "field_docs") else _field_docs(cls)
+    rows: list[dict[str, Any]] = []
+    for f in fields(cls):
+        values = {p: (getattr(c, f.name) if c is not None else None) for p, c in presets.items()}
+        annotation = hints.get(f.name, f.type)
+        if dataclasses.is_dataclass(annotation):
+            rows.append({"name": prefix + f.name, "type": annotation.__qualname__, "doc": docs.get(f.name, ""),
+                         "presets": {p: "(sub-config)" for p in values}})
+            rows += _describe(annotation, f"{prefix}{f.name}.", values)
+            continue
+        rows.append({"name": prefix + f.name, "type": type_name(annotation), "doc": docs.get(f.name, ""),
+                     "presets": {p: _jsonable(v) for p, v in values.items()}})
+    return rows
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    return StudyConfig.field_docs.__func__(cls)  # the same reader, for a sub-config not derived from StudyConfig
+
+
+def type_name(annotation: Any) -> str:
+    """A readable name of a field's type: ``int``, ``tuple[float, ...]``, ``'a' | 'b'``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is tuple:
+        return f"tuple[{', '.join('...' if a is Ellipsis else type_name(a) for a in args)}]"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation)
+
+
 # ------------------------------------------------------------------------------- validation
+def named(cls: type, err: ConfigError) -> ConfigError:
+    """``err`` with the study's name in front of its message (once)."""
+    study = cls.study_name() if hasattr(cls, "study_name") else None
+    message = str(err)
+    if not study or message.startswith(f"{study}: "):
+        return err
+    return type(err)(f"{study}: {message}")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """The generic range checks every config gets: integers within +-`COUNT_MAX` (the seed is
+    checked against `SEED_MAX` instead), floats finite, in plain fields, tuples and nested
+    sub-configs alike."""
+    hints = _hints(type(cfg))
+    for f in fields(cfg):
+        if f.name == "seed" and not prefix:
+            continue
+        value = getattr(cfg, f.name)
+        name = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, f"{name}.")
+            continue
+        for v in (value if isinstance(value, tuple) else (value,)):
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, int) and abs(v) > COUNT_MAX:
+                low = "" if v > 0 else "-"
+                raise ConfigError(f"{name} must be {'<=' if v > 0 else '>='} {low}{COUNT_MAX}, got {value!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                annotation = hints.get(f.name)
+                raise ConfigError(f"{name} must be a finite number, got {value!r}"
+                                  + (" (a string value is allowed too)" if _allows_str(annotation) else ""))
+
+
+def _allows_str(annotation: Any) -> bool:
+    return str in get_args(annotation)
+
+
 def require_int(cfg: Any, name: str, low: int | None = None, high: int | None = None) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int):

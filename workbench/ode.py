@@ -1,8 +1,9 @@
 """Gradient flow and other ODEs: adaptive (scipy ``solve_ivp``) and fixed-step RK4 (torch).
 
 - `integrate(f, y0, t_eval)` wraps ``scipy.integrate.solve_ivp`` for numpy vector fields, with
-  tight float64 tolerances by default and a clear `IntegrationError` (naming the time reached)
-  when the solver fails or the state becomes non-finite.
+  tight float64 tolerances by default and a clear `IntegrationError` when the solver fails or the
+  state blows up: it names the time reached and how many output times were reached, and carries
+  the outputs computed so far (``partial = {"t", "y"}``).
 - `rk4(f, y0, t_grid)` is a fixed-step classical Runge-Kutta in torch (works on an ensemble axis
   and on the GPU); outputs at every grid point.
 - `gradient_flow(params, loss_fn, t_eval)` integrates dW/dt = -grad L(W) with autograd gradients
@@ -59,18 +60,50 @@ def integrate(f: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_ev
             raise _Blowup(t)
         return dy
 
+    blown: dict[str, float] = {}
+    solver = _guarded(method, blown)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            sol = solve_ivp(rhs, (t_eval[0], t_eval[-1]), y0.reshape(-1), method=method, t_eval=t_eval, rtol=rtol,
+            sol = solve_ivp(rhs, (t_eval[0], t_eval[-1]), y0.reshape(-1), method=solver, t_eval=t_eval, rtol=rtol,
                             atol=atol, max_step=max_step)
-    except _Blowup as blow:
-        raise IntegrationError(f"ODE integration ({method}) failed at t={blow.t:.6g}: the state blew up "
-                               f"(non-finite or |y| > {blowup:g})", step=None) from None
-    if sol.status != 0 or not np.all(np.isfinite(sol.y)):
-        reached = sol.t[-1] if len(sol.t) else t_eval[0]
-        raise IntegrationError(f"ODE integration ({method}) failed at t={reached:.6g}: {sol.message}",
-                               step=None, partial={"t": sol.t, "y": sol.y.T})
-    return ODESolution(sol.t, sol.y.T.reshape(len(sol.t), *shape), int(sol.nfev))
+    except _Blowup as blow:  # in the solver's set-up (its first evaluations), before any step
+        raise IntegrationError(f"ODE integration ({method}) failed at t={blow.t:.6g}, before its first step: the "
+                               f"state blew up (non-finite or |y| > {blowup:g})", step=0, time=blow.t,
+                               partial={"t": t_eval[:1], "y": y0[None]}) from None
+    n_out = len(sol.t)
+    ys = np.asarray(sol.y, dtype=np.float64).T.reshape(n_out, *shape) if n_out else np.empty((0, *shape))
+    if sol.status != 0 or not np.all(np.isfinite(ys)):
+        reached = sol.t[-1] if n_out else t_eval[0]
+        where = blown.get("t", reached)
+        reason = (f"the state blew up (non-finite or |y| > {blowup:g})" if "t" in blown or sol.status == 0
+                  else sol.message)
+        # the outputs so far (at least the initial state, which is known exactly)
+        kept_t, kept_y = (np.asarray(sol.t), ys) if n_out else (t_eval[:1], y0[None])
+        raise IntegrationError(f"ODE integration ({method}) failed at t={where:.6g} ({n_out} of {len(t_eval)} "
+                               f"output times reached): {reason}", step=n_out, time=float(where),
+                               partial={"t": kept_t, "y": kept_y})
+    return ODESolution(sol.t, ys, int(sol.nfev))
+
+
+def _guarded(method: str, blown: dict[str, float]):
+    """scipy's solver class for ``method`` with a `step` that turns a blow-up inside the vector
+    field into a failed step, so ``solve_ivp`` returns the outputs computed so far (it would
+    lose them on an exception).  The steps taken are exactly those of the plain method."""
+    from scipy.integrate._ivp.ivp import METHODS
+
+    base = METHODS[method]
+
+    class Guarded(base):
+        def step(self):
+            try:
+                return super().step()
+            except _Blowup as blow:
+                self.status = "failed"
+                blown["t"] = blow.t
+                return f"the state blew up at t={blow.t:.6g}"
+
+    Guarded.__name__ = Guarded.__qualname__ = base.__name__
+    return Guarded
 
 
 def rk4(f: Callable[[float, Tensor], Tensor], y0: Tensor, t_grid: Tensor | Sequence[float]) -> Tensor:
@@ -87,7 +120,8 @@ def rk4(f: Callable[[float, Tensor], Tensor], y0: Tensor, t_grid: Tensor | Seque
         y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         if not torch.isfinite(y).all():
             raise IntegrationError(f"RK4 state became non-finite at t={float(t_grid[n + 1]):.6g} (step {n + 1})",
-                                   step=n + 1, partial={"t": t_grid[: n + 1], "y": torch.stack(ys)})
+                                   step=n + 1, time=float(t_grid[n + 1]),
+                                   partial={"t": t_grid[: n + 1], "y": torch.stack(ys)})
         ys.append(y)
     return torch.stack(ys)
 

@@ -20,8 +20,12 @@ Grid syntax (values are read with the config's own type coercion, as ``--set`` d
 - ``--seeds 0-9``, ``--seeds 0,3,5`` or ``--seeds 0-4,10``: each seed (the config's ``seed``
   field) is a separate run; a ``seed`` key in ``--grid`` is refused in favour of ``--seeds``.
 
-Everything (study, preset, ``--set``, every grid value, every grid point) is validated before
-anything runs; bad input exits 2 with a message.
+Everything (study, preset, ``--set``, every grid value, every grid point, the runs directory) is
+validated before anything runs; bad input exits 2 with a message.
+
+Ctrl-C.  The first Ctrl-C stops launching runs and waits for the runs in progress to finish and
+be saved (it says which); a second Ctrl-C stops those too (their work is lost).  Either way the
+sweep exits with code 130 and no traceback, and the same command resumes it.
 
 Executors: ``local`` (default) is a process pool (``spawn``; one torch thread per worker;
 ``--workers 1`` runs in this process, for debugging).  ``submitit`` submits a Slurm job array with
@@ -315,8 +319,15 @@ def read_row(label: Mapping[str, Any], path: Path) -> dict[str, Any]:
     from workbench.record import is_complete
 
     if is_complete(path):
-        meta = json.loads((path / "meta.json").read_text())
-        checks = json.loads((path / "checks.json").read_text())
+        from workbench.errors import RecordError
+        from workbench.record import verify_record
+
+        try:  # a damaged record is not a result
+            meta = verify_record(path)
+            checks = json.loads((path / "checks.json").read_text())
+        except (RecordError, OSError, ValueError) as err:
+            row.update(status="damaged", error=str(err))
+            return row
         row.update(status="complete", wall_time_s=meta.get("wall_time_s"), passed=all(c["passed"] for c in checks))
         for c in checks:
             row[f"{c['name']}.measured"] = _number(c["measured"])
@@ -351,8 +362,8 @@ def load_runs(study: ModuleType | str, root: str | Path | None = None) -> SweepT
     folder = runs_root(root) / study.NAME
     found: list[tuple[dict[str, Any], Path]] = []
     for d in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if d.name.startswith("."):
-            continue
+        if d.name.startswith(".") or ".damaged-" in d.name or not d.is_dir():
+            continue  # temporary, lock and moved-aside directories are never results
         path = d.with_name(d.name[: -len(".failed")]) if d.name.endswith(".failed") else d
         if d.name.endswith(".failed") and path.exists():
             continue  # the complete (or retried) run is listed under its own name
@@ -401,6 +412,10 @@ def _limit_threads(n: int) -> None:
 
 
 def _init_worker() -> None:
+    import signal
+
+    # Ctrl-C is the parent's to handle: the first lets this worker finish (and save) its run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_threads(1)
     import torch
 
@@ -491,6 +506,8 @@ def sweep(study: ModuleType | str, grid: Mapping[str, Any], seeds: Iterable[int]
     cluster = submitit_opts.get("cluster", "slurm")
     plan = plan_sweep(study, grid, seeds, preset=preset, overrides=overrides, device=device, root=root,
                       resolve=not (executor == "submitit" and cluster == "slurm"))
+    from workbench.runner import check_runs_root
+    check_runs_root(root)  # a runs directory that cannot be written fails here, not in every run
     submit = None
     if executor == "submitit":
         poll_s = submitit_opts.pop("poll_s", None)
@@ -573,8 +590,9 @@ def _run_local(tasks: list[dict], pending: list[PlannedRun], workers: int, progr
             task["threads"] = 1
         pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=_init_worker,
                                    mp_context=multiprocessing.get_context("spawn"))
+        futures: dict = {}
         try:
-            futures = {pool.submit(_run_one, task): i for i, task in enumerate(tasks)}
+            futures = _submit_ignoring_ctrl_c(pool, tasks)
             for future in as_completed(futures):
                 i = futures[future]
                 try:
@@ -584,6 +602,12 @@ def _run_local(tasks: list[dict], pending: list[PlannedRun], workers: int, progr
                                     "error": f"worker process failed: {type(err).__name__}: {err} (calling sweep() "
                                              "from a script? guard it with `if __name__ == '__main__':`)"}
                 _report(bar, pending[i], summaries[i], progress)
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+                bar = None
+            _interrupted(pool, futures, pending)
+            raise
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -592,6 +616,61 @@ def _run_local(tasks: list[dict], pending: list[PlannedRun], workers: int, progr
     finally:
         if bar is not None:
             bar.close()
+
+
+def _submit_ignoring_ctrl_c(pool, tasks: list[dict]) -> dict:
+    """Submit every task; the workers are spawned with Ctrl-C ignored (inherited across exec, so
+    even a worker still importing torch does not die with a traceback): Ctrl-C is the parent's."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT) if threading_is_main() else None
+    if handler is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return {pool.submit(_run_one, task): i for i, task in enumerate(tasks)}
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupted(pool, futures: dict, pending: list[PlannedRun]) -> None:
+    """The first Ctrl-C: launch nothing more, wait for the runs in progress (saying which); a
+    second Ctrl-C: terminate the workers.  Returns once the pool is down (no thread left behind
+    to print a traceback at exit)."""
+    from concurrent.futures import wait
+
+    for future in futures:
+        future.cancel()  # the ones not handed to a worker yet
+    running = [f for f in futures if not f.done()]
+    if running:
+        names = ", ".join(pending[futures[f]].describe() for f in running[:6]) + (" ..." if len(running) > 6 else "")
+        print(f"\ninterrupted: launching no more runs; waiting for the {len(running)} run(s) in progress to finish "
+              f"and be saved ({names}). Press Ctrl-C again to stop them now (their work is lost).",
+              file=sys.stderr, flush=True)
+    try:
+        wait(running)
+        pool.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            try:
+                process.terminate()
+            except Exception:  # pragma: no cover - already gone
+                pass
+        for process in processes:
+            process.join(timeout=10)
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except Exception:  # pragma: no cover - a broken pool is expected here
+            pass
+        print(f"stopped: the {len(running)} run(s) in progress were terminated; finished runs are kept",
+              file=sys.stderr, flush=True)
 
 
 # ========================================================================== submitit
@@ -668,7 +747,12 @@ def add_sweep_parser(subparsers) -> None:
         description="Run every point of a grid of config values (times every seed) as its own run, "
                     "skipping runs already complete in the run cache. Values are separated by ',' "
                     "(by ';' for tuple fields or when the list contains ';').")
-    p.add_argument("study")
+    try:
+        from workbench.registry import study_names
+        names = ", ".join(study_names())
+    except Exception:  # pragma: no cover - a broken studies package must not break --help
+        names = ""
+    p.add_argument("study", help=f"the study: {names}" if names else "the study")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="values of one config field to sweep (repeatable; the grid is their product)")
     p.add_argument("--seeds", default=None, metavar="SEEDS",
@@ -699,7 +783,8 @@ def add_sweep_parser(subparsers) -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    """``workbench sweep``: 0 every run finished and passed; 1 a check failed; 2 bad input; 3 a run failed."""
+    """``workbench sweep``: 0 every run finished and passed; 1 a check failed; 2 bad input; 3 a run
+    failed; 130 interrupted (Ctrl-C)."""
     from workbench.registry import get_study
 
     try:
@@ -720,7 +805,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; give the same command again to resume", file=sys.stderr)
+        print("interrupted: finished runs are kept; give the same command again to resume", file=sys.stderr)
         return 130
     table = result.table
     shown = table if len(table) <= 40 else SweepTable(

@@ -12,9 +12,12 @@ of shape (e,) (a learning-rate grid as one batched run).
 
 ``loss_fn(params, step)`` returns either the losses (e,) (gradients by autograd) or a pair
 ``(losses, grads)`` with closed-form gradients.  Training stops with `DivergenceError` naming the
-step when a loss or parameter becomes NaN/Inf, and with `GradientUnderflowError` when every
+step and the members when a loss becomes NaN/Inf or a parameter entry leaves the range whose
+square is finite (|p| > sqrt(largest float), ~1.3e154 in float64: past it every norm, inner
+product and loss computed from the parameters overflows, so the run has diverged even where the
+loss is still finite, e.g. a saturated softmax), and with `GradientUnderflowError` when every
 gradient entry of a member is exactly zero (the float64 horizon of a saturated softmax); both
-carry the trajectory recorded so far in ``.partial``.
+carry the `TrainResult` recorded so far in ``.partial``.
 """
 from __future__ import annotations
 
@@ -213,6 +216,8 @@ def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, s
                 rec[k].append(fn(params).detach().clone())
 
     first = next(iter(params.values()))
+    # the largest entry whose square is finite, per parameter dtype (see the module docstring)
+    limits = {k: math.sqrt(torch.finfo(v.dtype).max) if v.is_floating_point() else math.inf for k, v in params.items()}
     frozen_at = torch.full((first.shape[0],), -1, dtype=torch.long, device=first.device) if underflow == "freeze" else None
 
     def partial(done: int) -> TrainResult:
@@ -221,18 +226,18 @@ def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, s
 
     iterator = range(steps + 1)
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc=desc, leave=False, mininterval=0.5)
+        from workbench.progress import progress_bar
+        iterator = progress_bar(iterator, desc=desc, leave=False, mininterval=0.5)
     for step in iterator:
         loss, grads = _loss_and_grads(loss_fn, params, step, need_grads=step < steps)
         if not torch.isfinite(loss).all():
             bad = torch.nonzero(~torch.isfinite(loss)).flatten().tolist()
-            raise DivergenceError(f"loss became non-finite at step {step} for ensemble members {bad[:10]}",
-                                  step=step, partial=partial(step))
+            raise DivergenceError(f"loss became non-finite at step {step} for ensemble members {_few(bad)}",
+                                  step=step, members=bad, partial=partial(step))
         if divergence_threshold is not None and (loss.abs() > divergence_threshold).any():
             bad = torch.nonzero(loss.abs() > divergence_threshold).flatten().tolist()
-            raise DivergenceError(f"|loss| exceeded {divergence_threshold:g} at step {step} for members {bad[:10]}",
-                                  step=step, partial=partial(step))
+            raise DivergenceError(f"|loss| exceeded {divergence_threshold:g} at step {step} for members {_few(bad)}",
+                                  step=step, members=bad, partial=partial(step))
         if step in record_at:
             snapshot(step, loss)
         if step == steps:
@@ -256,10 +261,26 @@ def train(params: Mapping[str, Tensor], loss_fn: LossFn, optimizer: Optimizer, s
         with torch.no_grad():
             optimizer.step(params, grads, step)
             for name, p in params.items():
-                if not torch.isfinite(p).all():
-                    raise DivergenceError(f"parameter {name!r} became non-finite at step {step + 1}",
-                                          step=step + 1, partial=partial(step))
+                # one reduction per tensor: NaN fails the comparison, +-inf exceeds the limit
+                if p.numel() and not bool(p.abs().amax() <= limits[name]):
+                    raise _diverged(name, p, limits[name], step + 1, partial(step))
     return partial(steps)
+
+
+def _diverged(name: str, p: Tensor, limit: float, step: int, partial: "TrainResult") -> DivergenceError:
+    """The error for parameter ``name`` out of range after the update of step ``step - 1``."""
+    worst = p.detach().abs().flatten(1).amax(dim=1) if p.ndim > 1 else p.detach().abs()
+    bad = torch.nonzero(~(worst <= limit)).flatten().tolist()
+    if not torch.isfinite(p).all():
+        what = "became non-finite"
+    else:
+        what = f"reached |entries| of {float(worst.max()):.3g}, beyond sqrt(largest {p.dtype}) = {limit:.3g} (diverged)"
+    return DivergenceError(f"parameter {name!r} {what} at step {step} for ensemble members {_few(bad)}",
+                           step=step, members=bad, partial=partial)
+
+
+def _few(members: list[int], n: int = 10) -> str:
+    return str(members[:n]) + (f" and {len(members) - n} more" if len(members) > n else "")
 
 
 def _loss_and_grads(loss_fn: LossFn, params: Params, step: int, need_grads: bool) -> tuple[Tensor, Params]:

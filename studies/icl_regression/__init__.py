@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from workbench.record import Record
+from workbench.record import Record, keep_on_failure
 
 from . import data, models, simulate, theory
 from .checks import checks
@@ -48,7 +48,8 @@ def _run(cfg: Config, progress: bool) -> Record:
 
     def timed(name, fn, *args, **kwargs):
         start = time.perf_counter()
-        out = fn(*args, **kwargs)
+        with keep_on_failure(record, name):  # a failure keeps the arrays of the phases before it
+            out = fn(*args, **kwargs)
         timings[name] = round(time.perf_counter() - start, 2)
         return out
 

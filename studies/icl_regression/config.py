@@ -122,6 +122,15 @@ class Config(StudyConfig):
         require_int(self, "n_observe", low=2)
         require(self.n_context >= self.d + 2, f"n_context must be >= d + 2 (OLS baseline), got {self.n_context} with d={self.d}")
 
+    def memory_estimate(self) -> tuple[float, str]:
+        """One Adam step's fresh prompts for every softmax member at once, (members, batch,
+        length + 1, d + 1) (a lower bound of the run's peak)."""
+        members = len(self.n_heads) * self.n_seeds + (self.aniso_seeds if self.cov == "iso" else 0)
+        length = max(self.n_context, max(self.mixed_lengths)) + 1
+        numbers = members * self.batch_size * length * (self.d + 1)
+        return numbers * (8 if self.dtype == "float64" else 4), (
+            f"one training batch of {members} softmax members ({self.batch_size} prompts of length {length})")
+
     # ---------------------------------------------------------------------------- presets
     @classmethod
     def smoke(cls) -> "Config":

@@ -287,8 +287,8 @@ def evaluate(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tens
     seeds = np.zeros((2, len(cfg.test_lengths), len(sizes)), dtype=np.int64)
     iterator = [(c, li, M) for c in ("iso", "ar") if c in covs.values() for li, M in enumerate(cfg.test_lengths)]
     if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="evaluate", leave=False)
+        from workbench.progress import progress_bar
+        iterator = progress_bar(iterator, desc="evaluate", leave=False)
     acc: dict[tuple[str, int], list[Tensor]] = {}
     for c, li, M in iterator:
         chol = torch.linalg.cholesky(dt.covariance(cfg.d, c, cfg.rho, dtype))

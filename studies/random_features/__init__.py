@@ -23,7 +23,7 @@ from studies.random_features import simulate as sim
 from studies.random_features.checks import checks
 from studies.random_features.config import Config
 from studies.random_features.figures import figures
-from workbench.record import Record
+from workbench.record import Record, keep_on_failure
 from workbench.runtime import single_thread as single_threaded_blas
 from studies.random_features.bench import bench_case
 
@@ -62,18 +62,23 @@ def _run(config: Config, progress: bool) -> Record:
 
     record = Record(study=NAME, config=config)
     try:
-        G = sim.head_bank(config)
-        arrays, data, fits = sim.learn_sweep(config, G, tick)
+        with keep_on_failure(record, "learn"):
+            G = sim.head_bank(config)
+            arrays, data, fits = sim.learn_sweep(config, G, tick)
         record.add(**arrays)
-        record.add(**sim.nkeys_sweep(config, G, data, fits, tick))
-        record.add(**sim.alpha_sweep(config, G, data, fits, tick))
-        record.add(**sim.intercept_sweep(config, G, data, tick))
-        record.add(**sim.heads_sweep(config, G, data, tick))
+        for name, sweep in (("nkeys", lambda: sim.nkeys_sweep(config, G, data, fits, tick)),
+                            ("alpha", lambda: sim.alpha_sweep(config, G, data, fits, tick)),
+                            ("intercept", lambda: sim.intercept_sweep(config, G, data, tick)),
+                            ("heads", lambda: sim.heads_sweep(config, G, data, tick))):
+            with keep_on_failure(record, name):  # a failure keeps the finished sweeps' arrays
+                record.add(**sweep())
         del data, fits
-        record.add(**sim.kernel_check(config, tick))
-        favor_arrays, setting_names = sim.favor_estimators(config, tick)
-        record.add(**favor_arrays)
-        record.add(**sim.favor_m_sweep(config, tick))
+        with keep_on_failure(record, "kernel"):
+            record.add(**sim.kernel_check(config, tick))
+        with keep_on_failure(record, "favor"):
+            favor_arrays, setting_names = sim.favor_estimators(config, tick)
+            record.add(**favor_arrays)
+            record.add(**sim.favor_m_sweep(config, tick))
     finally:
         if bar is not None:
             bar.close()

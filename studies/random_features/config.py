@@ -124,6 +124,14 @@ class Config(StudyConfig):
         require_int(self, "attn_len", low=1)
 
     # ------------------------------------------------------------------------------ derived
+    def memory_estimate(self) -> tuple[float, str]:
+        """The learning sweep's inputs: the largest training set X (e, n, N, d) of every seed and
+        its features (e, n, P) (a lower bound of the run's peak)."""
+        n = max(self.n_sizes)
+        numbers = self.n_seeds * n * (self.n_keys * self.d + self.n_params)
+        return numbers * (8 if self.dtype == "float64" else 4), (
+            f"the training inputs and features of {self.n_seeds} seeds (n={n}, N={self.n_keys}, P={self.n_params})")
+
     @property
     def n_sizes(self) -> tuple[int, ...]:
         """The training sizes of the learning curves: round(f * n_train)."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 
-from workbench.record import Record
+from workbench.errors import DivergenceError
+from workbench.record import Record, keep_on_failure
 
 from studies.rank_collapse.checks import checks
 from studies.rank_collapse.config import Config
@@ -44,8 +46,10 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
     with single_thread(config.torch_device):
         for phase in _PHASES:
             start = time.perf_counter()
-            with torch.no_grad() if phase != "gradient_experiment" else contextlib.nullcontext():
+            with keep_on_failure(record, phase), \
+                    torch.no_grad() if phase != "gradient_experiment" else contextlib.nullcontext():
                 arrays = getattr(simulate, phase)(config)
+                _require_finite(phase, arrays)
             record.add(**arrays)
             timings[phase] = round(time.perf_counter() - start, 3)
             if bar is not None:
@@ -55,6 +59,17 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
         bar.close()
     record.info["phase_seconds"] = timings
     return record
+
+
+def _require_finite(phase: str, arrays: dict) -> None:
+    """Every array of this study is finite in a healthy run; a NaN or inf means the forward pass
+    overflowed (a weight scale too large for the depth), which is a failed run, not a failed check."""
+    bad = [k for k, v in arrays.items()
+           if (torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()))
+           or (isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all())]
+    if bad:
+        raise DivergenceError(f"non-finite values (overflow in the forward pass) in {bad[:6]}"
+                              + (f" and {len(bad) - 6} more" if len(bad) > 6 else ""), partial=arrays)
 
 
 __all__ = ["NAME", "TITLE", "REFERENCES", "Config", "run", "predict", "checks", "figures"]

@@ -136,8 +136,26 @@ class Config(StudyConfig):
         require(self.cluster_time >= self.cluster_step, "cluster_time must be at least one cluster_step")
         require_int(self, "toy_grid", low=3)
         require_int(self, "toy_depth", low=1)
+        # The signal grows by at most (1 + max(1, alpha) sigma_v) per layer; its squares (norms, the
+        # Noci prediction (1 + alpha^2 sigma_v^2)^L) must stay below float64's ~1.8e308.
+        depth_max = max(self.depth, max(self.scaling_depths), self.noci_depth)
+        growth = 1.0 + max(1.0, self.alpha) * self.value_scale
+        require(2 * depth_max * math.log10(growth) <= 300,
+                f"value_scale={self.value_scale:g} (with branch_scale alpha={self.alpha:.3g}) grows the signal by up to "
+                f"{growth:.3g} per layer, so its squares overflow float64 over {depth_max} layers; keep "
+                f"(1 + max(1, alpha) value_scale)^(2L) <= 1e300, i.e. value_scale <= "
+                f"{(10 ** (150 / depth_max) - 1) / max(1.0, self.alpha):.4g} at this depth")
 
     # ---------------------------------------------------------------- derived
+    def memory_estimate(self) -> tuple[float, str]:
+        """The depth sweep's weights: W_Q, W_K, W_V, W_O (4 d^2 per layer) for every QK scale x
+        seed x layer, held at once (a lower bound of the run's peak)."""
+        layers = max(self.depth, max(self.scaling_depths))
+        numbers = len(self.qk_scale) * self.n_seeds * layers * 4 * self.d_model ** 2
+        return numbers * (8 if self.dtype == "float64" else 4), (
+            f"the depth sweep's weights ({len(self.qk_scale)} QK scales x {self.n_seeds} seeds x {layers} layers x "
+            f"4 x {self.d_model}^2)")
+
     @property
     def alpha(self) -> float:
         """The resolved branch scale alpha at the sweep depth."""

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from workbench.attention import member_generators
-from workbench.record import Record
+from workbench.errors import TrainingError
+from workbench.record import Record, keep_finished
 
 from studies.scan_snap import joma, theory
 from studies.scan_snap.checks import LR_CHECK_TIMES, checks
@@ -132,21 +133,28 @@ def run(config: Config, *, device: str | torch.device | None = None, progress: b
     vocab = max([layout_of(config).vocab] + [sweep_layout(config, q).vocab for q in config.sweep_queries])
     members = len(config.sweep_eta_z) * len(config.lr_ratios) * config.n_seeds
     small = members * config.batch_size * vocab < 2_000_000  # largest per-step tensor
+    record = Record(study=NAME, config=config)
+    stage = ["grad"]  # the stage running now (for a failure's message and its kept arrays)
     with single_thread(dev) if small else contextlib.nullcontext():
-        return _run(config, dev, progress)
+        try:
+            return _run(config, dev, progress, record, stage)
+        except TrainingError as err:  # keep the finished stages' arrays, name the failing one
+            keep_finished(err, record, stage[0])
+            raise
 
 
-def _run(config: Config, dev: torch.device, progress: bool) -> Record:
+def _run(config: Config, dev: torch.device, progress: bool, record: Record, stage: list[str]) -> Record:
     dtype = config.torch_dtype
     layout = layout_of(config)
-    record = Record(study=NAME, config=config)
     stages = ["grad", "sgd", "sgd_long", "r1", "r1m", "r2"] + [f"sweep{q}" for q in config.sweep_queries] + ["joma"]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(stages), desc=NAME, leave=False)
+        from workbench.progress import progress_bar
+        bar = progress_bar(total=len(stages), desc=NAME, leave=False)
 
     def advance(name: str) -> None:
+        following = stages.index(name) + 1
+        stage[0] = stages[following] if following < len(stages) else "bn"
         if bar is not None:
             bar.set_postfix_str(name)
             bar.update(1)

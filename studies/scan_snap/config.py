@@ -144,3 +144,24 @@ class Config(StudyConfig):
     @property
     def n_classes(self) -> int:
         return self.n_queries * self.next_per_query
+
+    def memory_estimate(self) -> tuple[float, str]:
+        """The largest batched tensors of the SGD runs: one step's token counts (e, B, M_c), the
+        parameters Y, Z (e, M, M) and the main runs' z trajectory (steps + 1, e, Q, M_c)."""
+        size = 8 if self.dtype == "float64" else 4
+        context = self.n_common + self.n_classes * self.n_distinct
+        vocab = context + self.n_queries + self.n_classes
+        main = len(self.eta_y_factors) * self.n_seeds
+        sweep = len(self.sweep_eta_z) * len(self.lr_ratios) * self.n_seeds
+        q = max(self.sweep_queries)
+        sweep_context = self.n_common + q * self.sweep_next_per_query * self.n_distinct
+        sweep_vocab = sweep_context + q + q * self.sweep_next_per_query
+        candidates = [
+            (main * self.batch_size * context, f"one batch of the main SGD ({main} members)"),
+            (main * 2 * vocab ** 2, f"Y and Z of the main SGD ({main} members, M={vocab})"),
+            ((self.steps + 1) * main * self.n_queries * context, "the main runs' z trajectory"),
+            (sweep * self.batch_size * sweep_context, f"one batch of the sweep ({sweep} members)"),
+            (sweep * 2 * sweep_vocab ** 2, f"Y and Z of the sweep ({sweep} members, M={sweep_vocab})"),
+        ]
+        numbers, what = max(candidates)
+        return numbers * size, what

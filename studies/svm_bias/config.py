@@ -147,6 +147,18 @@ class Config(StudyConfig):
         require(all(isinstance(v, int) and not isinstance(v, bool) for v in self.sweep_d),
                 f"sweep_d must hold integers, got {self.sweep_d!r}")
 
+    def memory_estimate(self) -> tuple[float, str]:
+        """The largest ensemble tensors held at once: the instances X (e, n, T, d) and the W
+        trajectory (observations, e, d, d) of the primary run and of the battery (a lower bound)."""
+        size = 8 if self.dtype == "float64" else 4
+        observed = min(self.steps + 1, 41)  # at least the 41 evenly spaced observation steps
+        runs = [(self.n_seeds, self.d)]
+        if self.suite:
+            runs += [(max(self.n_inits, self.norm_seeds), max((self.d, *self.sweep_d)))]
+        numbers, what = max((max(e * self.n * self.T * d, observed * e * d * d), f"{e} members with d={d}")
+                            for e, d in runs)
+        return numbers * size, f"the instances and W trajectories of {what}"
+
     # ------------------------------------------------------------------------------ presets
     @classmethod
     def smoke(cls) -> "Config":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from workbench.attention import member_generators
-from workbench.record import Record
+from workbench.record import Record, keep_on_failure
 
 from studies.svm_bias.instances import (Instance, instance_dims, make_instance, mmts_single_instance,
                                         random_instance, equal_scores_instance, toy_instance)
@@ -314,7 +314,8 @@ def run(config, *, device=None, progress: bool = True) -> Record:
     with single_thread(config.torch_device):
         for name, part in parts:
             start = time.perf_counter()
-            part()
+            with keep_on_failure(rec, name):  # a failure keeps the finished parts' arrays
+                part()
             timings[name] = round(time.perf_counter() - start, 3)
     rec.info.update({"seconds": timings, "svm_solves": cache.solves, "svm_seconds": round(cache.seconds, 3)})
     return rec

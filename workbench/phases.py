@@ -1,0 +1,191 @@
+"""A study's run as a list of phases, each a sub-experiment that returns a typed result.
+
+A study declares its phases once, in ``simulate.py``::
+
+    PHASES = (
+        Phase("toy", toy),                          # toy(cfg) -> ToyResult
+        Phase("main", main, grad=True),             # autograd on for this phase
+        Phase("evaluate", evaluate, needs=("main",)),  # evaluate(cfg, main=<MainResult>) -> ...
+    )
+
+    def run(config, *, progress=True) -> Record:
+        return run_phases(NAME, config, PHASES, progress=progress)
+
+`run_phases` owns what every study used to write itself: one intra-op thread on the CPU, autograd
+off unless the phase asks for it, the progress bar, the wall time of each phase, and on a failure
+(`TrainingError`) a partial `Record` holding every finished phase plus what the failing phase had
+computed, so nothing is lost.  The device and dtype come from the config alone.
+
+A result is a dataclass.  `store` writes it flat into the record as ``<phase>.<field>`` (a nested
+dataclass or a ``dict`` of arrays adds ``.<key>``), so ``arrays.npz`` stays readable with numpy
+alone; `load` reads it back as the same dataclass from the field annotations.  A field declared
+with ``field(metadata=TRANSIENT)`` is kept in memory for later phases (tensors on the device,
+fitted models) but not written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from workbench.errors import TrainingError
+from workbench.record import Record, to_numpy
+from workbench.runtime import single_thread
+
+TRANSIENT = {"store": False}
+"""``field(default=None, metadata=TRANSIENT)``: kept in memory for later phases, never stored."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    """The phase's name: its result is stored under ``<name>.``."""
+    fn: Callable[..., Any]
+    """``fn(cfg, [progress=...], **{need: result})`` returning a result dataclass (or a dict of arrays)."""
+    needs: tuple[str, ...] = ()
+    """Earlier phases whose results ``fn`` takes as keyword arguments of the same names."""
+    grad: bool = False
+    """Run with autograd on (default: off, as every exact trainer computes its own gradients)."""
+
+    @property
+    def result_type(self) -> type | None:
+        """The dataclass ``fn`` is annotated to return (None for a dict of arrays)."""
+        hint = typing.get_type_hints(self.fn).get("return")
+        return hint if dataclasses.is_dataclass(hint) else None
+
+
+def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bool = True) -> Record:
+    """Run ``phases`` in order at ``config`` and return the record of their results."""
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{study}: phase names repeat: {names}")
+    record = Record(study=study, config=config)
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    bar = _bar(study, len(phases)) if progress else None
+    try:
+        with single_thread(config.torch_device):
+            for phase in phases:
+                if bar is not None:
+                    bar.set_postfix_str(phase.name)
+                start = time.perf_counter()
+                kwargs = {need: results[need] for need in phase.needs}
+                if "progress" in inspect.signature(phase.fn).parameters:
+                    kwargs["progress"] = progress
+                try:
+                    with torch.enable_grad() if phase.grad else torch.no_grad():
+                        result = phase.fn(config, **kwargs)
+                except TrainingError as err:
+                    err.partial = _partial(record, phase.name, err.partial)
+                    err.args = (f"{study}, phase {phase.name!r}: {err.args[0]}",) + err.args[1:]
+                    raise
+                results[phase.name] = result
+                store(record, phase.name, result)
+                timings[phase.name] = round(time.perf_counter() - start, 3)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    record.info["phase_seconds"] = timings
+    return record
+
+
+def _partial(record: Record, phase: str, partial: Any) -> Record:
+    """The finished phases' record plus the failing phase's partial results under its name."""
+    out = Record(study=record.study, config=record.config, arrays=dict(record.arrays), info=dict(record.info))
+    if partial is None:
+        return out
+    if isinstance(partial, Record):
+        out.arrays.update({f"{phase}.{k}": v for k, v in partial.arrays.items()})
+    elif dataclasses.is_dataclass(partial) or isinstance(partial, Mapping):
+        try:
+            store(out, phase, partial)
+        except TypeError:
+            pass  # a partial result that is not array-like is reported, not stored
+    return out
+
+
+def _bar(study: str, total: int):
+    try:
+        from workbench.progress import progress_bar
+    except ImportError:  # pragma: no cover - progress.py is part of the package
+        return None
+    return progress_bar(total=total, desc=study, unit="phase")
+
+
+# ------------------------------------------------------------------------- typed results
+def store(record: Record, name: str, result: Any) -> None:
+    """Write ``result`` (a dataclass, or a mapping of arrays) into ``record`` under ``name.``."""
+    record.arrays.update(flatten(name, result))
+
+
+def flatten(prefix: str, value: Any) -> dict[str, np.ndarray]:
+    """``{"<prefix>.<field>[.<key>]": array}`` for a dataclass or a mapping, recursively."""
+    out: dict[str, np.ndarray] = {}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            if f.metadata.get("store", True):
+                item = getattr(value, f.name)
+                if item is not None:
+                    out.update(flatten(f"{prefix}.{f.name}", item))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if item is not None:
+                out.update(flatten(f"{prefix}.{key}", item))
+    elif isinstance(value, (torch.Tensor, np.ndarray, bool, int, float, str, np.generic)) or _is_flat_sequence(value):
+        out[prefix] = to_numpy(value)
+    else:
+        raise TypeError(f"cannot store {prefix!r}: {type(value).__name__} is not an array, number, string, "
+                        "dataclass or mapping")
+    return out
+
+
+def load(record: Record | Mapping[str, np.ndarray], name: str, cls: type) -> Any:
+    """The result of phase ``name`` read back from the record's arrays as a ``cls`` instance."""
+    arrays = record.arrays if isinstance(record, Record) else record
+    return _unflatten(arrays, name, cls)
+
+
+def _unflatten(arrays: Mapping[str, np.ndarray], prefix: str, annotation: Any) -> Any:
+    if dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        values = {}
+        for f in dataclasses.fields(annotation):
+            if not f.init:
+                continue
+            if not f.metadata.get("store", True):
+                values[f.name] = None
+                continue
+            values[f.name] = _unflatten(arrays, f"{prefix}.{f.name}", hints[f.name])
+        return annotation(**values)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (dict, Mapping, typing.Mapping) or annotation is dict:
+        head = prefix + "."
+        keys = sorted({k[len(head):].split(".")[0] for k in arrays if k.startswith(head)})
+        inner = args[1] if len(args) == 2 else np.ndarray
+        return {k: _unflatten(arrays, head + k, inner) for k in keys}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+        if prefix not in arrays and not any(k.startswith(prefix + ".") for k in arrays):
+            return None
+        concrete = [a for a in args if a is not type(None)]
+        return _unflatten(arrays, prefix, concrete[0]) if len(concrete) == 1 else arrays[prefix]
+    if prefix not in arrays:
+        raise KeyError(f"record has no array {prefix!r}")
+    value = arrays[prefix]
+    if annotation in (float, int, bool, str):
+        return annotation(value.item() if value.ndim == 0 else value)
+    if origin is tuple:
+        return tuple(value.tolist())
+    return value
+
+
+def _is_flat_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str, np.generic)) for v in value)
