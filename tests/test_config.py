@@ -90,3 +90,51 @@ def test_generators_are_per_member_and_reproducible():
     b = torch.randn(3, generator=cfg.generator(1))
     c = torch.randn(3, generator=cfg.generator(0))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ------------------------------------------------------------------------- sub-experiment configs
+from dataclasses import dataclass as _dataclass, field as _field  # noqa: E402
+
+from workbench.config import SubConfig, require_float as _require_float  # noqa: E402
+
+
+@_dataclass(frozen=True, kw_only=True)
+class _Toy(SubConfig):
+    lr: float = 0.5
+    """Step size of the toy runs."""
+    steps: int = 10
+    """Steps of the toy runs."""
+
+    def validate(self) -> None:
+        _require_float(self, "lr", low=0, low_open=True)
+
+
+@_dataclass(frozen=True, kw_only=True)
+class _Nested(StudyConfig):
+    lr: float = 0.1
+    """Step size of the primary run."""
+    toy: _Toy = _field(default_factory=_Toy)
+    """The toy sub-experiment."""
+
+
+def test_sub_config_fields_are_set_with_dots_and_separate_from_the_primary():
+    cfg = _Nested().with_overrides(["toy.lr=0.2", "toy.steps=20", "lr=0.3"])
+    assert cfg.toy == _Toy(lr=0.2, steps=20) and cfg.lr == 0.3
+    assert _Nested().replace(lr=0.9).toy == _Toy()           # sweeping lr leaves the toy alone
+    assert _Nested().replace(**{"toy.lr": 0.7}).toy.lr == 0.7
+    assert _Nested().replace(toy=_Toy(steps=3)).toy.steps == 3
+    assert _Nested.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["toy"] == {"lr": 0.2, "steps": 20}
+    assert cfg.content_hash() != _Nested().content_hash()
+    assert _Nested.field_names() == ["seed", "n_seeds", "dtype", "device", "lr", "toy.lr", "toy.steps"]
+
+
+def test_sub_config_errors_name_the_dotted_field():
+    with pytest.raises(ConfigError, match=r"no field 'toy.lrr'.*Did you mean 'toy.lr'"):
+        _Nested().with_overrides(["toy.lrr=1"])
+    with pytest.raises(ConfigError, match=r"no field 'toy.lr.x'"):
+        _Nested().replace(**{"toy.lr.x": 1})
+    with pytest.raises(ConfigError, match=r"toy.lr must be"):
+        _Nested().with_overrides(["toy.lr=-1"])
+    with pytest.raises(ConfigError, match=r"toy.steps must be <="):
+        _Nested().with_overrides(["toy.steps=1e30"])

@@ -75,6 +75,13 @@ class StudyConfig:
                                                         or self.device.startswith("cuda:")):
                 raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
             check_ranges(self)
+            for f in fields(self):
+                sub = getattr(self, f.name)
+                if isinstance(sub, SubConfig):
+                    try:
+                        sub.validate()
+                    except ConfigError as err:
+                        raise ConfigError(f"{f.name}.{err}") from None
             self.validate()
         except ConfigError as err:
             raise named(type(self), err) from None
@@ -143,42 +150,53 @@ class StudyConfig:
         return cls()
 
     def replace(self, **changes: Any):
-        names = {f.name for f in fields(self)}
-        for key in changes:
-            if key not in names:
-                raise named(type(self), ConfigError(
-                    f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}"))
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied and validated; a sub-experiment's field is named with a
+        dot, ``cfg.replace(**{"toy.lr": 0.2})``, or the whole sub-config replaced, ``toy=...``."""
+        flat: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        try:
+            for key, value in changes.items():
+                field_annotation(type(self), key)
+                head, _, rest = key.partition(".")
+                if rest:
+                    nested.setdefault(head, {})[rest] = value
+                else:
+                    flat[key] = value
+            for head, sub_changes in nested.items():
+                base = flat.get(head, getattr(self, head))
+                flat[head] = dataclasses.replace(base, **sub_changes)
+        except ConfigError as err:
+            raise named(type(self), err) from None
+        return dataclasses.replace(self, **flat)
 
     def with_overrides(self, assignments: Sequence[str]):
-        """Apply CLI-style ``key=value`` strings, coercing each value to the field's type."""
-        hints = _hints(type(self))
-        names = [f.name for f in fields(self)]
+        """Apply CLI-style ``key=value`` strings (``toy.lr=0.2`` for a sub-experiment's field),
+        coercing each value to the field's type."""
         changes: dict[str, Any] = {}
         try:
             for item in assignments:
                 if "=" not in item:
                     raise ConfigError(f"--set expects key=value, got {item!r}")
                 key, raw = (s.strip() for s in item.split("=", 1))
-                if key not in names:
-                    raise ConfigError(f"{type(self).__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
-                changes[key] = coerce(raw, hints[key], key)
+                changes[key] = coerce(raw, field_annotation(type(self), key), key)
         except ConfigError as err:
             raise named(type(self), err) from None
         return self.replace(**changes)
 
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Every settable name: the primary fields and each sub-config's fields as ``sub.field``."""
+        return field_names(cls)
+
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in fields(cls)}
-        unknown = [k for k in data if k not in names]
-        if unknown:
-            raise named(cls, ConfigError(
-                f"{cls.__qualname__} has no field {unknown[0]!r}.{did_you_mean(unknown[0], names)}"))
-        return cls(**{k: _from_json(v, hints[k]) for k, v in data.items()})
+        try:
+            return _from_dict(cls, data)
+        except ConfigError as err:
+            raise named(cls, err) from None
 
     def content_hash(self, length: int = 12) -> str:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
@@ -216,6 +234,77 @@ class StudyConfig:
             except ConfigError:  # pragma: no cover - a preset that does not validate is a bug
                 presets[name] = None
         return _describe(cls, "", {k: v for k, v in presets.items()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubConfig:
+    """The fields of one sub-experiment, nested in a study's `Config` (``cfg.toy.lr``).
+
+    Subclass with ``@dataclass(frozen=True, kw_only=True)``, document each field like a primary
+    one, and validate in ``validate()``; the study's config calls it and names the field
+    ``toy.lr`` in any message.  In the study's `Config`: ``toy: ToyConfig = field(default_factory=ToyConfig)``.
+    """
+
+    def validate(self) -> None:
+        """Sub-experiment validation; override (raise `ConfigError`)."""
+
+    def replace(self, **changes: Any):
+        for key in changes:
+            field_annotation(type(self), key)
+        return dataclasses.replace(self, **changes)
+
+    field_docs = classmethod(StudyConfig.field_docs.__func__)
+
+
+def field_names(cls: type, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    hints = _hints(cls)
+    for f in fields(cls):
+        annotation = hints.get(f.name, f.type)
+        if isinstance(annotation, type) and issubclass(annotation, SubConfig):
+            out += field_names(annotation, f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def field_annotation(cls: type, key: str) -> Any:
+    """The annotation of field ``key`` (dotted for a sub-config's field) of ``cls``, or a
+    `ConfigError` with "did you mean" over every settable name."""
+    hints = _hints(cls)
+    head, _, rest = key.partition(".")
+    annotation = hints.get(head) if head in {f.name for f in fields(cls)} else None
+    if annotation is not None and rest and isinstance(annotation, type) and issubclass(annotation, SubConfig):
+        if rest in {f.name for f in fields(annotation)}:
+            return _hints(annotation)[rest]
+        annotation = None
+    elif rest:
+        annotation = None
+    if annotation is None:
+        names = field_names(cls) + [f.name for f in fields(cls)]
+        raise ConfigError(f"{cls.__qualname__} has no field {key!r}.{did_you_mean(key, names)}")
+    return annotation
+
+
+def _to_dict(cfg: Any) -> dict[str, Any]:
+    return {f.name: (_to_dict(v) if isinstance(v := getattr(cfg, f.name), SubConfig) else _jsonable(v))
+            for f in fields(cfg)}
+
+
+def _from_dict(cls: type, data: dict[str, Any]):
+    hints = _hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(f"{cls.__qualname__} has no field {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
+    values = {}
+    for k, v in data.items():
+        annotation = hints[k]
+        if isinstance(annotation, type) and issubclass(annotation, SubConfig):
+            values[k] = _from_dict(annotation, v)
+        else:
+            values[k] = _from_json(v, annotation)
+    return cls(**values)
 
 
 # ----------------------------------------------------------------------------------- devices
@@ -429,6 +518,6 @@ def _from_json(value: Any, annotation: Any) -> Any:
 
 
 __all__ = [
-    "StudyConfig", "PRESETS", "resolve_device", "require", "require_int", "require_float",
+    "StudyConfig", "SubConfig", "PRESETS", "resolve_device", "require", "require_int", "require_float",
     "require_choice", "require_sequence", "coerce", "field",
 ]

@@ -57,7 +57,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from workbench.config import StudyConfig, coerce, resolve_device
+from workbench.config import StudyConfig, coerce, field_annotation, resolve_device
 from workbench.errors import ConfigError, UnknownStudyError, WorkbenchInputError, did_you_mean
 
 EXECUTORS = ("local", "submitit")
@@ -103,8 +103,7 @@ def parse_grid(specs: Sequence[str], config_cls: type[StudyConfig]) -> dict[str,
     Keys are checked against ``config_cls`` (with a "did you mean"); values are split by the rule
     of the module docstring (``;`` for tuple fields or when present, else ``,``).
     """
-    hints = typing.get_type_hints(config_cls)
-    names = [f.name for f in fields(config_cls)]
+    names = config_cls.field_names()
     grid: dict[str, list[str]] = {}
     for spec in specs:
         key, sep, raw = (s.strip() for s in spec.partition("="))
@@ -113,7 +112,7 @@ def parse_grid(specs: Sequence[str], config_cls: type[StudyConfig]) -> dict[str,
         _check_key(key, names, config_cls)
         if not raw:
             raise ConfigError(f"--grid {key}= has an empty list of values; give at least one, e.g. --grid {key}=V1,V2")
-        separator = ";" if (";" in raw or _holds_tuple(hints[key])) else ","
+        separator = ";" if (";" in raw or _holds_tuple(field_annotation(config_cls, key))) else ","
         values = [v.strip() for v in raw.split(separator)]
         if any(not v for v in values):
             raise ConfigError(f"--grid {spec!r} has an empty value (values are separated by {separator!r})")
@@ -195,11 +194,11 @@ def plan_sweep(study: ModuleType | str, grid: Mapping[str, Any], seeds: Iterable
 
 def _grid_values(base: StudyConfig, grid: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Every grid value read as its field's type; duplicates dropped, order kept."""
-    names = [f.name for f in fields(base)]
-    hints = typing.get_type_hints(type(base))
+    names = type(base).field_names()
     out: dict[str, list[Any]] = {}
     for key, raw in grid.items():
         _check_key(key, names, type(base))
+        annotation = field_annotation(type(base), key)
         if isinstance(raw, str):
             raw = parse_grid([f"{key}={raw}"], type(base))[key]
         elif not isinstance(raw, Iterable):
@@ -209,9 +208,9 @@ def _grid_values(base: StudyConfig, grid: Mapping[str, Any]) -> dict[str, list[A
             raise ConfigError(f"--grid {key}: the list of values is empty; give at least one value")
         coerced: list[Any] = []
         for item in items:
-            text = item if isinstance(item, str) else _as_text(item, hints[key])
+            text = item if isinstance(item, str) else _as_text(item, annotation)
             try:  # the type only: ranges are checked on each grid point (constraints may join fields)
-                value = coerce(text.strip(), hints[key], key)
+                value = coerce(text.strip(), annotation, key)
             except WorkbenchInputError as err:
                 raise ConfigError(f"--grid {key}={text}: {err}") from None
             if value not in coerced:
@@ -372,9 +371,17 @@ def load_runs(study: ModuleType | str, root: str | Path | None = None) -> SweepT
         except (OSError, ValueError):
             continue
         cfg.pop("study", None)
-        found.append(({k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}, path))
+        found.append(({k: tuple(v) if isinstance(v, list) else v for k, v in _dotted(cfg).items()}, path))
     keys = [k for k in (found[0][0] if found else {}) if len({repr(c.get(k)) for c, _ in found}) > 1]
     return SweepTable([read_row({k: c.get(k) for k in keys}, p) for c, p in found], keys)
+
+
+def _dotted(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config dict with each sub-config's fields as ``sub.field`` (the names ``--grid`` takes)."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        out.update(_dotted(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {prefix + k: v})
+    return out
 
 
 # ============================================================================ the runs
