@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.cli import _Parser
+from workbench.cli import _Parser, add_sweep_parser, run_sweep_command
 from workbench.config import StudyConfig
 from workbench.errors import ConfigError
-from workbench.sweep import (SweepTable, _grid_values, _import_study, _run_one, _task, add_sweep_parser,
-                             load_runs, load_sweep, make_submitit_executor, parse_grid, parse_seeds, plan_sweep,
-                             run_sweep_command, sweep)
+from workbench.sweep import (SweepTable, load_runs, load_sweep, make_submitit_executor, parse_grid, parse_seeds,
+                             plan_sweep, sweep)
+from workbench.sweep.executors import _import_study, _run_one, _task
+from workbench.sweep.grid import _grid_values
 
 GRID = ["toy", "--grid", "lr=0.05,0.1", "--grid", "steps=5,10", "--seeds", "0-1", "--preset", "smoke"]
 

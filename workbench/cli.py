@@ -126,7 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notebook", help="export a study's book chapter as a clean Jupyter notebook")
     p.add_argument("study", help=_study_help())
     p.add_argument("path", nargs="?", default=None, help="where to write the .ipynb (default: chosen by the exporter)")
-    from workbench.sweep import add_sweep_parser
     add_sweep_parser(sub)
     p = sub.add_parser("bench", help="ensemble-vs-loop speed-ups and preset timings (prints ratios)")
     p.add_argument("studies", nargs="*", help=_study_help("studies to measure (default: all)"))
@@ -255,7 +254,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(path)
         return EXIT_OK
     if args.command == "sweep":
-        from workbench.sweep import run_sweep_command
         return run_sweep_command(args)
     if args.command == "bench":
         from workbench.bench import main as bench_main
@@ -421,6 +419,110 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+# ---------------------------------------------------------------------------------- sweep
+def add_sweep_parser(subparsers) -> None:
+    """Add ``workbench sweep`` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "sweep", help="a grid of runs of one study (cached, resumable; local pool or Slurm)",
+        description="Run every point of a grid of config values (times every seed) as its own run, "
+                    "skipping runs already complete in the run cache. Values are separated by ',' "
+                    "(by ';' for tuple fields or when the list contains ';').")
+    try:
+        from workbench.registry import study_names
+        names = ", ".join(study_names())
+    except Exception:  # pragma: no cover - a broken studies package must not break --help
+        names = ""
+    p.add_argument("study", help=f"the study: {names}" if names else "the study")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="values of one config field to sweep (repeatable; the grid is their product)")
+    p.add_argument("--seeds", default=None, metavar="SEEDS",
+                   help="seeds, each its own run: 0-9, 0,3,5 or 0-4,10 (default: the preset's seed)")
+    p.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed override for every run (repeatable)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | auto (default: the config's)")
+    p.add_argument("--executor", default="local", choices=("local", "submitit"),
+                   help="local process pool (default) or submitit (Slurm job array)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local pool size (default: the CPUs available); 1 runs in this process")
+    p.add_argument("--out", default=None, help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.add_argument("--force", action="store_true", help="rerun even the runs that are complete")
+    p.add_argument("--quiet", action="store_true", help="no progress, only the summary table")
+    g = p.add_argument_group("submitit (--executor submitit; pip install 'attention-workbench[cluster]')")
+    g.add_argument("--slurm-partition", default=None, help="Slurm partition")
+    g.add_argument("--slurm-time-min", type=int, default=60, help="time limit of each run in minutes (default 60)")
+    g.add_argument("--slurm-array-parallelism", type=int, default=16,
+                   help="at most this many array tasks run at once (default 16)")
+    g.add_argument("--slurm-cpus-per-task", type=int, default=1, help="CPUs (and torch threads) per run (default 1)")
+    g.add_argument("--slurm-gpus-per-node", type=int, default=None, help="GPUs per run (with --device cuda)")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per run in GB")
+    g.add_argument("--submitit-folder", default=None,
+                   help="job pickles and logs, on a shared filesystem (default: <runs>/.submitit/<study>/%%j)")
+    g.add_argument("--submitit-cluster", default="slurm", choices=("slurm", "local", "debug"),
+                   help="slurm (default); local or debug (in process) run the array on this machine")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``workbench sweep``: 0 every run finished and passed; 1 a check failed; 2 bad input; 3 a run
+    failed; 130 interrupted (Ctrl-C)."""
+    from workbench.registry import get_study
+    from workbench.sweep import SweepTable, parse_grid, sweep
+
+    try:
+        study = get_study(args.study)
+        grid = parse_grid(args.grid, study.Config)
+        opts: dict[str, Any] = {}
+        if args.executor == "submitit":
+            opts = {"cluster": args.submitit_cluster, "partition": args.slurm_partition,
+                    "time_min": args.slurm_time_min, "array_parallelism": args.slurm_array_parallelism,
+                    "cpus_per_task": args.slurm_cpus_per_task, "gpus_per_node": args.slurm_gpus_per_node,
+                    "mem_gb": args.slurm_mem_gb}
+            if args.submitit_folder:
+                opts["folder"] = args.submitit_folder
+        result = sweep(study, grid, args.seeds, preset=args.preset, overrides=args.overrides,
+                       executor=args.executor, workers=args.workers, root=args.out, force=args.force,
+                       progress=not args.quiet, device=args.device, **opts)
+    except WorkbenchInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; give the same command again to resume", file=sys.stderr)
+        return 130
+    table = result.table
+    shown = table if len(table) <= 40 else SweepTable(
+        [r for r in table if r["status"] != "complete" or not r["passed"]], table.keys)
+    print(f"\n== sweep {result.study} [{args.preset}]: {len(table)} runs ({result.skipped} skipped as complete, "
+          f"{result.ran} run, {len(result.failures)} failed)")
+    if len(shown):
+        print(shown.format() if shown is table else f"(showing the {len(shown)} runs that failed)\n{shown.format()}")
+    n_pass = sum(bool(r["passed"]) for r in table)
+    print(f"{n_pass}/{len(table)} runs passed every check")
+    for run, message in result.failures:
+        print(f"run failed: {run}: {message}", file=sys.stderr)
+    print(f"load in a notebook: from workbench.sweep import load_sweep; "
+          f"table = load_sweep({result.study!r}, {_python_grid(grid, study, args)}, "
+          f"seeds={args.seeds!r}, preset={args.preset!r}{_python_kw(args)})")
+    return result.exit_code
+
+
+def _python_grid(grid: dict[str, list[str]], study: ModuleType, args: argparse.Namespace) -> str:
+    from workbench.sweep.grid import _grid_values
+
+    base = study.Config.preset(args.preset).with_overrides(args.overrides)
+    return repr({k: _grid_values(base, {k: v})[k] for k, v in grid.items()})
+
+
+def _python_kw(args: argparse.Namespace) -> str:
+    kw = ""
+    if args.overrides:
+        kw += f", overrides={list(args.overrides)!r}"
+    if args.device:
+        kw += f", device={args.device!r}"
+    if args.out:
+        kw += f", root={args.out!r}"
+    return kw
 
 
 def study_main(study: ModuleType, argv: Sequence[str] | None = None) -> int:

@@ -83,6 +83,7 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                         result = phase.fn(config, **kwargs)
                 except TrainingError as err:
                     err.partial = _partial(record, phase.name, err.partial)
+                    err.phase = err.phase or phase.name
                     err.args = (f"{study}, phase {phase.name!r}: {err.args[0]}",) + err.args[1:]
                     raise
                 results[phase.name] = result
