@@ -71,3 +71,15 @@ def test_summary_counts_theory_checks_and_lists_the_others():
           Check.close("i", "i", 1.0, 1.0, atol=1e-12, regime="r", kind="identity"),
           Check.at_most("n", "n", 1e-9, 1e-12, regime="r", kind="numerics")]
     assert summary(cs) == "1/1 theory checks passed (1 discriminate); 1/1 identity; 1/1 numerics"
+
+
+def test_negative_control_through_the_rule_and_observations_never_fail_a_run():
+    c = Check.close("gamma", "step is gamma_D*", 0.879, 0.8785, atol=0.005, regime="N=10",
+                    alternative="plain GD", alternative_predicted=0.860)
+    assert c.passes(0.879) and not c.passes(0.860)
+    assert "rule" not in c.to_dict() and Check.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="no rule"):
+        Check.from_dict(c.to_dict()).passes(0.0)
+    seen = Check.at_least("curve", "the learning curve falls (empirical)", 0.3, 0.1, regime="toy", kind="observation")
+    assert not seen.passed and seen.ok and all_passed([seen])
+    assert "not observed" in checks_table([seen]) and "FAIL" not in checks_table([seen])

@@ -9,20 +9,21 @@ be hard-wired to pass:
 A measured value that is NaN fails every check.
 
 Every check has a ``kind``: ``theory`` (a theorem's prediction against a measurement of the
-simulation), ``identity`` (true by construction of the model or the algebra) or ``numerics`` (a
-solver's or integrator's accuracy).  A preset may declare a check outside its regime
+simulation), ``identity`` (true by construction of the model or the algebra), ``numerics`` (a
+solver's or integrator's accuracy) or ``observation`` (an empirical threshold no theory predicts:
+reported beside the others, never counted, and it never fails a run).  A preset may declare a check outside its regime
 (`Check.not_asserted`): it is still computed and shown, as "not asserted", but never counted and
 never printed as FAIL.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from dataclasses import replace as _replace
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
-KINDS = ("theory", "identity", "numerics")
-Kind = Literal["theory", "identity", "numerics"]
+KINDS = ("theory", "identity", "numerics", "observation")
+Kind = Literal["theory", "identity", "numerics", "observation"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Check:
     """What the rival predicts, computed the same way as ``predicted``."""
     discriminates: bool | None = None
     """True when the measurement rejects the rival at the check's own tolerance."""
+    rule: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+    """The builder's pass rule on a measured value (not stored): `passes` applies it."""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -64,8 +67,16 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        """What counts for the verdict of a run: passed, or not asserted at this preset."""
-        return self.passed or not self.asserted
+        """What counts for the verdict of a run: passed, not asserted at this preset, or an
+        observation (reported, never counted)."""
+        return self.passed or not self.asserted or self.kind == "observation"
+
+    def passes(self, measured: Any) -> bool:
+        """Whether this check would pass with ``measured`` in place of its measurement (a
+        negative control: fed the alternative's prediction, a discriminating check fails)."""
+        if self.rule is None:
+            raise ValueError(f"check {self.name!r} was built by `holds` or loaded from disk: it has no rule")
+        return bool(self.rule(measured))
 
     def not_asserted(self, reason: str) -> "Check":
         """This check declared outside the preset's regime (``reason`` says why, in a few words)."""
@@ -93,7 +104,7 @@ class Check:
                                                rejects_alt)
         return cls(name, claim, predicted, _num(measured), tolerance, regime, passed, kind=kind,
                    alternative=alt_text, alternative_predicted=None if alternative_predicted is None
-                   else _fmt(alternative_predicted), discriminates=discriminates)
+                   else _fmt(alternative_predicted), discriminates=discriminates, rule=rule)
 
     @classmethod
     def close(cls, name: str, claim: str, predicted: float, measured: float, *, rtol: float = 0.0,
@@ -156,7 +167,7 @@ class Check:
 
     # ------------------------------------------------------------------------------- I/O
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rule"}
         if isinstance(d["measured"], float) and not math.isfinite(d["measured"]):
             d["measured"] = repr(d["measured"])
         return d
@@ -204,6 +215,8 @@ def summary(checks: Sequence[Check]) -> str:
 def verdict(check: Check) -> str:
     """The status shown in tables: PASS / FAIL / not asserted, and a theory check that passed
     without rejecting its rival is flagged."""
+    if check.kind == "observation" and check.asserted:
+        return "observed" if check.passed else "not observed"
     if check.status == "PASS" and check.kind == "theory" and check.discriminates is False:
         return "PASS (does not discriminate)"
     return check.status
