@@ -87,3 +87,8 @@ def test_a_failing_phase_keeps_the_finished_ones():
 def test_unstorable_values_are_named():
     with pytest.raises(TypeError, match="'p.obj'"):
         flatten("p", {"obj": object()})
+
+
+def test_needs_must_name_earlier_phases():
+    with pytest.raises(ValueError, match="needs \\['first'\\]"):
+        run_phases("toy", Cfg(), (PHASES[1], PHASES[0]), progress=False)

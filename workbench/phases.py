@@ -65,13 +65,19 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise ValueError(f"{study}: phase names repeat: {names}")
+    for i, phase in enumerate(phases):
+        unknown = [n for n in phase.needs if n not in names[:i]]
+        if unknown:
+            raise ValueError(f"{study}: phase {phase.name!r} needs {unknown}, which do not run before it")
     record = Record(study=study, config=config)
+    last_use = {p.name: max([i for i, q in enumerate(phases) if p.name in q.needs], default=-1)
+                for p in phases}
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     bar = _bar(study, len(phases)) if progress else None
     try:
         with single_thread(config.torch_device):
-            for phase in phases:
+            for index, phase in enumerate(phases):
                 if bar is not None:
                     bar.set_postfix_str(phase.name)
                 start = time.perf_counter()
@@ -88,6 +94,9 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                     raise
                 results[phase.name] = result
                 store(record, phase.name, result)
+                del result
+                for name in [n for n in results if last_use[n] <= index]:
+                    del results[name]  # no later phase needs it: free its in-memory (transient) parts
                 timings[phase.name] = round(time.perf_counter() - start, 3)
                 if bar is not None:
                     bar.update(1)
