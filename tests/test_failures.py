@@ -515,7 +515,7 @@ def test_fields_of_a_real_study_and_as_json(capsys):
     assert main(["fields", "svm-bias", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["steps"]["type"] == "int" and rows["steps"]["presets"]["smoke"] == 1000
-    assert rows["sweep_d"]["type"] == "tuple[int, ...]" and rows["lr"]["doc"]
+    assert rows["sweep.widths"]["type"] == "tuple[int, ...]" and rows["lr"]["doc"] and rows["toy.lr"]["doc"]
     assert main(["fields", "svm-bais"]) == 2
 
 

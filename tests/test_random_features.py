@@ -17,6 +17,7 @@ from studies.random_features import ridge
 from studies.random_features import simulate as sim
 from studies.random_features.config import Config
 from workbench.errors import ConfigError
+from workbench.phases import load
 
 F64 = torch.float64
 
@@ -261,17 +262,29 @@ def test_attention_delta_method_is_the_linearised_error():
 
 # -------------------------------------------------------------------------- config and runs
 @pytest.mark.parametrize("changes", [
-    {"n_heads": 7}, {"favor_m": 20}, {"n_factors": (0.5, 2.0)}, {"n_keys_grid": (2, 4)}, {"target": "geg4"},
-    {"model": "mlp"}, {"krr_eval": 5000}, {"ridge_grid": (1.0, 0.1)}, {"heads_grid": (3.5,)}, {"bias_alpha": -1.0},
+    {"n_heads": 7}, {"favor.m": 20}, {"n_factors": (0.5, 2.0)}, {"nkeys.grid": (2, 4)}, {"target": "geg4"},
+    {"model": "mlp"}, {"heads.n_eval": 5000}, {"ridge_grid": (1.0, 0.1)}, {"heads.grid": (3.5,)}, {"bias_alpha": -1.0},
+    {"heads.n_train": 5000}, {"favor_m.grid": (4, 2)}, {"attn.length": 0}, {"kernel.sets": 1},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
         Config.smoke().replace(**changes)
 
 
+def test_sub_experiment_fields_are_their_own():
+    cfg = Config.smoke().with_overrides(["favor.draws=500", "favor_m.grid=2,4", "heads.n_train=100"])
+    assert (cfg.favor.draws, cfg.favor_m.grid, cfg.heads.n_train) == (500, (2, 4), 100)
+    assert cfg.attn.grid == Config.smoke().attn.grid          # the attention sweep keeps its own m grid
+    assert Config.smoke().replace(n_train=800).heads == Config.smoke().heads
+    with pytest.raises(ConfigError, match="heads.n_eval"):
+        Config.smoke().replace(**{"heads.n_eval": 5000})
+    with pytest.raises(ConfigError, match="favor.m"):
+        Config.smoke().replace(**{"favor.m": 20})
+
+
 def test_member_of_a_batched_run_equals_the_standalone_run():
     base = Config.smoke().replace(n_heads=8, n_train=40, n_val=20, n_test=20, n_factors=(0.5, 1.0),
-                                  heads_grid=(8,), krr_n=20, krr_eval=20)
+                                  **{"heads.grid": (8,), "heads.n_train": 20, "heads.n_eval": 20})
     batched, single = base.replace(n_seeds=2), base.replace(seed=1, n_seeds=1)
     res = []
     for cfg in (batched, single):
@@ -292,9 +305,18 @@ def test_smoke_preset_runs_and_its_checks_pass():
     failed = [c.name for c in checks if not c.passed]
     assert not failed, failed
     assert rec["learn.test_mse"].shape == (4, 1, 2, len(rf.TARGETS))
-    assert {"learn.train_x0", "learn.heads_seed", "learn.test_pred", "favor.seed"} <= set(rec.arrays)
+    assert {"learn.train_x0", "learn.heads_seed", "learn.test_pred", "learn.G", "favor.seed"} <= set(rec.arrays)
+    assert set(rec.info["phase_seconds"]) == {p.name for p in study.PHASES}
     pred = study.predict(Config.smoke())
     np.testing.assert_allclose(pred["favor.mse.iid.pos"], rec["favor.pred.iid.pos"])
+    np.testing.assert_allclose(pred["attn.mse.iid"], rec["attn.pred.iid"])
+    # typed results round-trip, and the headline is the learning sweep's (model, target) pair
+    learn = load(rec, "learn", sim.LearnSweep)
+    assert learn.data is None and learn.fits is None                    # in-memory only, never stored
+    head = load(rec, "headline", sim.Headline)
+    im, it = rf.MODELS.index(head.model), rf.TARGETS.index(head.target)
+    np.testing.assert_array_equal(head.test_mse, learn.test_mse[im, :, :, it])
+    assert not any(k.startswith(("learn.data.", "learn.fits.", "learn.bank")) for k in rec.arrays)
     figs = study.figures(rec)
     assert {"learning_curves", "orf_pitfall", "favor_mse_angle"} <= set(figs)
     import matplotlib.pyplot as plt

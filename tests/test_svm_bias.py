@@ -1,5 +1,6 @@
 """Tests of the SVM implicit-bias study: closed forms against the solvers, gradients against
-autograd, ensemble members against standalone runs, config validation, and the smoke preset."""
+autograd, ensemble members against standalone runs, config validation (sub-configs included), the
+smoke preset, its typed results, and that sweeping a primary field reruns the primary run only."""
 from __future__ import annotations
 
 import math
@@ -9,11 +10,13 @@ import pytest
 import torch
 
 from workbench.errors import ConfigError, SolverError
+from workbench.phases import load
 
 from studies import svm_bias as sb
-from studies.svm_bias import instances, model, svm, theory, training
+from studies.svm_bias import instances, metrics, model, svm, theory, training
 from studies.svm_bias.config import Config
 from studies.svm_bias.metrics import corr
+from studies.svm_bias.simulate import PHASES, MainResult, NormsResult, Sweep
 
 
 def gens(seed: int, n: int) -> list[torch.Generator]:
@@ -101,9 +104,9 @@ def test_naive_gradient_vanishes_past_the_horizon_stable_does_not():
 
 def test_saturation_is_accurate_below_eps():
     inst = instances.toy_instance(60.0)
-    W_mm = torch.as_tensor(theory.toy_solutions(60.0)["W_fro"])[None]
-    sat = model.saturation(inst.X, 100 * W_mm, inst.Z)
-    assert math.isclose(float(sat), math.exp(-100) / (1 + math.exp(-100)), rel_tol=1e-10)
+    W_mm = theory.toy_solutions(60.0)["W_fro"][None]
+    sat = metrics.saturations(sb.simulate.Instances.of(inst), 100 * W_mm)
+    assert math.isclose(float(sat[0]), math.exp(-100) / (1 + math.exp(-100)), rel_tol=1e-10)
 
 
 # -------------------------------------------------------------------------------------- SVM
@@ -133,7 +136,7 @@ def test_ldp_crosscheck_and_kkt_on_random_instances():
         sol = svm.att_svm(X, Z, alpha, "fro")
         W, lam = svm.att_svm_ldp(X, Z, alpha)
         assert np.linalg.norm(W - sol.W) / np.linalg.norm(W) < 1e-5
-        assert abs(np.nanmin(svm.margins_of(W, X, Z, alpha)) - 1) < 1e-9
+        assert abs(np.nanmin(svm.margins(X[None], Z[None], alpha[None], W[None])) - 1) < 1e-9
         # the dual weights live on the support set (complementary slackness) and rebuild W
         D, Zk = svm.margin_features(X, Z, alpha)
         assert np.allclose(np.einsum("k,ka,kb->ab", lam, D, Zk), W, atol=1e-9)
@@ -187,9 +190,9 @@ def test_mmts_svms_and_local_optimality():
     assert np.allclose(glob.W[:, 0], theory.MMTS_P_GLOBAL, atol=1e-6)
     assert np.allclose(loc.W[:, 0], theory.MMTS_P_LOCAL, atol=1e-6)
     assert loc.support[0].tolist() == [False, False, True]
-    assert svm.locally_optimal(g, np.array([1]), loc.support)                  # token 2 beats its support
+    assert svm.locally_optimal(g[None], np.array([[1]]), loc.support[None])[0]  # token 2 beats its support
     bad = svm.att_svm(X, Z, np.array([2]))                                      # token 3 (score 0) selected
-    assert not svm.locally_optimal(g, np.array([2]), bad.support)
+    assert not svm.locally_optimal(g[None], np.array([[2]]), bad.support[None])[0]
 
 
 def test_kq_nuclear_identity():
@@ -272,15 +275,30 @@ def test_joint_ngd_step_has_joint_unit_length():
     (dict(T=1), "T must be"),
     (dict(angle_deg=90.0), "angle_deg"),
     (dict(optimizer="adam"), "optimizer"),
-    (dict(rank_instances=30, n_inits=10), "rank_instances"),
+    ({"sweep.rank_instances": 30, "sweep.n_inits": 10}, "sweep.rank_instances"),
     (dict(instance="equal_scores", n=12, d=10, suite=False), "orthonormal"),
-    (dict(n=12, d=10), "n <= d"),
-    (dict(sweep_d=(8, 4)), "increasing"),
+    ({"equal.n": 12}, "equal.n must be <= d"),
+    ({"sweep.widths": (8, 4)}, "sweep.widths must be strictly increasing"),
     (dict(lr=0.0), "lr"),
+    ({"toy.lr": 0.0}, "toy.lr"),
+    ({"toy.angle_deg": 90.0}, "toy.angle_deg"),
+    ({"norms.T": 1}, "norms.T must be"),
+    ({"mmts.loss": "hinge"}, "mmts.loss"),
 ])
 def test_config_validation(changes, match):
     with pytest.raises(ConfigError, match=match):
         Config.quick().replace(**changes)
+
+
+def test_primary_fields_leave_the_battery_alone():
+    """The flat fields are the primary run's: the battery's sub-configs keep their own copies."""
+    base = Config.quick()
+    for changes in (dict(lr=0.1), dict(steps=200), dict(n=3, T=4, d=5), dict(loss="exp"), dict(angle_deg=30.0),
+                    dict(rank_m=4, ngd_per="joint")):
+        cfg = base.replace(**changes)
+        assert all(getattr(cfg, f) == getattr(base, f) for f in ("toy", "norms", "equal", "sweep", "mmts", "horizon"))
+    assert Config(n=12, d=10).n == 12                     # the battery's orthonormal queries no longer bind n
+    assert base.with_overrides(["toy.lr=0.2"]).toy.lr == 0.2 and base.with_overrides(["toy.lr=0.2"]).lr == 0.5
 
 
 def test_predict_closed_forms():
@@ -308,6 +326,30 @@ def test_smoke_checks_computed_and_pass(smoke_record):
     # smoke is below plain GD's ln k regime: A6 is shown, not asserted (and never counted)
     a6 = next(c for c in results if c.name == "A6_random_gd_log_growth")
     assert not a6.asserted and a6.status == "not asserted"
+
+
+def test_sweeping_lr_reruns_the_primary_run_only(smoke_record):
+    """At lr = 0.1 every phase but the primary run is bit-identical to the lr = 0.5 smoke run."""
+    other = sb.run(Config.smoke().replace(lr=0.1), progress=False)
+    a, b = smoke_record.arrays, other.arrays
+    assert set(a) == set(b)
+    battery = [k for k in a if not k.startswith("main.")]
+    assert battery and all(np.array_equal(a[k], b[k], equal_nan=True) for k in battery)
+    assert not np.array_equal(a["main.W"], b["main.W"]) and not np.array_equal(a["main.W_traj"], b["main.W_traj"])
+    assert np.array_equal(a["main.X"], b["main.X"])         # the same instances, trained at another step size
+
+
+def test_phases_store_typed_results(smoke_record):
+    assert [p.name for p in PHASES] == ["solver", "main", "toy", "norms", "equal", "equal_rq", "sweep", "mmts",
+                                        "horizon"]
+    main = load(smoke_record, "main", MainResult)
+    assert main.W.shape == (4, 10, 10) and main.svm_nuc is None and main.svm_fro_ldp is not None
+    norms = load(smoke_record, "norms", NormsResult)
+    assert norms.kq.K is not None and norms.ngd.K is None and not hasattr(norms.naive, "alpha")
+    assert norms.gd.svm_op is None and norms.spectral.svm_op.shape == (3, 10, 10)
+    sweep = load(smoke_record, "sweep", Sweep)
+    assert sorted(sweep) == ["d4", "d8"] and sweep["d4"].rank_fro_W.shape == (3, 4, 4)
+    assert not any(k.startswith("solver.") for k in smoke_record.arrays)   # the shared SVM cache is not stored
 
 
 def test_smoke_record_is_self_contained(smoke_record):

@@ -19,10 +19,10 @@ import torch
 from workbench.runtime import single_thread
 
 from studies.random_features import simulate as sim
-from studies.random_features.config import Config
+from studies.random_features.config import Config, HeadsConfig
 
-SIZES = dict(n_heads=16, n_train=256, n_val=128, n_test=128, n_factors=(0.5, 1.0), heads_grid=(16,),
-             krr_n=128, krr_eval=128)
+SIZES = dict(n_heads=16, n_train=256, n_val=128, n_test=128, n_factors=(0.5, 1.0),
+             heads=HeadsConfig(grid=(16,), n_train=128, n_eval=128))
 """Config fields of the timed fit (the rest are the defaults: d = N = 8, BRFA, 7 ridge values)."""
 
 

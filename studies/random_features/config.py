@@ -1,42 +1,164 @@
 """Configuration of the random-feature attention study.
 
-One config drives a fixed set of sub-experiments whose sizes all derive from its fields (the
-``model`` and ``target`` fields pick the headline experiment shown first; the checks compare across
-models and targets, so every run computes all of them):
+The primary experiment is the learning sweep (phase ``learn.``): every model on every target with
+N = ``n_keys`` keys, M = ``n_heads`` heads and training sizes ``round(f * n_train)`` for f in
+``n_factors``; lambda chosen on ``n_val`` points, errors on ``n_test`` points, ``n_seeds`` seeds
+(data and heads per seed).  Its fields are flat.  ``model`` and ``target`` pick the headline pair
+(phase ``headline.``, a view of ``learn.``); the checks compare across models and targets, so every
+run computes all of them.
 
-=================  =====================================================================================
-prefix             what runs
-=================  =====================================================================================
-``learn.``         every model x every target, N = ``n_keys``, M = ``n_heads``, training sizes
-                   ``round(f * n_train)`` for f in ``n_factors``; lambda chosen on ``n_val`` points,
-                   errors on ``n_test`` points; ``n_seeds`` seeds (data and heads per seed).
-``headline.``      the learning curve and test predictions of ``model`` on ``target`` (a view of ``learn.``).
-``nkeys.``         RFA and RFMLP at n = ``n_train`` for every N in ``n_keys_grid`` (N = ``n_keys`` is
-                   the ``learn.`` run), plus kernel ridge with the RFMLP kernel (its P -> infinity limit).
-``alpha.``         BRFA and BRFA+- with mean ``f * bias_alpha`` for f in ``alpha_factors``, n = ``n_train``
-                   (f = 0 is RFA and f = 1 the ``learn.`` run: the heads share their Gaussian part).
-``intercept.``     BRFA and BRFA+- with one extra constant feature, n = ``n_train`` (an extension).
-``heads.``         RFA with M in ``heads_grid`` (nested heads) and M = infinity (kernel ridge with the
-                   arc-cos kernel), n = ``krr_n``, validated and tested on the first ``krr_eval`` points.
-``kernel.``        Monte-Carlo Gram matrices with ``kernel_heads`` heads on ``kernel_sets`` input sets
-                   against the closed-form kernels (N = ``n_keys``).
-``favor.``         FAVOR+ estimators in dimension ``favor_d`` with ``favor_m`` features and
-                   ``favor_draws`` independent draws; the MSE-vs-m sweep over ``favor_m_grid`` and the
-                   attention comparison (``attn_len`` tokens) use ``favor_draws // 10`` draws per point.
-=================  =====================================================================================
+Every other sub-experiment has a nested config holding the fields only it uses:
+
+==============  ============================================================================================
+phase           what runs, and from which fields
+==============  ============================================================================================
+``nkeys.``      RFA and RFMLP at n = ``n_train`` for every N in ``nkeys.grid`` (N = ``n_keys`` is the
+                ``learn.`` run), plus kernel ridge with the RFMLP kernel (its P -> infinity limit).
+``alpha.``      BRFA and BRFA+- with mean ``f * bias_alpha`` for f in ``alpha.factors``, n = ``n_train``
+                (f = 0 is RFA and f = 1 the ``learn.`` run: the heads share their Gaussian part).
+``intercept.``  BRFA and BRFA+- with one extra constant feature, n = ``n_train`` (an extension; no
+                fields of its own).
+``heads.``      RFA with M in ``heads.grid`` (nested heads) and M = infinity (kernel ridge with the
+                arc-cos kernel), n = ``heads.n_train``, validated and tested on the first ``heads.n_eval``
+                points.
+``kernel.``     Monte-Carlo Gram matrices with ``kernel.heads`` heads on ``kernel.sets`` input sets
+                against the closed-form kernels, in dimension ``kernel.d`` with ``kernel.n_keys`` keys.
+``favor.``      FAVOR+ estimators in dimension ``favor.d`` with ``favor.m`` features and ``favor.draws``
+                independent draws.
+``favor_m.``    The MSE of positive features against m in ``favor_m.grid`` (``favor_m.draws`` draws each).
+``attn.``       Exact softmax attention against FAVOR+ attention on ``attn.length`` tokens for m in
+                ``attn.grid`` (``attn.draws`` draws each; the same feature streams as ``favor_m.``).
+==============  ============================================================================================
+
+The sweeps ``nkeys.``, ``alpha.``, ``intercept.`` and ``heads.`` are ablations around the primary
+point: they reuse the learning sweep's data, heads and fits (at N = n_keys, alpha = bias_alpha),
+so they follow the primary fields (``d``, ``n_keys``, ``n_heads``, ``n_train``, ``n_val``,
+``n_test``, ``bias_alpha``, ``ridge_grid``); only the axis each one sweeps is its own.  The kernel
+check and the FAVOR+ experiments draw their own inputs and own every field they use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.config import (StudyConfig, require, require_choice, require_float, require_int,
+from workbench.config import (StudyConfig, SubConfig, require, require_choice, require_float, require_int,
                               require_sequence)
 
 Target = Literal["geg1", "geg2", "geg3", "pow3", "sep11"]
 Model = Literal["rfa", "brfa", "brfa_pm", "rfmlp"]
 
 
+def _require_int_grid(cfg, name: str) -> None:
+    require_sequence(cfg, name, low=1, increasing=True)
+    require(all(isinstance(v, int) for v in getattr(cfg, name)), f"{name} must hold integers, got {getattr(cfg, name)}")
+
+
+# --------------------------------------------------------------------------- sub-experiments
+@dataclass(frozen=True, kw_only=True)
+class NKeysConfig(SubConfig):
+    grid: tuple[int, ...] = (2, 4, 8, 16)
+    """Sequence lengths N of the N sweep (must contain n_keys, whose point is the learning sweep's)."""
+
+    def validate(self) -> None:
+        _require_int_grid(self, "grid")
+        require(all(v < 10_000 for v in self.grid), "grid values must be < 10000 (data streams are spaced 10^4 apart)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlphaConfig(SubConfig):
+    factors: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    """Bias strengths of the alpha sweep, as multiples of bias_alpha (0 is RFA, 1 the learning sweep's BRFA)."""
+
+    def validate(self) -> None:
+        require_sequence(self, "factors", low=0.0, increasing=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadsConfig(SubConfig):
+    grid: tuple[int, ...] = (32, 128, 512)
+    """Head counts M of the M -> infinity sweep (RFA); the limit itself is kernel ridge regression."""
+    n_train: int = 500
+    """Training size of the M sweep and of kernel ridge regression (the first n_train training points)."""
+    n_eval: int = 500
+    """Validation and test points of the M sweep (the first n_eval of the validation/test sets)."""
+
+    def validate(self) -> None:
+        _require_int_grid(self, "grid")
+        require_int(self, "n_train", low=2)
+        require_int(self, "n_eval", low=2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelConfig(SubConfig):
+    d: int = 8
+    """Dimension of the sphere of the random inputs (the learning sweep's d by default)."""
+    n_keys: int = 8
+    """Keys N per random input (the learning sweep's n_keys by default)."""
+    heads: int = 20_000
+    """Heads (RFA) and features (RFMLP) of the Monte-Carlo Gram matrices."""
+    sets: int = 6
+    """Number of random inputs (x_0, X) compared."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=2)
+        require_int(self, "n_keys", low=1)
+        require_int(self, "heads", low=2)
+        require_int(self, "sets", low=2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FavorConfig(SubConfig):
+    d: int = 16
+    """Dimension of the vectors x, y."""
+    m: int = 16
+    """Number of random features of every estimator (m <= d: the orthogonal checks use one block)."""
+    draws: int = 100_000
+    """Independent feature draws for the Monte-Carlo moments of each estimator."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=2)
+        require_int(self, "m", low=1)
+        require(self.m <= self.d, f"m ({self.m}) must be <= d ({self.d}): the orthogonal-feature checks use one block")
+        require_int(self, "draws", low=100)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FavorMConfig(SubConfig):
+    d: int = 16
+    """Dimension of the vectors x, y (the ``a1`` setting of the estimator experiment)."""
+    grid: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    """Feature counts m (blocks of d orthogonal features when m > d)."""
+    draws: int = 10_000
+    """Independent feature draws per m."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=2)
+        _require_int_grid(self, "grid")
+        require_int(self, "draws", low=50)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionConfig(SubConfig):
+    d: int = 16
+    """Dimension of the queries and keys."""
+    length: int = 8
+    """Tokens L of the sequence."""
+    grid: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    """Feature counts m of the output-MSE sweep (draws from the same streams as favor_m's at the same index)."""
+    draws: int = 10_000
+    """Independent feature draws per m."""
+    m: int = 16
+    """Orthogonal features of the single FAVOR+ draw shown beside exact attention."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=2)
+        require_int(self, "length", low=1)
+        _require_int_grid(self, "grid")
+        require_int(self, "draws", low=50)
+        require_int(self, "m", low=1)
+
+
+# ------------------------------------------------------------------------------------ config
 @dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
     d: int = 8
@@ -57,36 +179,25 @@ class Config(StudyConfig):
     """alpha, the mean of the query-key matrices of BRFA: W_0 = alpha diag(I_d, 0) (default sqrt(8))."""
     ridge_grid: tuple[float, ...] = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
     """Ridge parameters lambda (in units of tr G / P, or tr K / n for kernel ridge); chosen on validation."""
-    favor_m: int = 16
-    """m, the number of FAVOR+ random features in the headline estimator checks (m <= favor_d)."""
-    favor_draws: int = 100_000
-    """Independent feature draws for the Monte-Carlo MSE of each FAVOR+ estimator."""
-
-    # ---- sweep fields (documented additions)
     n_val: int = 1000
     """Validation points per seed, used only to choose lambda."""
     n_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     """Training sizes of the learning curves, as multiples of n_train (must contain 1)."""
-    n_keys_grid: tuple[int, ...] = (2, 4, 8, 16)
-    """Sequence lengths N of the N sweep (must contain n_keys)."""
-    alpha_factors: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-    """Bias strengths of the alpha sweep, as multiples of bias_alpha."""
-    heads_grid: tuple[int, ...] = (32, 128, 512)
-    """Head counts M of the M -> infinity sweep (RFA); the limit itself is kernel ridge regression."""
-    krr_n: int = 500
-    """Training size of the M sweep and of kernel ridge regression (the first krr_n training points)."""
-    krr_eval: int = 500
-    """Validation and test points of the M sweep (the first krr_eval of the validation/test sets)."""
-    kernel_heads: int = 20_000
-    """Heads of the Monte-Carlo Gram matrices compared with the closed-form kernels."""
-    kernel_sets: int = 6
-    """Number of random inputs (x_0, X) in the kernel comparison."""
-    favor_d: int = 16
-    """Dimension of the vectors x, y in the FAVOR+ experiments."""
-    favor_m_grid: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
-    """Feature counts m of the MSE-vs-m sweep and of the attention comparison."""
-    attn_len: int = 8
-    """Sequence length of the exact-vs-FAVOR+ attention comparison."""
+
+    nkeys: NKeysConfig = field(default_factory=NKeysConfig)
+    """The sequence-length sweep (RFA against RFMLP)."""
+    alpha: AlphaConfig = field(default_factory=AlphaConfig)
+    """The bias-strength sweep (BRFA, BRFA+-)."""
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    """The heads sweep M -> infinity (RFA and kernel ridge)."""
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    """The Monte-Carlo check of the infinite-head kernels."""
+    favor: FavorConfig = field(default_factory=FavorConfig)
+    """The FAVOR+ estimators of exp(x.y)."""
+    favor_m: FavorMConfig = field(default_factory=FavorMConfig)
+    """The MSE of positive features against m."""
+    attn: AttentionConfig = field(default_factory=AttentionConfig)
+    """Exact softmax attention against FAVOR+ attention."""
 
     def validate(self) -> None:
         require_int(self, "d", low=2)
@@ -100,28 +211,15 @@ class Config(StudyConfig):
         require_choice(self, "model", ("rfa", "brfa", "brfa_pm", "rfmlp"))
         require_float(self, "bias_alpha", low=0.0)
         require_sequence(self, "ridge_grid", low=0.0, low_open=True, increasing=True)
-        require_int(self, "favor_d", low=2)
-        require_int(self, "favor_m", low=1)
-        require(self.favor_m <= self.favor_d,
-                f"favor_m ({self.favor_m}) must be <= favor_d ({self.favor_d}): the orthogonal-feature checks use one block")
-        require_int(self, "favor_draws", low=100)
         require(self.n_seeds < 10_000, "n_seeds must be < 10000 (seed streams are spaced 10^4 apart)")
         require_sequence(self, "n_factors", low=0.0, low_open=True, increasing=True)
         require(1.0 in self.n_factors, f"n_factors must contain 1.0 (the headline n_train), got {self.n_factors}")
         require(round(self.n_factors[0] * self.n_train) >= 2, "the smallest training size round(n_factors[0] * n_train) must be >= 2")
-        for name in ("n_keys_grid", "heads_grid", "favor_m_grid"):
-            require_sequence(self, name, low=1, increasing=True)
-            require(all(isinstance(v, int) for v in getattr(self, name)), f"{name} must hold integers, got {getattr(self, name)}")
-        require(self.n_keys in self.n_keys_grid, f"n_keys_grid must contain n_keys={self.n_keys}, got {self.n_keys_grid}")
-        require(all(v < 10_000 for v in self.n_keys_grid), "n_keys_grid values must be < 10000")
-        require_sequence(self, "alpha_factors", low=0.0, increasing=True)
-        require_int(self, "krr_n", low=2)
-        require(self.krr_n <= max(self.n_sizes), f"krr_n ({self.krr_n}) must be at most the largest training size {max(self.n_sizes)}")
-        require_int(self, "krr_eval", low=2)
-        require(self.krr_eval <= min(self.n_val, self.n_test), "krr_eval must be at most n_val and n_test")
-        require_int(self, "kernel_heads", low=2)
-        require_int(self, "kernel_sets", low=2)
-        require_int(self, "attn_len", low=1)
+        # the sweeps around the primary point
+        require(self.n_keys in self.nkeys.grid, f"nkeys.grid must contain n_keys={self.n_keys}, got {self.nkeys.grid}")
+        require(self.heads.n_train <= max(self.n_sizes),
+                f"heads.n_train ({self.heads.n_train}) must be at most the largest training size {max(self.n_sizes)}")
+        require(self.heads.n_eval <= min(self.n_val, self.n_test), "heads.n_eval must be at most n_val and n_test")
 
     # ------------------------------------------------------------------------------ derived
     def memory_estimate(self) -> tuple[float, str]:
@@ -138,31 +236,52 @@ class Config(StudyConfig):
         return tuple(int(round(f * self.n_train)) for f in self.n_factors)
 
     @property
+    def k_train(self) -> int:
+        """The index of n_train in n_sizes (where the sweeps around the primary point sit)."""
+        return self.n_factors.index(1.0)
+
+    @property
     def n_params(self) -> int:
         """P = M (d+1), the trainable parameters of every model."""
         return self.n_heads * (self.d + 1)
 
     @property
-    def mc_draws(self) -> int:
-        """Draws per point of the FAVOR+ sweeps (MSE vs m, attention): favor_draws // 10."""
-        return max(self.favor_draws // 10, 50)
+    def n_bank(self) -> int:
+        """Heads drawn per seed: enough for n_heads and for the largest M of the heads sweep (models
+        use the first M)."""
+        return max(self.n_heads, max(self.heads.grid))
 
     # ------------------------------------------------------------------------------ presets
     @classmethod
     def smoke(cls) -> "Config":
         """Seconds on one core: small sizes, one seed (a subset regime; see the chapter)."""
-        return cls(n_heads=64, n_train=600, n_test=500, n_val=300, n_factors=(0.5, 1.0), n_keys_grid=(2, 8),
-                   alpha_factors=(0.0, 1.0), heads_grid=(16, 256), krr_n=200, krr_eval=200,
-                   favor_draws=20_000, favor_m_grid=(4, 16), n_seeds=1)
+        return cls(
+            n_heads=64,                  # P = 576 features: the fits take milliseconds
+            n_train=600,                 # still above P, so the primary (P x P) ridge path runs
+            n_test=500, n_val=300,       # enough points for errors resolved to a few percent
+            n_factors=(0.5, 1.0),        # two sizes: one dual and one primal solve, and a slope
+            nkeys=NKeysConfig(grid=(2, 8)),                       # the shortest N and the learning sweep's
+            alpha=AlphaConfig(factors=(0.0, 1.0)),                # RFA and BRFA only: both reuse the learning fits
+            heads=HeadsConfig(grid=(16, 256), n_train=200, n_eval=200),  # two M and a 200-point kernel ridge
+            favor=FavorConfig(draws=20_000),                      # 5x fewer draws: SEs 2.2x wider, still resolved
+            favor_m=FavorMConfig(grid=(4, 16), draws=2_000),      # two m, one of them m = d
+            attn=AttentionConfig(grid=(4, 16), draws=2_000),      # the same two m on the same streams
+        )
 
     @classmethod
     def quick(cls) -> "Config":
-        """About a minute on two cores: the spec's d = 8, N = 8, M = 128, n = 1000, three seeds."""
-        return cls(n_seeds=3)
+        """About a minute on two cores: the spec's d = 8, N = 8, M = 128, n = 1000."""
+        return cls(n_seeds=3)  # three seeds, so the checks' worst seed and the figures' bands mean something
 
     @classmethod
     def paper(cls) -> "Config":
         """Larger sweeps: n up to 8000, five seeds, 10^6 FAVOR+ draws (GPU welcome)."""
-        return cls(n_seeds=5, n_factors=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0), heads_grid=(32, 128, 512, 2048),
-                   krr_n=1000, krr_eval=1000, alpha_factors=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
-                   favor_draws=1_000_000, favor_m_grid=(2, 4, 8, 16, 32, 64, 128, 256))
+        return cls(
+            n_seeds=5,                                          # tighter seed bands
+            n_factors=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),          # learning curves out to n = 8000 > B(8,2)^2 = 1225
+            alpha=AlphaConfig(factors=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)),  # the trade-off curve resolved
+            heads=HeadsConfig(grid=(32, 128, 512, 2048), n_train=1000, n_eval=1000),  # M to 2048 and a larger kernel ridge
+            favor=FavorConfig(draws=1_000_000),                 # SEs sqrt(10) narrower than quick's
+            favor_m=FavorMConfig(grid=(2, 4, 8, 16, 32, 64, 128, 256), draws=100_000),  # m to 16 blocks of d
+            attn=AttentionConfig(grid=(2, 4, 8, 16, 32, 64, 128, 256), draws=100_000),  # the delta method at large m
+        )

@@ -153,7 +153,7 @@ def draw_mlp_weights(P: int, d: int, N: int, generator: torch.Generator, dtype=t
 
 
 def attention_features(x0: Tensor, X: Tensor, W: Tensor) -> Tensor:
-    """phi(x_0, X) = [(1/N) sum_i relu(x~_0^T W_m x~_i) x~_i]_m, flattened to (e, n, M (d+1)).
+    """phi(x_0, X) = [(1/N) sum_i relu(x~_0^T W_m x~_i) x~_i]_m (chapter, eq. rf-model), flattened to (e, n, M (d+1)).
 
     x0 (e, n, d), X (e, n, N, d), W (e, M, d+1, d+1): member e's inputs meet member e's heads.
     """
@@ -178,11 +178,6 @@ def feature_map(model: str, weights: Tensor) -> Callable[[Tensor, Tensor], Tenso
     return lambda x0, X: attention_features(x0, X, weights)
 
 
-def n_params(model: str, M: int, d: int) -> int:
-    """P = M (d+1) for every model (RFMLP is matched to RFA's parameter count)."""
-    return M * (d + 1)
-
-
 # --------------------------------------------------------------------------------- kernels
 def kappa1(rho: Tensor) -> Tensor:
     """E[relu(g) relu(g')] for unit-variance jointly Gaussian g, g' with correlation rho
@@ -194,7 +189,7 @@ def kappa1(rho: Tensor) -> Tensor:
 def rfa_kernel(x0: Tensor, X: Tensor, y0: Tensor, Y: Tensor) -> Tensor:
     """The M -> infinity limit of (1/M) phi(x_0, X) . phi(y_0, Y) for unbiased RFA.
 
-    x0 (n, d), X (n, N, d), y0 (n', d), Y (n', N', d) -> (n, n').  Derivation: chapter, eq. rfa-kernel.
+    x0 (n, d), X (n, N, d), y0 (n', d), Y (n', N', d) -> (n, n').  Derivation: chapter, eq. rf-kernel.
     Written in place because the (n, n', i, j) temporaries dominate the cost of kernel ridge.
     """
     a = x0 @ y0.T                                                  # (n, n'): <x_0, y_0>
@@ -247,7 +242,7 @@ def zonal_profile(target: str, d: int, u: np.ndarray) -> np.ndarray:
 def mean_feature_residual(target: str, d: int, alpha: float, model: str, nodes: int = 200) -> float:
     """Relative error of the best fit of a zonal target by an intercept plus the mean features of
     infinitely many biased heads: 1 - R^2 of F(u) on span{1, S(alpha u)} (``brfa``) or
-    span{1, S(alpha u), S(-alpha u)} (``brfa_pm``), u = <x_0, x_i> (derived in the chapter).
+    span{1, S(alpha u), S(-alpha u)} (``brfa_pm``), u = <x_0, x_i> (derived in the chapter, eq. rf-mean-feature).
 
     As M -> infinity the average of the heads' constant-coordinate features tends to
     (1/N) sum_i S(s alpha u_i) for each sign s, so (with an intercept) the M, n -> infinity risk of

@@ -9,20 +9,24 @@ minimises the nuclear norm instead.  The extension (spec section 5) adds spectra
 descent, whose limit minimises the operator norm.
 
     from studies import svm_bias as sb
+    from workbench.phases import load
     rec = sb.run(sb.Config.quick().replace(param="KQ", init_scale=0.1, lr=0.1))
     sb.checks(rec), sb.figures(rec)
+    main = load(rec, "main", sb.simulate.MainResult)        # a phase's typed result
 
-Modules: `instances` (the four instance kinds), `model` (forward passes, losses, gradients),
-`training` (optimisers and the underflow guard), `svm` (Att-SVM in three norms, KKT, scipy
-cross-check), `theory` (closed forms, `predict`), `simulate` (`run`), `metrics`, `checks`,
-`figures`.
+Modules: `config` (the primary run's fields and one sub-config per sub-experiment), `instances`
+(the four instance kinds), `model` (forward passes, losses, gradients), `training` (optimisers and
+the underflow guard), `svm` (Att-SVM in three norms, KKT, scipy cross-check), `theory` (closed
+forms, `predict`), `simulate` (the phases, their typed results, `run`), `metrics` (what the checks
+and figures measure), `checks`, `figures`, `bench`.
 """
+from studies.svm_bias import instances, metrics, model, simulate, svm, theory, training
+from studies.svm_bias.bench import bench_case
 from studies.svm_bias.checks import checks
 from studies.svm_bias.config import Config
 from studies.svm_bias.figures import figures
-from studies.svm_bias.simulate import run
+from studies.svm_bias.simulate import PHASES, run
 from studies.svm_bias.theory import predict
-from studies.svm_bias.bench import bench_case
 
 NAME = "svm-bias"
 TITLE = "Transformers as SVMs: the max-margin implicit bias of softmax attention"
@@ -30,4 +34,5 @@ REFERENCES = ["tarzanagh2023transformers", "tarzanagh2023maxmargin", "soudry2018
               "gunasekar2018characterizing", "sheen2024implicit", "srebro2005maximum", "bernstein2024old",
               "lawson1974solving"]
 
-__all__ = ["NAME", "TITLE", "REFERENCES", "Config", "run", "predict", "checks", "figures"]
+__all__ = ["NAME", "TITLE", "REFERENCES", "Config", "PHASES", "run", "predict", "checks", "figures", "bench_case",
+           "instances", "metrics", "model", "simulate", "svm", "theory", "training"]

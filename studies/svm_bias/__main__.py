@@ -1,3 +1,7 @@
+import sys
+
 from workbench.cli import study_main
-from studies import svm_bias as _study
-raise SystemExit(study_main(_study))
+
+from studies import svm_bias
+
+sys.exit(study_main(svm_bias))

@@ -1,12 +1,11 @@
 """The svm-bias kernel for ``workbench bench``: normalised GD on W for a random instance.
 
-This is the training call of the width sweep and of the equal-score runs
-(`simulate.run_sweep`): `training.train_attention` with the config's optimiser (NGD, lr 0.5,
-logistic loss, the closed-form cancellation-free gradient and the per-member underflow guard),
-recording W and the loss at `training.observation_steps`, for ``STEPS`` steps.  Member i has its
-own ``local_converge`` instance (n = 6 sequences, T = 8 tokens, d = 10) and its own
-W0 ~ N(0, init_std^2), both drawn beforehand from per-member generators, so only the training is
-timed.
+This is the training call of the width sweep (`simulate.sweep`, at the primary width d = 10):
+`training.train_attention` by NGD with the sweep's step (lr 0.5) and loss (logistic), the
+closed-form cancellation-free gradient and the per-member underflow guard, recording W and the
+loss at `training.observation_steps`, for ``STEPS`` steps.  Member i has its own
+``local_converge`` instance (n = 6 sequences, T = 8 tokens) and its own W0 ~ N(0, init_std^2),
+both drawn beforehand from the sweep's per-member generators, so only the training is timed.
 """
 from __future__ import annotations
 
@@ -40,19 +39,19 @@ def bench_case(members: int, device: str):
     """``STEPS`` NGD steps on ``members`` independent (instance, initialisation) pairs."""
     from workbench.bench import KernelCase
 
-    cfg = Config(n_seeds=members, steps=STEPS, device=str(device))
+    cfg = Config(device=str(device))
+    sw, d = cfg.sweep, cfg.d
     dev, dt = cfg.torch_device, cfg.torch_dtype
-    inst = random_instance(member_generators(cfg.seed + STREAMS["sweep"], members), cfg.n, cfg.T, cfg.d)
+    inst = random_instance(member_generators(cfg.seed + STREAMS["sweep"], members), sw.n, sw.T, d)
     inst = inst.to(device=dev, dtype=dt)
-    W0 = init_params("W", member_generators(cfg.seed + STREAMS["sweep_init"], members), cfg.d, cfg.rank_m,
-                     cfg.init_std, dtype=dt, device=dev)["W"]
+    W0 = init_params("W", member_generators(cfg.seed + STREAMS["sweep_init"], members), d, d,
+                     sw.init_std, dtype=dt, device=dev)["W"]
     observe = observation_steps(STEPS)
 
     def kernel(instance, W: torch.Tensor) -> dict[str, torch.Tensor]:
         with single_thread(dev):
-            run = train_attention(instance, {"W": W}, optimizer=cfg.optimizer, lr=cfg.lr, steps=STEPS,
-                                  loss=cfg.loss, ngd_per=cfg.ngd_per, grad_floor=cfg.grad_floor,
-                                  observe_at=observe)
+            run = train_attention(instance, {"W": W}, optimizer="ngd", lr=sw.lr, steps=STEPS,
+                                  loss=sw.loss, grad_floor=cfg.grad_floor, observe_at=observe)
         return {"W": run.W, "W_traj": run.W_traj.transpose(0, 1), "loss": run.loss.T,
                 "frozen_at": run.frozen_at.to(dt)}
 
@@ -60,6 +59,6 @@ def bench_case(members: int, device: str):
         f"NGD on W, {STEPS} steps",
         lambda: kernel(inst, W0),
         lambda i: kernel(inst.member(i), W0[i:i + 1]),
-        flops=members * (STEPS + 1) * _step_flops(cfg.n, cfg.T, cfg.d),  # the last step evaluates the loss only
+        flops=members * (STEPS + 1) * _step_flops(sw.n, sw.T, d),  # the last step evaluates the loss only
         atol=ATOL,
     )

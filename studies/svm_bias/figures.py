@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.phases import load
 from workbench.plotting import mark_float_floor, new_figure, seed_band
 
 from studies.svm_bias.metrics import corr, efficiencies, saturations, sweep_classes
+from studies.svm_bias.simulate import MainResult, MmtsResult, HorizonResult, NormsResult, Sweep, ToyResult, width_key
 from studies.svm_bias.svm import numerical_rank
-from studies.svm_bias.theory import (MMTS_P_GLOBAL, MMTS_P_LOCAL, naive_horizon_margin, predicted_norm,
-                                     toy_solutions)
+from studies.svm_bias.theory import (MMTS_P_GLOBAL, MMTS_P_LOCAL, feasibility_width, naive_horizon_margin,
+                                     predicted_norm, toy_solutions)
 
 
 def figures(record) -> dict:
@@ -34,14 +36,14 @@ def _one_minus_corr(W_traj: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 def fig_correlation(record):
     """Main run: 1 - corr(W_k, W^mm_alpha) against the iteration and against ||W_k||_F."""
-    a, cfg = record.arrays, record.config
-    steps, traj = a["main.steps"], a["main.W_traj"]
+    cfg, r = record.config, load(record, "main", MainResult)
+    steps, traj = r.steps, r.W_traj
     fig, ax = new_figure(2, width=3.6)
     norm = predicted_norm(cfg.param, cfg.optimizer)
-    curves = {"Frobenius SVM": a["main.svm_fro"]}
+    curves = {"Frobenius SVM": r.svm_fro}
     if norm != "fro":
-        curves[f"{norm} SVM"] = a[f"main.svm_{norm}"]
-    ok = a["main.feasible"]
+        curves[f"{norm} SVM"] = r.solution(norm)
+    ok = r.feasible
     k = steps > 0
     R = np.median(np.linalg.norm(traj, axis=(-2, -1)), axis=1)
     for label, S in curves.items():
@@ -61,9 +63,9 @@ def fig_correlation(record):
 
 def fig_saturation(record):
     """Main run: softmax saturation max_i (1 - max_t s_it) against the iteration."""
-    a = record.arrays
-    steps, traj = a["main.steps"], a["main.W_traj"]
-    sat = np.stack([saturations(a, "main", W) for W in traj], axis=1)       # (e, obs)
+    r = load(record, "main", MainResult)
+    steps = r.steps
+    sat = np.stack([saturations(r, W) for W in r.W_traj], axis=1)           # (e, obs)
     fig, ax = new_figure(1, width=4.0)
     k = steps > 0
     seed_band(ax[0, 0], steps[k], sat[:, k], log=True, label="main run")
@@ -79,9 +81,9 @@ def fig_saturation(record):
 
 def fig_toy_trajectories(record):
     """Toy: paths of W_k z_i (NGD on W, solid) and K_k Q_k^T z_i (dashed) against the SVM rays."""
-    a, cfg = record.arrays, record.config
-    toy = toy_solutions(cfg.angle_deg)
-    Z = a["toy.Z"][0]                                                         # (2, 2)
+    r = load(record, "toy", ToyResult)
+    toy = toy_solutions(record.config.toy.angle_deg)
+    Z = r.Z[0]                                                                # (2, 2)
     fig, ax = new_figure(2, width=3.6, height=3.3)
     colors = ("C0", "C3")
     for i, z in enumerate(Z):
@@ -90,11 +92,11 @@ def fig_toy_trajectories(record):
             for axis, length in ((ax[0, 0], 12.0), (ax[0, 1], 1.0)):
                 axis.plot([0, length * ray[0]], [0, length * ray[1]], style, color="0.4", lw=1,
                           label=name if i == 0 and axis is ax[0, 0] else None)
-        for key, style, name in (("toy.ngd.W_traj", "-", "W (NGD)"), ("toy.kq.W_traj", "--", "K Q^T (NGD)")):
-            path = np.einsum("kab,b->ka", a[key][:, 0], z)                     # (obs, 2)
+        for traj, style, name in ((r.ngd.W_traj, "-", "W (NGD)"), (r.kq.W_traj, "--", "K Q^T (NGD)")):
+            path = np.einsum("kab,b->ka", traj[:, 0], z)                       # (obs, 2)
             inside = np.linalg.norm(path, axis=-1) <= 12.0
             ax[0, 0].plot(*path[inside].T, style, color=colors[i], lw=1.5, label=f"{name}, i={i + 1}")
-            R = np.linalg.norm(a[key][:, 0], axis=(-2, -1))
+            R = np.linalg.norm(traj[:, 0], axis=(-2, -1))
             with np.errstate(invalid="ignore", divide="ignore"):
                 unit = path / R[:, None]
             ax[0, 1].plot(*unit[R > 0].T, style, color=colors[i], lw=1.2, marker=".", ms=2)
@@ -108,14 +110,14 @@ def fig_toy_trajectories(record):
 
 def fig_mmts(record):
     """MMTS single input: prompt paths p_k = W_k e_1 from six starts, with p^mm and p_loc."""
-    a = record.arrays
+    r = load(record, "mmts", MmtsResult)
     fig, ax = new_figure(1, width=4.0, height=3.4)
-    keys = a["mmts.X"][0, 0]
+    keys = r.X[0, 0]
     for p, lab in ((MMTS_P_GLOBAL, "p^mm (token 1)"), (MMTS_P_LOCAL, "p_loc (token 2)")):
         u = p / np.linalg.norm(p)
         ax[0, 0].plot([0, 6 * u[0]], [0, 6 * u[1]], ":", color="0.3", label=lab)
-    for j, c in enumerate(a["mmts.starts"]):
-        path = a["mmts.W_traj"][:, j, :, 0]                                  # (obs, 2)
+    for j, c in enumerate(r.starts):
+        path = r.W_traj[:, j, :, 0]                                          # (obs, 2)
         inside = np.linalg.norm(path, axis=-1) <= 6
         ax[0, 0].plot(*path[inside].T, "-", lw=1.2, label=f"p0 = (0, {c:g})")
     ax[0, 0].scatter(*keys.T, marker="x", color="k", zorder=3, label="keys")
@@ -127,9 +129,9 @@ def fig_mmts(record):
 
 def fig_fractions(record):
     """Sweep: fractions of global / local / other convergence against the width d."""
-    a, cfg = record.arrays, record.config
-    ds = list(cfg.sweep_d)
-    counts = np.array([np.bincount(sweep_classes(a, f"sweep.d{d}"), minlength=3) for d in ds]) / cfg.n_inits
+    c, sweep = record.config.sweep, load(record, "sweep", Sweep)
+    ds = list(c.widths)
+    counts = np.array([np.bincount(sweep_classes(sweep[width_key(d)]), minlength=3) for d in ds]) / c.n_inits
     fig, ax = new_figure(1, width=4.2)
     x = np.arange(len(ds))
     bottom = np.zeros(len(ds))
@@ -139,31 +141,31 @@ def fig_fractions(record):
     ax[0, 0].set_xticks(x, [str(d) for d in ds])
     ax[0, 0].set_xlabel("width d")
     ax[0, 0].set_ylabel("fraction of runs")
-    ax[0, 0].set_title(f"NGD from W0 ~ N(0, {cfg.init_std:g}^2), n={cfg.n}, T={cfg.T}")
+    ax[0, 0].set_title(f"NGD from W0 ~ N(0, {c.init_std:g}^2), n={c.n}, T={c.T}")
     ax[0, 0].legend(fontsize=7)
     return fig
 
 
 def fig_rank(record):
     """Sweep: rank of the Frobenius and nuclear SVMs (alpha = opt) and random-alpha feasibility vs d."""
-    a, cfg = record.arrays, record.config
-    ds = list(cfg.sweep_d)
+    c, sweep = record.config.sweep, load(record, "sweep", Sweep)
+    ds = list(c.widths)
     fro, nuc, feas = [], [], []
     for d in ds:
-        p = f"sweep.d{d}"
-        ok = a[f"{p}.rank_feasible"]
-        fro.append(np.mean([numerical_rank(W) for W in a[f"{p}.rank_fro_W"][ok]]) if ok.any() else np.nan)
-        nuc.append(np.mean([numerical_rank(W) for W in a[f"{p}.rank_nuc_W"][ok]]) if ok.any() else np.nan)
-        feas.append(a[f"{p}.random_feasible"].mean())
+        w = sweep[width_key(d)]
+        ok = w.rank_feasible
+        fro.append(np.mean([numerical_rank(W) for W in w.rank_fro_W[ok]]) if ok.any() else np.nan)
+        nuc.append(np.mean([numerical_rank(W) for W in w.rank_nuc_W[ok]]) if ok.any() else np.nan)
+        feas.append(w.random_feasible.mean())
     fig, ax = new_figure(2, width=3.4)
     ax[0, 0].plot(ds, fro, "o-", label="Frobenius W^mm")
     ax[0, 0].plot(ds, nuc, "s--", label="nuclear W^mm_*")
-    ax[0, 0].axhline(cfg.n, color="0.5", ls=":", label="n (rank bound)")
+    ax[0, 0].axhline(c.n, color="0.5", ls=":", label="n (rank bound)")
     ax[0, 0].set_xlabel("width d")
     ax[0, 0].set_ylabel("mean rank (alpha = opt)")
     ax[0, 0].legend(fontsize=7)
     ax[0, 1].plot(ds, feas, "o-")
-    ax[0, 1].axvline(max(cfg.T - 1, cfg.n), color="0.5", ls=":", label="max(T-1, n)")
+    ax[0, 1].axvline(feasibility_width(c.n, c.T), color="0.5", ls=":", label="max(T-1, n)")
     ax[0, 1].set_ylim(-0.05, 1.05)
     ax[0, 1].set_xlabel("width d")
     ax[0, 1].set_ylabel("feasible fraction, random alpha")
@@ -173,42 +175,41 @@ def fig_rank(record):
 
 def fig_gd_growth(record):
     """Plain GD: ||W_k||_F against ln k, with the predicted slope ||W^mm_alpha||_F."""
-    a, cfg = record.arrays, record.config
+    cfg, toy, norms = record.config, load(record, "toy", ToyResult), load(record, "norms", NormsResult)
     fig, ax = new_figure(1, width=4.2)
-    curves = [("toy", a["toy.gd.steps"], np.linalg.norm(a["toy.gd.W_traj"][:, 0], axis=(-2, -1)),
-               toy_solutions(cfg.angle_deg)["fro_value"])]
-    norms = np.linalg.norm(a["norms.gd.W_traj"], axis=(-2, -1))
-    for i in range(min(4, norms.shape[1])):
-        curves.append((f"random {i}", a["norms.gd.steps"], norms[:, i], a["norms.gd.svm_fro_value"][i]))
-    for j, (lab, k, R, slope) in enumerate(curves):
+    curves = [("toy", toy.gd.steps, np.linalg.norm(toy.gd.W_traj[:, 0], axis=(-2, -1)),
+               toy_solutions(cfg.toy.angle_deg)["fro_value"], cfg.toy.gd_steps)]
+    R = np.linalg.norm(norms.gd.W_traj, axis=(-2, -1))
+    for i in range(min(4, R.shape[1])):
+        curves.append((f"random {i}", norms.gd.steps, R[:, i], norms.gd.svm_fro_value[i], cfg.norms.gd_steps))
+    for j, (lab, k, R, slope, gd_steps) in enumerate(curves):
         m = k > 0
-        line, = ax[0, 0].plot(np.log(k[m]), R[m], lw=1.4, label=lab)
+        ax[0, 0].plot(np.log(k[m]), R[m], lw=1.4, label=lab)
         end = np.log(k[-1])
-        x = np.linspace(np.log(cfg.gd_steps / 4), end, 10)
+        x = np.linspace(np.log(gd_steps / 4), end, 10)
         ax[0, 0].plot(x, R[-1] + slope * (x - end) + 1.0, ":", color="k", lw=1.5,
                       label="slope ||W^mm_alpha||_F (shifted up 1)" if j == 0 else None)
     ax[0, 0].set_xlabel("ln k")
     ax[0, 0].set_ylabel("||W_k||_F")
-    ax[0, 0].set_title(f"plain GD, lr {cfg.gd_lr:g}")
+    ax[0, 0].set_title("plain GD, lr " + " / ".join(f"{lr:g}" for lr in dict.fromkeys((cfg.toy.gd_lr, cfg.norms.gd_lr))))
     ax[0, 0].legend(fontsize=7)
     return fig
 
 
 def fig_spectra(record):
     """Extension: singular-value profiles of the three optimisers and the efficiency matrix."""
-    a = record.arrays
-    runs = (("ngd", "W by NGD", "fro"), ("kq", "(K, Q) by NGD", "nuc"), ("spectral", "W by spectral descent", "op"))
+    r = load(record, "norms", NormsResult)
+    runs = ((r.ngd, "W by NGD"), (r.kq, "(K, Q) by NGD"), (r.spectral, "W by spectral descent"))
     fig, ax = new_figure(2, width=3.6)
-    for key, lab, _ in runs:
-        s = np.linalg.svd(a[f"norms.{key}.W"], compute_uv=False)           # (e, d)
+    for run, lab in runs:
+        s = np.linalg.svd(run.W, compute_uv=False)                          # (e, d)
         s = s / s[:, :1]
         seed_band(ax[0, 0], np.arange(1, s.shape[1] + 1), s, label=lab, marker="o", ms=3)
     ax[0, 0].set_xlabel("index j")
     ax[0, 0].set_ylabel("sigma_j / sigma_1 of the final W")
     ax[0, 0].set_title("singular-value profiles")
     ax[0, 0].legend(fontsize=7)
-    M = np.array([[np.nanmean(efficiencies(a, f"norms.{key}", f"norms.{key}.W", n)) for n in ("fro", "nuc", "op")]
-                  for key, _, _ in runs])
+    M = np.array([[np.nanmean(efficiencies(r, run, n)) for n in ("fro", "nuc", "op")] for run, _ in runs])
     im = ax[0, 1].imshow(M, vmin=0, vmax=1, cmap="viridis")
     for i in range(3):
         for j in range(3):
@@ -223,21 +224,21 @@ def fig_spectra(record):
 
 def fig_horizon(record):
     """Precision horizon: naive vs cancellation-free gradients, and what NGD does with them."""
-    a, cfg = record.arrays, record.config
+    cfg, h, norms = record.config, load(record, "horizon", HorizonResult), load(record, "norms", NormsResult)
     fig, ax = new_figure(2, width=3.6)
-    m = a["horizon.margin"]
-    ax[0, 0].semilogy(m, np.maximum(a["horizon.rel_error_naive"], 1e-17), label="naive forward")
-    ax[0, 0].semilogy(m, np.maximum(a["horizon.rel_error_stable_autograd"], 1e-17), label="stable forward (autograd)")
+    m = h.margin
+    ax[0, 0].semilogy(m, np.maximum(h.rel_error_naive, 1e-17), label="naive forward")
+    ax[0, 0].semilogy(m, np.maximum(h.rel_error_stable_autograd, 1e-17), label="stable forward (autograd)")
     ax[0, 0].axvline(naive_horizon_margin(cfg.dtype, 0.1), color="0.4", ls=":", label="ln(0.1 / u)")
     ax[0, 0].set_xlim(0, 60)
     ax[0, 0].set_xlabel("margin m (W = m W^mm, toy)")
     ax[0, 0].set_ylabel("relative gradient error")
     ax[0, 0].legend(fontsize=7)
-    k = a["norms.naive.steps"]
-    e = a["norms.naive.W"].shape[0]
-    S = a["norms.ngd.svm_fro"][:e]
-    stable = _one_minus_corr(a["norms.ngd.W_traj"][:, :e], S)
-    naive = _one_minus_corr(a["norms.naive.W_traj"], S)
+    k = norms.naive.steps
+    e = norms.naive.W.shape[0]
+    S = norms.ngd.svm_fro[:e]
+    stable = _one_minus_corr(norms.ngd.W_traj[:, :e], S)
+    naive = _one_minus_corr(norms.naive.W_traj, S)
     pos = k > 0
     seed_band(ax[0, 1], k[pos], stable[:, pos], log=True, label="stable forward")
     seed_band(ax[0, 1], k[pos], naive[:, pos], log=True, label="naive forward")

@@ -32,9 +32,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from studies.svm_bias.model import token_scores
 
 INSTANCE_KINDS = ("random", "equal_scores", "toy", "mmts_single")
 
@@ -55,17 +56,12 @@ class Instance:
     @property
     def gamma(self) -> Tensor:
         """(e, n, T) token scores gamma_it = Y_i v^T x_it."""
-        return self.Y[..., None] * torch.einsum("entd,ed->ent", self.X, self.v)
+        return token_scores(self.X, self.Y, self.v)
 
     @property
     def opt(self) -> Tensor:
         """(e, n) index of the optimal token of each sequence, argmax_t gamma_it."""
         return self.gamma.argmax(dim=-1)
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        e, n, T, d = self.X.shape
-        return e, n, T, d
 
     def member(self, i: int) -> "Instance":
         return Instance(self.X[i:i + 1], self.Z[i:i + 1], self.Y[i:i + 1], self.v[i:i + 1])
@@ -73,10 +69,6 @@ class Instance:
     def to(self, device=None, dtype=None) -> "Instance":
         f = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)
         return Instance(f(self.X), f(self.Z), f(self.Y), f(self.v))
-
-    def arrays(self, prefix: str) -> dict[str, Tensor]:
-        """The instance as record arrays ``<prefix>.X`` etc. (enough to re-solve every SVM)."""
-        return {f"{prefix}.X": self.X, f"{prefix}.Z": self.Z, f"{prefix}.Y": self.Y, f"{prefix}.v": self.v}
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -89,8 +81,7 @@ def _stack(members: Sequence[Instance]) -> Instance:
 
 def score_gap(X: Tensor, Y: Tensor, v: Tensor) -> Tensor:
     """Per instance, min over sequences of (best - second best) token score: (e, n, T, d) -> (e,)."""
-    gamma = Y[..., None] * torch.einsum("entd,ed->ent", X, v)
-    top2 = gamma.topk(2, dim=-1).values
+    top2 = token_scores(X, Y, v).topk(2, dim=-1).values
     return (top2[..., 0] - top2[..., 1]).amin(dim=-1)
 
 
@@ -192,8 +183,3 @@ def instance_dims(kind: str, n: int, T: int, d: int) -> tuple[int, int, int]:
     """(n, T, d) that ``make_instance`` produces for ``kind``."""
     return {"toy": (2, 2, 2), "mmts_single": (1, 3, 2)}.get(kind, (n, T, d))
 
-
-def instance_from_arrays(arrays: dict[str, np.ndarray], prefix: str) -> Instance:
-    """Rebuild an `Instance` (float64, CPU) from record arrays written by `Instance.arrays`."""
-    t = lambda k: torch.as_tensor(np.asarray(arrays[f"{prefix}.{k}"]), dtype=torch.float64)
-    return Instance(t("X"), t("Z"), t("Y"), t("v"))

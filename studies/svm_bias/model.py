@@ -3,7 +3,9 @@
 Tarzanagh, Li, Thrampoulidis & Oymak, *Transformers as Support Vector Machines* (2023), Sec. 2:
 
     s_i(W) = softmax(X_i W z_i) in the simplex,      f_W(X_i, z_i) = v^T X_i^T s_i(W),
-    L(W)   = (1/n) sum_i  loss(Y_i f_W(X_i, z_i)),   W = K Q^T in the (K, Q) parametrisation.
+    L(W)   = (1/n) sum_i  loss(Y_i f_W(X_i, z_i)),   W = K Q^T in the (K, Q) parametrisation,
+
+the chapter's equation (sb-model); `margins_stable` is its equation (sb-stable).
 
 Writing gamma_it = Y_i v^T x_it (the token *scores*), the signed output is the softmax average of
 the scores, Y_i f_i = sum_t s_it gamma_it <= max_t gamma_it, which is why the loss can only reach
@@ -39,11 +41,6 @@ def attention_logits(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
     """(X_i W z_i)_t: X (e, n, T, d), W (e, d, d), Z (e, n, d) -> (e, n, T)."""
     Wz = torch.matmul(Z, W.transpose(-1, -2))                     # (e, n, d): rows (W z_i)^T
     return torch.matmul(X, Wz.unsqueeze(-1)).squeeze(-1)          # (e, n, T)
-
-
-def softmax_scores(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
-    """s_i(W) (e, n, T), computed with the row maximum subtracted."""
-    return stable_softmax(attention_logits(X, W, Z), dim=-1)
 
 
 def token_scores(X: Tensor, Y: Tensor, v: Tensor) -> Tensor:
@@ -139,24 +136,6 @@ def risk_gradient_W(W: Tensor, X: Tensor, Z: Tensor, gamma: Tensor, kind: Loss,
     c = torch.matmul(dlogit.unsqueeze(-2), X).squeeze(-2)         # (e, n, d): sum_t dlogit_it x_it
     grad = torch.matmul(c.transpose(-1, -2), Z) / X.shape[1]      # (e, d, d): (1/n) sum_i c_i z_i^T
     return loss_fn(u, kind).mean(dim=-1), grad
-
-
-# ------------------------------------------------------------------------------------ metrics
-def frobenius_correlation(A: Tensor, B: Tensor) -> Tensor:
-    """<A, B> / (||A||_F ||B||_F) over the last two axes."""
-    num = (A * B).sum(dim=(-2, -1))
-    return num / (A.flatten(-2).norm(dim=-1) * B.flatten(-2).norm(dim=-1))
-
-
-def saturation(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:
-    """1 - min_i max_t s_it(W): how far the softmax is from selecting one token per sequence (e,).
-
-    Computed as max_i sum_{t != r} s_it (r the argmax) to keep precision below float64 eps."""
-    logits = attention_logits(X, W, Z)
-    r = logits.argmax(dim=-1, keepdim=True)                       # (e, n, 1)
-    w = (logits - logits.gather(-1, r)).exp()                     # (e, n, T), 1 at r
-    off = w.scatter(-1, r, 0.0).sum(dim=-1)                       # sum_{t != r} exp(shift), (e, n)
-    return (off / (1.0 + off)).amax(dim=-1)
 
 
 def selected_tokens(X: Tensor, W: Tensor, Z: Tensor) -> Tensor:

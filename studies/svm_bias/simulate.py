@@ -1,102 +1,310 @@
-"""``run(config)``: the primary run and the battery of sub-experiments, stored with prefixes.
+"""The sub-experiments of svm-bias: one function per phase, each returning a typed result.
 
-See `studies.svm_bias.config` for which fields drive which sub-experiment.  Every array a check
-or a figure needs is stored in the record under ``<prefix>.<name>``: the instances (X, Z, Y, v),
-the initial and final parameters, W trajectories at log- and linearly spaced steps, and every
-SVM solution that was solved (so a third party can re-solve the SVMs from the instances and
-re-measure the correlations and efficiencies without rerunning anything).
+`run` is the list of phases (`PHASES`); `workbench.phases.run_phases` owns threads, autograd,
+progress and timing, and stores each result as ``<phase>.<field>`` in the record (a nested run
+adds ``.<run>``: ``norms.ngd.W``; a width of the sweep ``.d<width>``: ``sweep.d4.W``).  Every
+array a check or a figure needs is stored: the instances (X, Z, Y, v), the initial and final
+parameters, W trajectories at log- and linearly spaced steps, and every SVM solution that was
+solved, so a third party can re-solve the SVMs from the instances and re-measure the
+correlations and efficiencies without rerunning anything.  `studies.svm_bias.config` says which
+config drives which phase.
 
-Random streams: sub-experiment stream s, member i uses the generator seeded
-``seed + STREAMS[s] + i`` (widths of the sweep add 10_000 per width index), drawn on the CPU.
+The first phase, ``solver``, stores nothing: it makes the `SVMCache` that every later phase
+shares, so an SVM that two phases need (the primary run and ``norms.ngd`` train the same W on the
+same instances at the default sizes) is solved once.
+
+Random streams: stream s, member i uses the generator seeded ``seed + STREAMS[s] + i`` (widths of
+the sweep add ``SWEEP_STRIDE`` per width index), drawn on the CPU.
 """
 from __future__ import annotations
 
-import time
-from typing import Sequence
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from workbench.attention import member_generators
-from workbench.record import Record, keep_on_failure
+from workbench.phases import TRANSIENT, Phase, run_phases
+from workbench.record import Record, to_numpy
 
-from studies.svm_bias.instances import (Instance, instance_dims, make_instance, mmts_single_instance,
-                                        random_instance, equal_scores_instance, toy_instance)
+from studies.svm_bias.config import Config
+from studies.svm_bias.instances import (Instance, equal_scores_instance, instance_dims, make_instance,
+                                        mmts_single_instance, random_instance, toy_instance)
 from studies.svm_bias.model import empirical_risk, risk_gradient_W, selected_tokens
-from studies.svm_bias.svm import (NORMS, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp)
+from studies.svm_bias.svm import NORMS, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp
 from studies.svm_bias.theory import MMTS_STARTS, predicted_norm, toy_solutions
 from studies.svm_bias.training import TrainedRun, init_params, train_attention
-from workbench.runtime import single_thread
 
 STREAMS = {"main": 0, "main_init": 100_000, "norms_init": 200_000, "equal": 300_000,
            "equal_init": 400_000, "sweep": 500_000, "sweep_init": 600_000, "alpha": 700_000,
            "toy_init": 800_000}
 SWEEP_STRIDE = 10_000
+NAIVE_SEEDS = 4
+"""The naive forward pass runs on the first min(NAIVE_SEEDS, norms.n_seeds) norms instances."""
 
 
-def _gens(cfg, stream: str, e: int, extra: int = 0) -> list[torch.Generator]:
+def _gens(cfg: Config, stream: str, e: int, extra: int = 0) -> list[torch.Generator]:
     return member_generators(cfg.seed + STREAMS[stream] + extra, e)
 
 
-# ------------------------------------------------------------------------------ SVM solving
-class SVMCache:
-    """Solves Att-SVM once per (instance, alpha, norm); counts solves."""
+# ------------------------------------------------------------------------------ typed results
+@dataclass(kw_only=True)
+class Instances:
+    """An ensemble of instances (`studies.svm_bias.instances.Instance`) as stored, float64 numpy."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple, SVMSolution | InfeasibleSVMError] = {}
-        self.problems: dict = {}            # compiled cvxpy problems, owned by this run
-        self.solves = 0
-        self.seconds = 0.0
+    X: np.ndarray
+    """(e, n, T, d) tokens x_it."""
+    Z: np.ndarray
+    """(e, n, d) query tokens z_i."""
+    Y: np.ndarray
+    """(e, n) labels in {+1, -1}."""
+    v: np.ndarray
+    """(e, d) the fixed linear head."""
+
+    @classmethod
+    def of(cls, inst: Instance) -> "Instances":
+        """The arrays of a (torch) `Instance`, on the CPU."""
+        return cls(X=to_numpy(inst.X), Z=to_numpy(inst.Z), Y=to_numpy(inst.Y), v=to_numpy(inst.v))
+
+
+@dataclass(kw_only=True)
+class Run:
+    """One training run of every member (`training.TrainedRun`, as stored)."""
+
+    W: np.ndarray
+    """(e, d, d) the final W (K Q^T for the (K, Q) parametrisation)."""
+    loss: np.ndarray
+    """(obs, e) training loss at the observed steps."""
+    steps: np.ndarray
+    """(obs,) the observed steps (0 = initialisation)."""
+    frozen_at: np.ndarray
+    """(e,) the step at which the underflow guard froze the member; -1 if never."""
+    W_traj: np.ndarray | None = None
+    """(obs, e, d, d) W at the observed steps (not kept for the equal-score and sweep runs)."""
+    K: np.ndarray | None = None
+    """(e, d, m) the final K of a (K, Q) run."""
+    Q: np.ndarray | None = None
+    """(e, d, m) the final Q of a (K, Q) run."""
+
+    @classmethod
+    def of(cls, run: TrainedRun, *, trajectory: bool = True) -> "Run":
+        """The arrays of a `TrainedRun`, on the CPU (without the W trajectory unless ``trajectory``)."""
+        kq = "K" in run.params
+        return cls(W=to_numpy(run.W), loss=to_numpy(run.loss), steps=to_numpy(run.steps),
+                   frozen_at=to_numpy(run.frozen_at), W_traj=to_numpy(run.W_traj) if trajectory else None,
+                   K=to_numpy(run.params["K"]) if kq else None, Q=to_numpy(run.params["Q"]) if kq else None)
+
+
+@dataclass(kw_only=True)
+class SVMs:
+    """Att-SVM(alpha_e) of every member, for the alpha its run selected (or opt); an infeasible
+    SVM is recorded as ``feasible`` False with NaN solutions."""
+
+    alpha: np.ndarray
+    """(e, n) the selected token of each sequence that the SVMs were solved for."""
+    opt: np.ndarray
+    """(e, n) the optimal token argmax_t gamma_it."""
+    feasible: np.ndarray
+    """(e,) bool: Att-SVM(alpha) is feasible."""
+    support: np.ndarray
+    """(e, n, T) bool: the support tokens of the Frobenius SVM."""
+    svm_fro: np.ndarray
+    """(e, d, d) the Frobenius SVM W^mm_alpha."""
+    svm_fro_value: np.ndarray
+    """(e,) its norm ||W^mm_alpha||_F."""
+    svm_nuc: np.ndarray | None = None
+    """(e, d, d) the nuclear SVM, where solved."""
+    svm_nuc_value: np.ndarray | None = None
+    """(e,) its nuclear norm."""
+    svm_op: np.ndarray | None = None
+    """(e, d, d) the operator-norm SVM, where solved."""
+    svm_op_value: np.ndarray | None = None
+    """(e,) its operator norm."""
+    svm_fro_ldp: np.ndarray | None = None
+    """(e, d, d) the Frobenius SVM by scipy least-distance programming (the cross-check), where solved."""
+
+    def solution(self, norm: str) -> np.ndarray | None:
+        """(e, d, d) the SVM in ``norm`` ('fro', 'nuc' or 'op'), None if not solved."""
+        return {"fro": self.svm_fro, "nuc": self.svm_nuc, "op": self.svm_op}[norm]
+
+
+@dataclass(kw_only=True)
+class SolvedRun(SVMs, Run):
+    """A run and the SVMs of the alpha it selected."""
+
+
+@dataclass(kw_only=True)
+class MainResult(SVMs, Run, Instances):
+    """The primary run (check A3): its instances, its run and its SVMs (Frobenius, and the predicted
+    norm when it is not Frobenius; the scipy cross-check)."""
+
+
+@dataclass(kw_only=True)
+class ToyResult(SVMs, Instances):
+    """The toy (A1, A2, A6): its instance, the SVMs of alpha = opt in every norm, three runs."""
+
+    ngd: Run
+    """W by NGD from 0."""
+    kq: Run
+    """(K, Q) by per-factor NGD from small random factors."""
+    gd: Run
+    """W by plain GD from 0."""
+
+
+@dataclass(kw_only=True)
+class NormsResult(Instances):
+    """Random instances under four optimisers (A5, A6, EXT) and the naive forward pass."""
+
+    ngd: SolvedRun
+    """W by NGD from 0 (SVMs in every norm, and the scipy cross-check)."""
+    kq: SolvedRun
+    """(K, Q) by per-factor NGD (SVMs in every norm)."""
+    spectral: SolvedRun
+    """W by spectral descent from 0 (SVMs in every norm)."""
+    gd: SolvedRun
+    """W by plain GD from 0 (Frobenius SVM)."""
+    naive: Run
+    """W by NGD through the naive forward pass, on the first min(4, e) instances."""
+
+
+@dataclass(kw_only=True)
+class EqualResult(SVMs, Run, Instances):
+    """Equal non-optimal scores from random W0 by NGD (A4), with the Frobenius SVM of the selected alpha."""
+
+    W0: np.ndarray
+    """(e, d, d) the initial W."""
+
+
+@dataclass(kw_only=True)
+class FreeRiders(EqualResult):
+    """Equal scores with random queries; for a run that misses opt somewhere, the SVM of the
+    sequences that did select it."""
+
+    others_mask: np.ndarray
+    """(e, n) bool: sequence i selected its optimal token."""
+    svm_others: np.ndarray
+    """(e, d, d) the Frobenius SVM of the sequences that selected opt (NaN for runs that are all
+    global, or when infeasible)."""
+
+
+@dataclass(kw_only=True)
+class SweepWidth(SVMs, Run, Instances):
+    """One width of the sweep: the NGD runs and their SVMs, and on the first ``rank_instances``
+    instances the SVMs of alpha = opt and the feasibility of a uniformly random alpha (A7)."""
+
+    W0: np.ndarray
+    """(e, d, d) the initial W."""
+    rank_fro_W: np.ndarray
+    """(R, d, d) the Frobenius SVM of alpha = opt by scipy (full space), NaN where infeasible."""
+    rank_nuc_W: np.ndarray
+    """(R, d, d) the nuclear SVM of alpha = opt, NaN where infeasible."""
+    rank_feasible: np.ndarray
+    """(R,) bool: Att-SVM(opt) is feasible."""
+    alpha_random: np.ndarray
+    """(R, n) a uniformly random alpha."""
+    random_feasible: np.ndarray
+    """(R,) bool: Att-SVM(alpha_random) is feasible."""
+
+
+Sweep = dict[str, SweepWidth]
+"""The sweep's result: one `SweepWidth` per width d, under ``f"d{d}"`` (`width_key`)."""
+
+
+def width_key(d: int) -> str:
+    """The key of width ``d`` in the `Sweep` (and in the record: ``sweep.d<d>.``)."""
+    return f"d{d}"
+
+
+@dataclass(kw_only=True)
+class MmtsResult(Run, Instances):
+    """The MMTS single-input example from six prompts (A8), with its global and local SVMs."""
+
+    W0: np.ndarray
+    """(6, 2, 2) the initial W: first column p0 = (0, c)."""
+    starts: np.ndarray
+    """(6,) c of the six initial prompts."""
+    svm_global: np.ndarray
+    """(2, 2) the Frobenius SVM of alpha = token 1 (the optimal token)."""
+    svm_local: np.ndarray
+    """(2, 2) the Frobenius SVM of alpha = token 2 (locally optimal)."""
+    svm_local_support: np.ndarray
+    """(1, 3) bool: the support tokens of ``svm_local``."""
+
+
+@dataclass(kw_only=True)
+class HorizonResult:
+    """The toy's gradient along the ray W = m W^mm / ||.||, naive against cancellation-free."""
+
+    margin: np.ndarray
+    """(k,) the margins m."""
+    rel_error_naive: np.ndarray
+    """(k,) relative error of the naive autograd gradient against the closed form."""
+    rel_error_stable_autograd: np.ndarray
+    """(k,) relative error of autograd through the stable forward pass against the closed form."""
+    cos_stable: np.ndarray
+    """(k,) cosine of -grad L (closed form) with W^mm."""
+    grad_norm: np.ndarray
+    """(k,) ||grad L||_F (closed form)."""
+
+
+def _join(cls: type, *parts: Any, **more: Any):
+    """A ``cls`` from the fields of ``parts`` (dataclasses ``cls`` inherits from) and ``more``."""
+    return cls(**{f.name: getattr(p, f.name) for p in parts for f in dataclasses.fields(p)}, **more)
+
+
+# ------------------------------------------------------------------------------ SVM solving
+@dataclass
+class SVMCache:
+    """Solves Att-SVM once per (instance, alpha, norm) for every phase of one run (in memory only)."""
+
+    solutions: dict = field(default_factory=dict, metadata=TRANSIENT)
+    """(X, Z, alpha, norm) -> `SVMSolution`, or the `InfeasibleSVMError` it raised."""
+    problems: dict = field(default_factory=dict, metadata=TRANSIENT)
+    """Compiled cvxpy problems, one per shape and norm, owned by this run."""
 
     def solve(self, X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, norm: str) -> SVMSolution:
         key = (X.tobytes(), Z.tobytes(), tuple(int(a) for a in alpha), norm)
-        if key not in self._cache:
-            start = time.perf_counter()
+        if key not in self.solutions:
             try:
-                self._cache[key] = att_svm(X, Z, alpha, norm, problems=self.problems)
+                self.solutions[key] = att_svm(X, Z, alpha, norm, problems=self.problems)
             except InfeasibleSVMError as err:
-                self._cache[key] = err
-            self.solves += 1
-            self.seconds += time.perf_counter() - start
-        out = self._cache[key]
+                self.solutions[key] = err
+        out = self.solutions[key]
         if isinstance(out, InfeasibleSVMError):
             raise out
         return out
 
 
-def solve_members(prefix: str, inst: Instance, alpha: np.ndarray, norms: Sequence[str], cache: SVMCache,
-                  *, ldp: bool = False) -> dict[str, np.ndarray]:
-    """Att-SVM(alpha_e) of every member in each norm.  An infeasible SVM is recorded explicitly
-    (``feasible`` False, NaN solution); any other solver failure raises.
-
-    Arrays: ``alpha`` (e, n), ``opt`` (e, n), ``feasible`` (e,), ``svm_<norm>`` (e, d, d),
-    ``svm_<norm>_value`` (e,), ``support`` (e, n, T) of the Frobenius SVM, and with ``ldp`` the
-    scipy cross-check ``svm_fro_ldp`` (e, d, d)."""
+def solve_members(inst: Instance, alpha: np.ndarray, norms: Sequence[str], cache: SVMCache,
+                  *, ldp: bool = False) -> SVMs:
+    """Att-SVM(alpha_e) of every member in each norm (and with ``ldp`` the scipy cross-check of
+    the Frobenius one).  An infeasible SVM is recorded (``feasible`` False, NaN solutions); any
+    other solver failure raises."""
     X, Z = inst.X.detach().cpu().double().numpy(), inst.Z.detach().cpu().double().numpy()
     e, n, T, d = X.shape
-    out: dict[str, np.ndarray] = {"alpha": alpha.astype(np.int64), "opt": inst.opt.cpu().numpy().astype(np.int64),
-                                  "feasible": np.ones(e, dtype=bool), "support": np.zeros((e, n, T), dtype=bool)}
-    for norm in norms:
-        out[f"svm_{norm}"] = np.full((e, d, d), np.nan)
-        out[f"svm_{norm}_value"] = np.full(e, np.nan)
-    if ldp:
-        out["svm_fro_ldp"] = np.full((e, d, d), np.nan)
+    sol = {norm: np.full((e, d, d), np.nan) for norm in norms}
+    value = {norm: np.full(e, np.nan) for norm in norms}
+    fro_ldp = np.full((e, d, d), np.nan) if ldp else None
+    feasible, support = np.ones(e, dtype=bool), np.zeros((e, n, T), dtype=bool)
     for i in range(e):
         try:
             for norm in norms:
-                sol = cache.solve(X[i], Z[i], alpha[i], norm)
-                out[f"svm_{norm}"][i] = sol.W
-                out[f"svm_{norm}_value"][i] = sol.value
+                s = cache.solve(X[i], Z[i], alpha[i], norm)
+                sol[norm][i], value[norm][i] = s.W, s.value
                 if norm == "fro":
-                    out["support"][i] = sol.support
+                    support[i] = s.support
             if ldp:
-                out["svm_fro_ldp"][i] = att_svm_ldp(X[i], Z[i], alpha[i])[0]
+                fro_ldp[i] = att_svm_ldp(X[i], Z[i], alpha[i])[0]
         except InfeasibleSVMError:
-            out["feasible"][i] = False
+            feasible[i] = False
             for norm in norms:
-                out[f"svm_{norm}"][i] = np.nan
-                out[f"svm_{norm}_value"][i] = np.nan
-    return {f"{prefix}.{k}": v for k, v in out.items()}
+                sol[norm][i], value[norm][i] = np.nan, np.nan
+    return SVMs(alpha=alpha.astype(np.int64), opt=inst.opt.cpu().numpy().astype(np.int64), feasible=feasible,
+                support=support, svm_fro=sol["fro"], svm_fro_value=value["fro"],
+                svm_nuc=sol.get("nuc"), svm_nuc_value=value.get("nuc"),
+                svm_op=sol.get("op"), svm_op_value=value.get("op"), svm_fro_ldp=fro_ldp)
 
 
 def final_alpha(inst: Instance, W: torch.Tensor) -> np.ndarray:
@@ -104,183 +312,184 @@ def final_alpha(inst: Instance, W: torch.Tensor) -> np.ndarray:
     return selected_tokens(inst.X, W, inst.Z).cpu().numpy()
 
 
-def _store_run(rec: Record, prefix: str, run: TrainedRun, *, trajectory: bool = True) -> None:
-    arrays = {f"{prefix}.W": run.W, f"{prefix}.frozen_at": run.frozen_at, f"{prefix}.loss": run.loss,
-              f"{prefix}.steps": run.steps}
-    if trajectory:
-        arrays[f"{prefix}.W_traj"] = run.W_traj
-    if "K" in run.params:
-        arrays[f"{prefix}.K"], arrays[f"{prefix}.Q"] = run.params["K"], run.params["Q"]
-    rec.add(**arrays)
+def solve_run(inst: Instance, run: TrainedRun, norms: Sequence[str], cache: SVMCache, *, ldp: bool = False,
+              trajectory: bool = True) -> SolvedRun:
+    """The run and the SVMs of the alpha its final W selects."""
+    svms = solve_members(inst, final_alpha(inst, run.W.cpu().double()), norms, cache, ldp=ldp)
+    return _join(SolvedRun, Run.of(run, trajectory=trajectory), svms)
 
 
-def _device(inst: Instance, cfg) -> Instance:
+def _on_device(inst: Instance, cfg: Config) -> Instance:
     return inst.to(device=cfg.torch_device, dtype=cfg.torch_dtype)
 
 
 # ---------------------------------------------------------------------------- sub-experiments
-def run_main(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
-    """The primary run: exactly the config's fields (check A3)."""
+def solver(cfg: Config) -> SVMCache:
+    """The SVM cache every later phase shares (stores nothing)."""
+    return SVMCache()
+
+
+def main(cfg: Config, *, solver: SVMCache, progress: bool = True) -> MainResult:
+    """The primary run: exactly the config's flat fields (check A3)."""
     n, T, d = instance_dims(cfg.instance, cfg.n, cfg.T, cfg.d)
     inst = make_instance(cfg.instance, _gens(cfg, "main", cfg.n_seeds), n=cfg.n, T=cfg.T, d=cfg.d,
                          angle_deg=cfg.angle_deg, dtype=torch.float64)
     init = init_params(cfg.param, _gens(cfg, "main_init", cfg.n_seeds), d, cfg.rank_m, cfg.init_scale,
                        dtype=cfg.torch_dtype, device=cfg.torch_device)
-    run = train_attention(_device(inst, cfg), init, optimizer=cfg.optimizer, lr=cfg.lr, steps=cfg.steps,
+    run = train_attention(_on_device(inst, cfg), init, optimizer=cfg.optimizer, lr=cfg.lr, steps=cfg.steps,
                           loss=cfg.loss, ngd_per=cfg.ngd_per, grad_floor=cfg.grad_floor,
                           progress=progress, desc="main")
-    rec.add(**inst.arrays("main"))
-    _store_run(rec, "main", run)
     norms = tuple(dict.fromkeys(("fro", predicted_norm(cfg.param, cfg.optimizer))))
-    rec.add(**solve_members("main", inst, final_alpha(inst, run.W.cpu().double()), norms, cache, ldp=True))
+    return _join(MainResult, Instances.of(inst), solve_run(inst, run, norms, solver, ldp=True))
 
 
-def run_toy(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
+def toy(cfg: Config, *, solver: SVMCache, progress: bool = True) -> ToyResult:
     """The two-sequence toy: W by NGD (A1), (K, Q) by per-factor NGD (A2), W by plain GD (A6)."""
-    inst = toy_instance(cfg.angle_deg, 1)
-    dev = _device(inst, cfg)
+    c = cfg.toy
+    inst = toy_instance(c.angle_deg, 1)
+    dev = _on_device(inst, cfg)
     zeros = {"W": torch.zeros((1, 2, 2), dtype=cfg.torch_dtype, device=cfg.torch_device)}
-    common = dict(loss=cfg.loss, grad_floor=cfg.grad_floor, progress=progress)
-    ngd = train_attention(dev, zeros, optimizer="ngd", lr=cfg.lr, steps=cfg.steps, desc="toy W", **common)
-    kq_init = init_params("KQ", _gens(cfg, "toy_init", 1), 2,
-                          cfg.rank_m, cfg.kq_init, dtype=cfg.torch_dtype, device=cfg.torch_device)
-    kq = train_attention(dev, kq_init, optimizer="ngd", lr=cfg.kq_lr, steps=cfg.steps, ngd_per=cfg.ngd_per,
-                         desc="toy KQ", **common)
-    gd = train_attention(dev, zeros, optimizer="gd", lr=cfg.gd_lr, steps=cfg.gd_steps, desc="toy GD", **common)
-    rec.add(**inst.arrays("toy"))
-    _store_run(rec, "toy.ngd", ngd)
-    _store_run(rec, "toy.kq", kq)
-    _store_run(rec, "toy.gd", gd)
-    rec.add(**solve_members("toy", inst, inst.opt.numpy(), NORMS, cache, ldp=True))
-
-
-def run_norms(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
-    """Random instances under W-NGD, (K,Q)-NGD, W-spectral (A5, extension), plain GD (A6) and the
-    naive forward pass (precision horizon)."""
-    e = cfg.norm_seeds
-    inst = random_instance(_gens(cfg, "main", e), cfg.n, cfg.T, cfg.d)
-    dev = _device(inst, cfg)
-    zeros = {"W": torch.zeros((e, cfg.d, cfg.d), dtype=cfg.torch_dtype, device=cfg.torch_device)}
-    kq_init = init_params("KQ", _gens(cfg, "norms_init", e), cfg.d, cfg.rank_m, cfg.kq_init,
+    common = dict(loss=c.loss, grad_floor=cfg.grad_floor, progress=progress)
+    ngd = train_attention(dev, zeros, optimizer="ngd", lr=c.lr, steps=c.steps, desc="toy W", **common)
+    kq_init = init_params("KQ", _gens(cfg, "toy_init", 1), 2, c.rank_m, c.kq_init,
                           dtype=cfg.torch_dtype, device=cfg.torch_device)
-    common = dict(loss=cfg.loss, grad_floor=cfg.grad_floor, progress=progress)
+    kq = train_attention(dev, kq_init, optimizer="ngd", lr=c.kq_lr, steps=c.steps, ngd_per=c.ngd_per,
+                         desc="toy KQ", **common)
+    gd = train_attention(dev, zeros, optimizer="gd", lr=c.gd_lr, steps=c.gd_steps, desc="toy GD", **common)
+    svms = solve_members(inst, inst.opt.numpy(), NORMS, solver, ldp=True)
+    return _join(ToyResult, Instances.of(inst), svms, ngd=Run.of(ngd), kq=Run.of(kq), gd=Run.of(gd))
+
+
+def norms(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NormsResult:
+    """Random instances under W-NGD, (K,Q)-NGD, W-spectral (A5, extension), plain GD (A6) and the
+    naive forward pass (precision horizon; autograd, so this phase runs with grad on)."""
+    c = cfg.norms
+    e = c.n_seeds
+    inst = random_instance(_gens(cfg, "main", e), c.n, c.T, c.d)
+    dev = _on_device(inst, cfg)
+    zeros = {"W": torch.zeros((e, c.d, c.d), dtype=cfg.torch_dtype, device=cfg.torch_device)}
+    kq_init = init_params("KQ", _gens(cfg, "norms_init", e), c.d, c.rank_m, c.kq_init,
+                          dtype=cfg.torch_dtype, device=cfg.torch_device)
+    common = dict(loss=c.loss, grad_floor=cfg.grad_floor, progress=progress)
     runs = {
-        "ngd": train_attention(dev, zeros, optimizer="ngd", lr=cfg.lr, steps=cfg.steps, desc="norms W-NGD", **common),
-        "kq": train_attention(dev, kq_init, optimizer="ngd", lr=cfg.kq_lr, steps=cfg.steps, ngd_per=cfg.ngd_per,
+        "ngd": train_attention(dev, zeros, optimizer="ngd", lr=c.lr, steps=c.steps, desc="norms W-NGD", **common),
+        "kq": train_attention(dev, kq_init, optimizer="ngd", lr=c.kq_lr, steps=c.steps, ngd_per=c.ngd_per,
                               desc="norms KQ-NGD", **common),
-        "spectral": train_attention(dev, zeros, optimizer="spectral", lr=cfg.lr, steps=cfg.steps,
+        "spectral": train_attention(dev, zeros, optimizer="spectral", lr=c.lr, steps=c.steps,
                                     desc="norms spectral", **common),
     }
-    rec.add(**inst.arrays("norms"))
-    for name, run in runs.items():
-        _store_run(rec, f"norms.{name}", run)
-        rec.add(**solve_members(f"norms.{name}", inst, final_alpha(inst, run.W.cpu().double()), NORMS, cache,
-                                ldp=name == "ngd"))
-    gd = train_attention(dev, zeros, optimizer="gd", lr=cfg.gd_lr, steps=cfg.gd_steps, desc="norms GD", **common)
-    _store_run(rec, "norms.gd", gd)
-    rec.add(**solve_members("norms.gd", inst, final_alpha(inst, gd.W.cpu().double()), ("fro",), cache))
-    k = min(4, e)
+    solved = {name: solve_run(inst, trained, NORMS, solver, ldp=name == "ngd") for name, trained in runs.items()}
+    gd = train_attention(dev, zeros, optimizer="gd", lr=c.gd_lr, steps=c.gd_steps, desc="norms GD", **common)
+    solved["gd"] = solve_run(inst, gd, ("fro",), solver)
+    k = min(NAIVE_SEEDS, e)
     sub = Instance(dev.X[:k], dev.Z[:k], dev.Y[:k], dev.v[:k])
-    naive = train_attention(sub, {"W": zeros["W"][:k]}, optimizer="ngd", lr=cfg.lr, steps=cfg.steps,
+    naive = train_attention(sub, {"W": zeros["W"][:k]}, optimizer="ngd", lr=c.lr, steps=c.steps,
                             forward="naive", desc="norms naive", **common)
-    _store_run(rec, "norms.naive", naive)
+    return _join(NormsResult, Instances.of(inst), **solved, naive=Run.of(naive))
 
 
-def run_equal(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
-    """Equal non-opt scores from random initialisations: orthonormal queries (A4) and random
-    queries (the free-rider check)."""
-    e = cfg.n_inits
-    for pre, queries in (("equal", "orthonormal"), ("equal_rq", "random")):
-        inst = equal_scores_instance(_gens(cfg, "equal", e), cfg.n, cfg.T, cfg.d, queries=queries)
-        init = init_params("W", _gens(cfg, "equal_init", e), cfg.d, cfg.rank_m, cfg.init_std,
-                           dtype=cfg.torch_dtype, device=cfg.torch_device)
-        run = train_attention(_device(inst, cfg), init, optimizer="ngd", lr=cfg.lr, steps=cfg.steps, loss=cfg.loss,
-                              grad_floor=cfg.grad_floor, progress=progress, desc=f"equal scores ({queries})")
-        rec.add(**inst.arrays(pre), **{f"{pre}.W0": init["W"]})
-        _store_run(rec, pre, run, trajectory=False)
-        alpha = final_alpha(inst, run.W.cpu().double())
-        rec.add(**solve_members(pre, inst, alpha, ("fro",), cache))
-    # free riders: for a run whose alpha misses opt somewhere, the SVM of the sequences that did pick opt
+def _equal_scores(cfg: Config, queries: str, solver: SVMCache, progress: bool) -> tuple[Instance, EqualResult]:
+    c = cfg.equal
+    inst = equal_scores_instance(_gens(cfg, "equal", c.n_inits), c.n, c.T, c.d, queries=queries)
+    init = init_params("W", _gens(cfg, "equal_init", c.n_inits), c.d, c.d, c.init_std,
+                       dtype=cfg.torch_dtype, device=cfg.torch_device)
+    run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
+                          grad_floor=cfg.grad_floor, progress=progress, desc=f"equal scores ({queries})")
+    solved = solve_run(inst, run, ("fro",), solver, trajectory=False)
+    return inst, _join(EqualResult, Instances.of(inst), solved, W0=to_numpy(init["W"]))
+
+
+def equal(cfg: Config, *, solver: SVMCache, progress: bool = True) -> EqualResult:
+    """Equal non-opt scores with orthonormal queries from random initialisations (A4)."""
+    return _equal_scores(cfg, "orthonormal", solver, progress)[1]
+
+
+def equal_rq(cfg: Config, *, solver: SVMCache, progress: bool = True) -> FreeRiders:
+    """Equal scores with random queries, and for each run that misses opt, the SVM of the sequences
+    that picked it (the free-rider check)."""
+    inst, res = _equal_scores(cfg, "random", solver, progress)
     X, Z, opt = inst.X.numpy(), inst.Z.numpy(), inst.opt.numpy()
-    others = alpha == opt                                                   # (e, n)
-    W_others = np.full((e, cfg.d, cfg.d), np.nan)
+    others = res.alpha == opt                                               # (e, n)
+    W_others = np.full((cfg.equal.n_inits, cfg.equal.d, cfg.equal.d), np.nan)
     for i in np.nonzero(~others.all(axis=1))[0]:
         keep = others[i]
         if keep.any():
             try:
-                W_others[i] = cache.solve(X[i][keep], Z[i][keep], opt[i][keep], "fro").W
+                W_others[i] = solver.solve(X[i][keep], Z[i][keep], opt[i][keep], "fro").W
             except InfeasibleSVMError:
                 pass
-    rec.add(**{"equal_rq.others_mask": others, "equal_rq.svm_others": W_others})
+    return _join(FreeRiders, res, others_mask=others, svm_others=W_others)
 
 
-def run_sweep(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
+def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
     """Global/local fractions and SVM rank/feasibility across widths (A7, fractions figure)."""
-    e, R = cfg.n_inits, cfg.rank_instances
-    for j, d in enumerate(cfg.sweep_d):
-        pre = f"sweep.d{d}"
-        inst = random_instance(_gens(cfg, "sweep", e, SWEEP_STRIDE * j), cfg.n, cfg.T, d)
-        init = init_params("W", _gens(cfg, "sweep_init", e, SWEEP_STRIDE * j), d, cfg.rank_m, cfg.init_std,
+    c = cfg.sweep
+    e, R = c.n_inits, c.rank_instances
+    out: Sweep = {}
+    for j, d in enumerate(c.widths):
+        inst = random_instance(_gens(cfg, "sweep", e, SWEEP_STRIDE * j), c.n, c.T, d)
+        init = init_params("W", _gens(cfg, "sweep_init", e, SWEEP_STRIDE * j), d, d, c.init_std,
                            dtype=cfg.torch_dtype, device=cfg.torch_device)
-        run = train_attention(_device(inst, cfg), init, optimizer="ngd", lr=cfg.lr, steps=cfg.steps, loss=cfg.loss,
+        run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
                               grad_floor=cfg.grad_floor, progress=progress, desc=f"sweep d={d}")
-        rec.add(**inst.arrays(pre), **{f"{pre}.W0": init["W"]})
-        _store_run(rec, pre, run, trajectory=False)
-        rec.add(**solve_members(pre, inst, final_alpha(inst, run.W.cpu().double()), ("fro",), cache))
+        solved = solve_run(inst, run, ("fro",), solver, trajectory=False)
         # the SVM rank study, alpha = opt, and the feasibility of a uniformly random alpha
         X, Z = inst.X[:R].numpy(), inst.Z[:R].numpy()
         opt = inst.opt[:R].numpy()
-        alpha_rand = np.stack([torch.randint(0, cfg.T, (cfg.n,), generator=g).numpy()
+        alpha_rand = np.stack([torch.randint(0, c.T, (c.n,), generator=g).numpy()
                                for g in _gens(cfg, "alpha", R, SWEEP_STRIDE * j)])
         W_ldp, W_nuc = np.full((R, d, d), np.nan), np.full((R, d, d), np.nan)
         feas_opt, feas_rand = np.zeros(R, dtype=bool), np.zeros(R, dtype=bool)
         for r in range(R):
             try:
                 W_ldp[r] = att_svm_ldp(X[r], Z[r], opt[r])[0]
-                W_nuc[r] = cache.solve(X[r], Z[r], opt[r], "nuc").W
+                W_nuc[r] = solver.solve(X[r], Z[r], opt[r], "nuc").W
                 feas_opt[r] = True
             except InfeasibleSVMError:
                 pass
             try:
-                cache.solve(X[r], Z[r], alpha_rand[r], "fro")
+                solver.solve(X[r], Z[r], alpha_rand[r], "fro")
                 feas_rand[r] = True
             except InfeasibleSVMError:
                 pass
-        rec.add(**{f"{pre}.rank_fro_W": W_ldp, f"{pre}.rank_nuc_W": W_nuc, f"{pre}.rank_feasible": feas_opt,
-                   f"{pre}.alpha_random": alpha_rand, f"{pre}.random_feasible": feas_rand})
+        out[width_key(d)] = _join(SweepWidth, Instances.of(inst), solved,
+                                  W0=to_numpy(init["W"]), rank_fro_W=W_ldp, rank_nuc_W=W_nuc, rank_feasible=feas_opt,
+                                  alpha_random=alpha_rand, random_feasible=feas_rand)
+    return out
 
 
-def run_mmts(cfg, rec: Record, cache: SVMCache, progress: bool) -> None:
+def mmts(cfg: Config, *, solver: SVMCache, progress: bool = True) -> MmtsResult:
     """The MMTS single-input example from the six prompts p0 = (0, c) (A8)."""
+    c = cfg.mmts
     e = len(MMTS_STARTS)
     inst = mmts_single_instance(e)
     W0 = torch.zeros((e, 2, 2), dtype=torch.float64)
     W0[:, 1, 0] = torch.tensor(MMTS_STARTS, dtype=torch.float64)           # first column p0 = (0, c)
-    run = train_attention(_device(inst, cfg), {"W": W0.to(cfg.torch_device, cfg.torch_dtype)}, optimizer="ngd",
-                          lr=cfg.mmts_lr, steps=cfg.steps, loss=cfg.loss, grad_floor=cfg.grad_floor,
+    run = train_attention(_on_device(inst, cfg), {"W": W0.to(cfg.torch_device, cfg.torch_dtype)}, optimizer="ngd",
+                          lr=c.lr, steps=c.steps, loss=c.loss, grad_floor=cfg.grad_floor,
                           progress=progress, desc="mmts")
-    rec.add(**inst.arrays("mmts"), **{"mmts.W0": W0, "mmts.starts": np.asarray(MMTS_STARTS)})
-    _store_run(rec, "mmts", run)
     X, Z = inst.X[0].numpy(), inst.Z[0].numpy()
-    rec.add(**{"mmts.svm_global": cache.solve(X, Z, np.array([0]), "fro").W,
-               "mmts.svm_local": cache.solve(X, Z, np.array([1]), "fro").W,
-               "mmts.svm_local_support": cache.solve(X, Z, np.array([1]), "fro").support})
+    glob = solver.solve(X, Z, np.array([0]), "fro")
+    local = solver.solve(X, Z, np.array([1]), "fro")
+    return _join(MmtsResult, Instances.of(inst), Run.of(run), W0=to_numpy(W0), starts=np.asarray(MMTS_STARTS),
+                 svm_global=glob.W, svm_local=local.W, svm_local_support=local.support)
 
 
-def run_horizon(cfg, rec: Record) -> None:
+def horizon(cfg: Config) -> HorizonResult:
     """Gradients along the ray m W^mm / margin of the toy: naive autograd vs cancellation-free."""
-    inst = _device(toy_instance(cfg.angle_deg, 1), cfg)
-    W_mm = torch.as_tensor(toy_solutions(cfg.angle_deg)["W_fro"], dtype=cfg.torch_dtype, device=cfg.torch_device)
+    c = cfg.horizon
+    inst = _on_device(toy_instance(c.angle_deg, 1), cfg)
+    W_mm = torch.as_tensor(toy_solutions(c.angle_deg)["W_fro"], dtype=cfg.torch_dtype, device=cfg.torch_device)
     margins = np.unique(np.concatenate([np.arange(0.5, 60.0, 0.25), np.linspace(60.0, 700.0, 65)]))
     gamma = inst.gamma
     rel_naive, rel_autograd, cos_stable, g_stable_norm = [], [], [], []
     for m in margins:
         W = (float(m) * W_mm)[None]                                         # support margins are exactly m
-        _, g_stable = risk_gradient_W(W, inst.X, inst.Z, gamma, cfg.loss)
+        _, g_stable = risk_gradient_W(W, inst.X, inst.Z, gamma, c.loss)
         grads = {}
         for forward in ("naive", "stable"):
             Wr = W.clone().requires_grad_(True)
-            (grads[forward],) = torch.autograd.grad(empirical_risk({"W": Wr}, inst.X, inst.Z, gamma, cfg.loss,
+            (grads[forward],) = torch.autograd.grad(empirical_risk({"W": Wr}, inst.X, inst.Z, gamma, c.loss,
                                                                    forward).sum(), Wr)
         scale = g_stable.abs().max()                                        # avoid underflow in the norms
         if scale > 0:
@@ -291,31 +500,28 @@ def run_horizon(cfg, rec: Record) -> None:
         else:
             rel_naive.append(np.nan), rel_autograd.append(np.nan), cos_stable.append(np.nan)
         g_stable_norm.append(float(scale * ref) if scale > 0 else 0.0)
-    rec.add(**{"horizon.margin": margins, "horizon.rel_error_naive": np.array(rel_naive),
-               "horizon.rel_error_stable_autograd": np.array(rel_autograd),
-               "horizon.cos_stable": np.array(cos_stable), "horizon.grad_norm": np.array(g_stable_norm)})
+    return HorizonResult(margin=margins, rel_error_naive=np.array(rel_naive),
+                         rel_error_stable_autograd=np.array(rel_autograd), cos_stable=np.array(cos_stable),
+                         grad_norm=np.array(g_stable_norm))
 
 
-def run(config, *, device=None, progress: bool = True) -> Record:
-    """Run the primary run and (``suite=True``) the battery; return the record."""
-    if device is not None:
-        config = config.replace(device=device)
-    rec = Record(study="svm-bias", config=config)
-    cache = SVMCache()
-    timings = {}
-    parts = [("main", lambda: run_main(config, rec, cache, progress))]
-    if config.suite:
-        parts += [("toy", lambda: run_toy(config, rec, cache, progress)),
-                  ("norms", lambda: run_norms(config, rec, cache, progress)),
-                  ("equal", lambda: run_equal(config, rec, cache, progress)),
-                  ("sweep", lambda: run_sweep(config, rec, cache, progress)),
-                  ("mmts", lambda: run_mmts(config, rec, cache, progress)),
-                  ("horizon", lambda: run_horizon(config, rec))]
-    with single_thread(config.torch_device):
-        for name, part in parts:
-            start = time.perf_counter()
-            with keep_on_failure(rec, name):  # a failure keeps the finished parts' arrays
-                part()
-            timings[name] = round(time.perf_counter() - start, 3)
-    rec.info.update({"seconds": timings, "svm_solves": cache.solves, "svm_seconds": round(cache.seconds, 3)})
-    return rec
+PHASES = (
+    Phase("solver", solver),                                # the shared SVM cache (stores nothing)
+    Phase("main", main, needs=("solver",)),
+    Phase("toy", toy, needs=("solver",)),
+    Phase("norms", norms, needs=("solver",), grad=True),    # the naive forward pass needs autograd
+    Phase("equal", equal, needs=("solver",)),
+    Phase("equal_rq", equal_rq, needs=("solver",)),
+    Phase("sweep", sweep, needs=("solver",)),
+    Phase("mmts", mmts, needs=("solver",)),
+    Phase("horizon", horizon, grad=True),                   # autograd gradients against the closed form
+)
+PRIMARY = PHASES[:2]
+"""The phases of ``suite=False``: the primary run alone."""
+
+
+def run(config: Config, *, progress: bool = True) -> Record:
+    """The primary run and (``suite=True``) the battery; deterministic given the config."""
+    from studies.svm_bias import NAME
+
+    return run_phases(NAME, config, PHASES if config.suite else PRIMARY, progress=progress)

@@ -79,13 +79,12 @@ class SVMSolution:
 
 
 # ------------------------------------------------------------------------------- features
-def margins_of(W: np.ndarray, X: np.ndarray, Z: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """(x_{i alpha_i} - x_it)^T W z_i for every (i, t): (n, T), NaN where t = alpha_i."""
-    n, T, _ = X.shape
-    sel = X[np.arange(n), alpha]                                        # (n, d)
-    diff = sel[:, None, :] - X                                          # (n, T, d)
-    m = np.einsum("nta,ab,nb->nt", diff, W, Z)
-    m[np.arange(n), alpha] = np.nan
+def margins(X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """(x_{i alpha_i} - x_it)^T W z_i of every member: X (e, n, T, d), Z (e, n, d), alpha (e, n),
+    W (e, d, d) -> (e, n, T), NaN at t = alpha_i."""
+    sel = np.take_along_axis(X, alpha[:, :, None, None], axis=2)             # (e, n, 1, d)
+    m = np.einsum("enta,eab,enb->ent", sel - X, W, Z)
+    np.put_along_axis(m, alpha[:, :, None], np.nan, axis=2)
     return m
 
 
@@ -186,9 +185,9 @@ def att_svm(X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, norm: Norm = "fro",
         raise SolverError(f"Att-SVM ({norm}) did not solve: status {status!r} for alpha={alpha.tolist()}")
     # 'optimal_inaccurate' is accepted only if the KKT verification below passes
     W = UX @ B.value @ UZ.T
-    margins = margins_of(W, X, Z, alpha)
-    support = margins <= 1.0 + support_tol
-    sol = SVMSolution(W=W, norm=norm, value=matrix_norm(W, norm), margins=margins, support=support,
+    m = margins(X[None], Z[None], alpha[None], W[None])[0]              # (n, T)
+    support = m <= 1.0 + support_tol
+    sol = SVMSolution(W=W, norm=norm, value=matrix_norm(W, norm), margins=m, support=support,
                       status=status, solve_time=elapsed)
     if verify:
         verify_kkt(sol, X, Z, alpha, kkt_tol=kkt_tol)
@@ -246,16 +245,9 @@ def att_svm_ldp(X: np.ndarray, Z: np.ndarray, alpha: np.ndarray) -> tuple[np.nda
 
 
 # ------------------------------------------------------------------------------ definitions
-def margin_efficiency(W: np.ndarray, X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, norm: str,
-                      svm_value: float) -> float:
-    """eff(W) = min_{i, t != alpha_i} margin(W) / ||W|| * ||W^mm||  (spec pitfall 3), <= 1."""
-    return float(np.nanmin(margins_of(W, X, Z, alpha)) / matrix_norm(W, norm) * svm_value)
-
-
-def locally_optimal(gamma: np.ndarray, alpha: np.ndarray, support: np.ndarray) -> bool:
-    """TF-SVM's local optimality: gamma_{i alpha_i} > gamma_it for every support token t of T_i(alpha).
-
-    gamma (n, T) token scores, alpha (n,), support (n, T) bool from the Frobenius Att-SVM(alpha)."""
-    n = gamma.shape[0]
-    sel = gamma[np.arange(n), alpha][:, None]
-    return bool(np.all(~support | (gamma < sel)))
+def locally_optimal(gamma: np.ndarray, alpha: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """TF-SVM's local optimality of each member: gamma_{i alpha_i} > gamma_it for every support
+    token t of T_i(alpha).  gamma (e, n, T) token scores, alpha (e, n), support (e, n, T) bool from
+    the Frobenius Att-SVM(alpha) -> (e,) bool."""
+    sel = np.take_along_axis(gamma, alpha[:, :, None], axis=2)               # (e, n, 1)
+    return np.all(~support | (gamma < sel), axis=(1, 2))

@@ -26,6 +26,7 @@ import math
 import numpy as np
 import torch
 
+
 def predicted_norm(param: str, optimizer: str) -> str:
     """The SVM norm that the implicit bias of (parametrisation, optimiser) minimises: W by GD or
     NGD, Frobenius (TF-SVM); (K, Q), nuclear (TF-SVM's regularisation path, Sheen et al. 2024 for
@@ -91,15 +92,17 @@ def feasibility_width(n: int, T: int) -> int:
 
 
 def predict(config) -> dict:
-    """The theory's predictions for ``config`` (closed forms only)."""
-    toy = toy_solutions(config.angle_deg)
+    """The theory's predictions for ``config`` (closed forms only): the primary run's norm and bar,
+    the toy's SVMs (``config.toy``), the rank bound and feasibility width of the sweep
+    (``config.sweep``), the MMTS prompts and the precision horizon."""
+    toy = toy_solutions(config.toy.angle_deg)
     return {
         "toy": toy,
         "toy_gd_slope": toy["fro_value"],
         "main_norm": predicted_norm(config.param, config.optimizer),
         "main_direction_bar": DIRECTION_BAR[(config.param, config.optimizer)],
-        "rank_bound": config.n,
-        "feasibility_width": feasibility_width(config.n, config.T),
+        "rank_bound": config.sweep.n,
+        "feasibility_width": feasibility_width(config.sweep.n, config.sweep.T),
         "mmts_p_global": MMTS_P_GLOBAL,
         "mmts_p_local": MMTS_P_LOCAL,
         "naive_horizon_margin": naive_horizon_margin(config.dtype),
