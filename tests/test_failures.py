@@ -271,15 +271,15 @@ def test_save_failed_keeps_any_result_object_prefixed_by_phase(tmp_path, toy_stu
 
 def test_a_forward_pass_overflow_in_rank_collapse_is_a_failed_run_not_a_failed_check(tmp_path, monkeypatch, capsys):
     from studies.rank_collapse import simulate
+    from workbench.phases import Phase
 
-    def overflowing(cfg):
-        return {"sweep_rho_san": torch.tensor([1.0, float("inf")])}
-    monkeypatch.setattr(simulate, "cubic_scan", overflowing)
-    monkeypatch.setattr(simulate, "depth_sweep", lambda cfg: {"sweep_X": torch.zeros(2)})  # fast, finite
+    scan = next(p for p in simulate.PHASES if p.name == "scan")
+    monkeypatch.setattr(simulate, "PHASES", (Phase("sweep", lambda cfg: {"X": torch.zeros(2)}), scan))  # fast, finite
+    monkeypatch.setattr(simulate, "residual_norm", lambda H: torch.full(H.shape[:-2], float("inf"), dtype=H.dtype))
     assert main(["run", "rank-collapse", *SMOKE, "--out", str(tmp_path)]) == 3
-    assert "phase 'cubic_scan'" in capsys.readouterr().err
+    assert "phase 'scan'" in capsys.readouterr().err
     arrays = load_npz(_failed_dir(tmp_path, "rank-collapse") / "arrays.npz")
-    assert set(arrays) == {"sweep_X", "cubic_scan.sweep_rho_san"}
+    assert "sweep.X" in arrays and "scan.weights.W_Q" in arrays and np.isinf(arrays["scan.input_residual"]).all()
 
 
 # ================================================================================ records

@@ -33,7 +33,7 @@ RTOL = 1e-10
 
 ROUNDING: dict[str, tuple[str, ...]] = {
     # max|res(X_L) - res(X_0)| etc.: 2e-16 absolute, 3e-11 on the witness (whose max|X| is 7e5)
-    "rank-collapse": ("*residual_drift", "witness_rho_san_layer1", "paths_rel_error_*"),
+    "rank-collapse": ("*residual_drift*", "witness.rho_san_layer1", "paths.rel_error.*"),
     # the row sums of Y and Z are conserved by the projected gradients: drifts of 1e-16 .. 1e-14
     "scan-snap": ("*rowsum_drift", "mlp.invariant"),
     # autograd through the stable forward pass against its closed-form gradient: ~3e-16 apart

@@ -12,9 +12,10 @@ from scipy.optimize import linprog, minimize_scalar
 from studies import rank_collapse as rc
 from studies.rank_collapse import model, simulate, theory
 from studies.rank_collapse.config import Config
+from studies.rank_collapse.norms import composite_norm, norm_l1, norm_linf, residual_argmin, residual_mean
 from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
 from workbench.errors import ConfigError
-from workbench.linalg import composite_norm, norm_l1, norm_linf, residual_argmin, residual_mean
+from workbench.phases import load
 
 F64 = torch.float64
 
@@ -39,10 +40,12 @@ def _gen(seed: int) -> torch.Generator:
     ({"branch_scale": -1.0}, "branch_scale"),
     ({"norm": "both"}, "norm"),
     ({"qk_scale": (1.0, 0.0)}, "qk_scale"),
-    ({"epsilons": (1e-2, 1e-3, 1e-1)}, "epsilons"),
-    ({"path_heads": 8, "path_depth": 5}, "paths"),
-    ({"bound_tokens": (4.5,)}, "bound_tokens"),
-    ({"cluster_step": 0.0}, "cluster_step"),
+    ({"scan.epsilons": (1e-2, 1e-3, 1e-1)}, "scan.epsilons"),
+    ({"grad.qk_scale": (1.0, -1.0)}, "grad.qk_scale"),
+    ({"paths.heads": 8, "paths.depth": 5}, "paths.depth = 5 with heads = 8 .* too many"),
+    ({"bound.tokens": (4.5,)}, "bound.tokens"),
+    ({"cluster.step": 0.0}, "cluster.step"),
+    ({"noci.value_scale": 1e100}, "noci.value_scale=1e"),
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -57,7 +60,20 @@ def test_branch_scale_string_and_cli_coercion():
     assert Config.from_dict(cfg.to_dict()) == cfg
 
 
-# ----------------------------------------------------------------------------- workbench.linalg
+def test_sub_experiments_own_their_fields():
+    """A primary (depth-sweep) field leaves the sub-experiments alone; a dotted one sets one sub-experiment."""
+    base = Config.smoke()
+    swept = base.with_overrides(["qk_scale=4", "n_tokens=8", "skip=false"])
+    assert (swept.scan, swept.grad, swept.paths, swept.noci) == (base.scan, base.grad, base.paths, base.noci)
+    scan = base.with_overrides(["scan.qk_scale=0.5,4", "scan.heads=2"])
+    assert scan.scan.qk_scale == (0.5, 4.0) and scan.scan.heads == 2 and scan.qk_scale == base.qk_scale
+    assert scan.grad.qk_scale == base.grad.qk_scale
+    assert Config.from_dict(scan.to_dict()) == scan
+    with pytest.raises(ConfigError, match="Did you mean 'scan.heads'"):
+        base.with_overrides(["scan.head=2"])
+
+
+# ----------------------------------------------------------------------------- norms
 def _exact_composite_residual(X: np.ndarray) -> float:
     """min_x sqrt(||X - 1x^T||_1 ||X - 1x^T||_inf), exactly: sqrt(f1 finf) = min_a (a f1 + finf/a)/2
     (AM-GM), and for fixed a the inner problem is a linear program."""
@@ -100,7 +116,7 @@ def _exact_composite_residual(X: np.ndarray) -> float:
 
 
 def test_residual_argmin_is_close_to_the_exact_minimum():
-    """workbench's argmin residual is an upper bound within a few percent of the true minimum, and
+    """The argmin residual is an upper bound within a few percent of the true minimum, and
     the mean-centred residual is within 2(1 - 1/n) of it (spec section 3)."""
     rng = np.random.default_rng(0)
     worst = 1.0
@@ -214,13 +230,12 @@ def test_value_map_is_norm_preserving_in_expectation():
 
 
 def test_two_token_recursion_matches_forward():
-    cfg = Config.smoke().replace(toy_grid=7, toy_depth=10)
-    arrays = simulate.two_token(cfg)
-    theta, kappa = arrays["toy_theta"].numpy(), arrays["toy_kappa"].numpy()
-    T, K = np.meshgrid(theta, kappa, indexing="ij")
+    cfg = Config.smoke().replace(**{"toy.grid": 7, "toy.depth": 10})
+    toy = simulate.two_token(cfg)
+    T, K = np.meshgrid(toy.theta, toy.kappa, indexing="ij")
     for key, skip in (("noskip", False), ("skip", True)):
-        rec = theory.two_token_recursion(np.cos(T), np.sin(T), K, cfg.toy_depth, skip)
-        sim = arrays[f"toy_states_{key}"].numpy()
+        rec = theory.two_token_recursion(np.cos(T), np.sin(T), K, cfg.toy.depth, skip)
+        sim = toy.states[key]
         assert np.allclose(sim, rec, rtol=1e-11, atol=1e-13 * np.abs(sim).max())
     # the relative residual of a 2 x 1 matrix, against the generic composite-norm formula
     X = torch.tensor([[0.3], [-1.2]], dtype=F64)
@@ -296,23 +311,49 @@ def test_at_scales_order():
 
 def test_ensemble_member_equals_standalone_run():
     """Member (scale j, seed i) of a batched experiment equals the standalone run at seed + i, s_j."""
-    cfg = Config.smoke().replace(n_seeds=3, qk_scale=(0.5, 2.0), depth=8, scaling_depths=(2, 4),
-                                 witness_value_scales=(1.0,), grad_depth=2)
-    batched_sweep, batched_scan, batched_grad = simulate.depth_sweep(cfg), simulate.cubic_scan(cfg), simulate.gradient_experiment(cfg)
+    scales = (0.5, 2.0)
+    cfg = Config.smoke().replace(n_seeds=3, qk_scale=scales, depth=8, scaling_depths=(2, 4), witness_value_scales=(1.0,),
+                                 **{"scan.qk_scale": scales, "grad.qk_scale": scales, "grad.depth": 2})
+
+    def experiments(c):
+        sweep = simulate.depth_sweep(c)
+        with torch.enable_grad():
+            grad = simulate.gradient_experiment(c)
+        return sweep, simulate.depth_scaling(c, sweep), simulate.cubic_scan(c), grad
+
+    b_sweep, b_scaling, b_scan, b_grad = experiments(cfg)
     for i in (0, 2):
-        for j, s in enumerate(cfg.qk_scale):
-            alone = cfg.replace(seed=cfg.seed + i, n_seeds=1, qk_scale=(s,))
-            sweep, scan, grad = simulate.depth_sweep(alone), simulate.cubic_scan(alone), simulate.gradient_experiment(alone)
-            for key in ("sweep_rho_san", "sweep_rho_full", "scaling_rho_full_skip_invsqrt"):
-                assert torch.allclose(sweep[key][0, 0], batched_sweep[key][j, i], rtol=1e-10, atol=1e-14), key
-            for key in ("scan_output_residual_sa", "scan_output_residual_sa_multihead", "scan2_output_residual"):
-                assert torch.allclose(scan[key][0, 0], batched_scan[key][j, i], rtol=1e-9, atol=1e-14), key
-            assert torch.allclose(grad["grad_one_W_V"][0, 0], batched_grad["grad_one_W_V"][j, i], rtol=1e-10)
+        for j, s in enumerate(scales):
+            alone = cfg.replace(seed=cfg.seed + i, n_seeds=1, qk_scale=(s,), **{"scan.qk_scale": (s,), "grad.qk_scale": (s,)})
+            sweep, scaling, scan, grad = experiments(alone)
+            close = {"rtol": 1e-10, "atol": 1e-14}
+            for key in ("san", "full"):
+                np.testing.assert_allclose(sweep.rho[key][0, 0], b_sweep.rho[key][j, i], **close)
+            np.testing.assert_allclose(scaling.rho["full_skip_invsqrt"][0, 0], b_scaling.rho["full_skip_invsqrt"][j, i], **close)
+            for key in ("sa", "sa_multihead"):
+                np.testing.assert_allclose(scan.output_residual[key][0, 0], b_scan.output_residual[key][j, i],
+                                           rtol=1e-9, atol=1e-14)
+            np.testing.assert_allclose(scan.two_layer.output_residual[0, 0], b_scan.two_layer.output_residual[j, i],
+                                       rtol=1e-9, atol=1e-14)
+            np.testing.assert_allclose(grad.one["W_V"][0, 0], b_grad.one["W_V"][j, i], rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- smoke preset
-def test_smoke_preset_runs_and_passes():
-    record = rc.run(Config.smoke(), progress=False)
+@pytest.fixture(scope="module")
+def smoke_record():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return rc.run(Config.smoke(), progress=False)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_smoke_preset_runs_and_passes(smoke_record):
+    record = smoke_record
+    assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "bound", "paths", "grad", "noci",
+                                           "cluster", "toy"]
+    assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
     assert len(checks) >= 25
     failed = [c.name for c in checks if not c.passed]
@@ -325,3 +366,60 @@ def test_smoke_preset_runs_and_passes():
         plt.close(f)
     pred = rc.predict(Config.smoke())
     assert pred["cubic_exponent"] == 3 and list(pred["path_counts_skip"]) == [1, 6, 12, 8]
+
+
+def _t(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array)
+
+
+def test_record_reverifies_from_its_saved_inputs_and_weights(smoke_record):
+    """Every measured array the checks read is recomputed, bit for bit, from the inputs and sampled
+    weights the record holds (the witness and the depth-scaling runs read the sweep's saved arrays
+    by construction; the Noci networks are not saved, see `simulate.Noci`)."""
+    cfg, arrays = smoke_record.config, smoke_record.arrays
+    S, N = len(cfg.qk_scale), cfg.n_seeds
+
+    sweep = load(arrays, "sweep", simulate.Sweep)
+    params = model.slice_layers(model.at_scales({k: _t(v) for k, v in sweep.weights.items()}, _t(sweep.qk_scale)),
+                                cfg.depth)
+    X = model.tile_members(_t(sweep.X), S)
+    for name, spec in simulate._sweep_specs(cfg, cfg.depth).items():
+        rho = model.layer_trajectory(X, params, spec)["rho"].reshape(S, N, -1).numpy()
+        np.testing.assert_array_equal(rho, sweep.rho[simulate.VARIANT_KEYS[name]], err_msg=name)
+
+    scan = load(arrays, "scan", simulate.Scan)
+    eps = _t(scan.eps)
+    p = {k: v.repeat_interleave(len(eps), 0)
+         for k, v in model.at_scales({k: _t(v) for k, v in scan.weights.items()}, _t(np.asarray(cfg.scan.qk_scale))).items()}
+    Xs = model.tile_members(model.rank_one_plus(_t(scan.x), _t(scan.R0), eps), S)
+    np.testing.assert_array_equal(rc.norms.residual_norm(Xs).reshape(S, N, -1).numpy(), scan.input_residual)
+    y = transformer_forward(Xs, p, TransformerSpec(depth=1, d_model=cfg.scan.d_model, n_heads=cfg.scan.n_heads)).output
+    np.testing.assert_array_equal(rc.norms.residual_norm(y).reshape(S, N, -1).numpy(), scan.output_residual["sa"])
+
+    bound = load(arrays, "bound", simulate.Bound)
+    measured = []
+    for n, d in cfg.bound.groups:
+        key = f"n{n}_d{d}"
+        w = {k: _t(v) for k, v in bound.weights[key].items()}
+        out = transformer_forward(_t(bound.X[key]), w, TransformerSpec(depth=1, d_model=d, n_heads=1)).output
+        measured.append(rc.norms.residual_norm(out).numpy())
+    np.testing.assert_array_equal(np.concatenate(measured), bound.measured)
+
+    paths = load(arrays, "paths", simulate.Paths)
+    spec = TransformerSpec(depth=cfg.paths.depth, d_model=cfg.paths.d_model, n_heads=cfg.paths.heads,
+                           branch_scale=cfg.paths.branch_scale, skip=True)
+    w = {k: _t(v) for k, v in paths.weights.items()}
+    fwd = transformer_forward(_t(paths.X), w, spec)
+    total = model.path_decomposition(_t(paths.X), w, spec, fwd.patterns)["total"]
+    err = (total - fwd.output).abs().amax(dim=(1, 2)) / fwd.output.abs().amax(dim=(1, 2))
+    np.testing.assert_array_equal(err.numpy(), paths.rel_error["skip"])
+
+    grad = load(arrays, "grad", simulate.Gradients)
+    gc = cfg.grad
+    full = model.variant_specs(gc.depth, gc.d_model, gc.n_heads, alpha=gc.branch_scale, skip=gc.skip, mlp=gc.mlp,
+                               norm=gc.norm)["full"]
+    deep = model.at_scales({k: _t(v) for k, v in grad.weights_deep.items()}, _t(np.asarray(gc.qk_scale)))
+    collapsed = _t(grad.x)[:, None, :].expand(N, gc.n_tokens, gc.d_model)
+    norms = model.qk_value_gradients(model.tile_members(collapsed, S), model.tile_members(_t(grad.G), S), deep, full)
+    for k, v in norms.items():
+        np.testing.assert_array_equal(v.reshape(S, N, -1).numpy(), grad.deep_collapsed[k], err_msg=k)

@@ -1,3 +1,7 @@
+import sys
+
 from workbench.cli import study_main
-from studies import rank_collapse as _study
-raise SystemExit(study_main(_study))
+
+from studies import rank_collapse
+
+sys.exit(study_main(rank_collapse))

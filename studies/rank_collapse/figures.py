@@ -1,38 +1,40 @@
-"""Figures of the rank-collapse study: pure functions of a record (spec section 4, plots 1-6)."""
+"""Figures of the rank-collapse study: pure functions of a record (spec section 4, plots 1-6), each
+reading the typed results of the record; they display nothing."""
 from __future__ import annotations
 
 import numpy as np
 
+from workbench.phases import load
 from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure, seed_band
 from workbench.record import Record
 
 from studies.rank_collapse import theory
 from studies.rank_collapse.checks import FIT_WINDOW, fitted_slopes
-from studies.rank_collapse.simulate import SCAN_KEYS, VARIANT_KEYS
+from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths,
+                                            Scaling, Scan, Sweep, TwoToken)
 
 _SCALE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
-def _middle_scale(record: Record) -> int:
+def _middle_scale(qk_scale) -> int:
     """Index of the QK scale closest to 1 (the panels that show one scale)."""
-    return int(np.argmin(np.abs(np.log(np.asarray(record.config.qk_scale, dtype=float)))))
+    return int(np.argmin(np.abs(np.log(np.asarray(qk_scale, dtype=float)))))
 
 
 def relative_residual_figure(record: Record):
     """Plot 1: rho_l against layer for the four variants and every QK scale (linear and log)."""
-    a, cfg = record.arrays, record.config
+    cfg, sw = record.config, load(record, "sweep", Sweep)
     fig, axes = new_figure(4, 2, width=3.0, height=2.5)
     layers = np.arange(cfg.depth + 1)
     for col, (name, key) in enumerate(VARIANT_KEYS.items()):
-        rho = a[f"sweep_rho_{key}"]  # (S, N, L+1)
+        rho = sw.rho[key]  # (S, N, L+1)
         for j, s in enumerate(cfg.qk_scale):
             color = _SCALE_COLORS[j % len(_SCALE_COLORS)]
             seed_band(axes[0, col], layers, rho[j], label=f"s={s:g}", color=color)
             seed_band(axes[1, col], layers, rho[j], label=f"s={s:g}", color=color, log=True)
-        if f"sweep_rho_argmin_{key}" in a:
-            layers_argmin = a["sweep_argmin_layers"]
+        if key in sw.rho_argmin:
             for j in range(len(cfg.qk_scale)):
-                axes[1, col].plot(layers_argmin, np.median(a[f"sweep_rho_argmin_{key}"][j], 0), "x", ms=4,
+                axes[1, col].plot(sw.argmin_layers, np.median(sw.rho_argmin[key][j], 0), "x", ms=4,
                                   color=_SCALE_COLORS[j % len(_SCALE_COLORS)],
                                   label="argmin residual" if j == 0 else None)
         title = name if name != "full" else f"full (skip={cfg.skip}, mlp={cfg.mlp}, norm={cfg.norm})"
@@ -53,46 +55,45 @@ def relative_residual_figure(record: Record):
 def cubic_scan_figure(record: Record):
     """Plot 2: output residual against input residual (one and two layers) with slope references,
     and the fitted slopes of every variant and scale."""
-    a, cfg = record.arrays, record.config
-    j = _middle_scale(record)
+    sc, r = record.config.scan, load(record, "scan", Scan)
+    j = _middle_scale(sc.qk_scale)
     fig, axes = new_figure(3, 1, width=3.4, height=3.0)
     ax = axes[0, 0]
-    x = a["scan_input_residual"]
+    x = r.input_residual
     xm = np.median(x[j], 0)
-    for k, (name, key) in enumerate(SCAN_KEYS.items()):
-        y = np.median(a[f"scan_output_residual_{key}"][j], 0)
-        ax.loglog(xm, y, "o-", ms=3, lw=1, label=name)
-    y_sa = np.median(a["scan_output_residual_sa"][j], 0)
+    for name, key in SCAN_KEYS.items():
+        ax.loglog(xm, np.median(r.output_residual[key][j], 0), "o-", ms=3, lw=1, label=name)
+    y_sa = np.median(r.output_residual["sa"][j], 0)
     ax.loglog(xm, y_sa[-1] * (xm / xm[-1]) ** 3, "k--", lw=0.8, label="slope 3")
     ax.loglog(xm, 0.3 * xm, "k:", lw=0.8, label="slope 1")
     ax.set_xlabel(r"$\|res(X)\|_{1,\infty}$")
     ax.set_ylabel(r"$\|res(f(X))\|_{1,\infty}$")
-    ax.set_title(f"one layer, s={cfg.qk_scale[j]:g} (median over seeds)")
+    ax.set_title(f"one layer, s={sc.qk_scale[j]:g} (median over seeds)")
     ax.legend(fontsize=6)
 
     ax = axes[0, 1]
-    x2, y2 = a["scan2_input_residual"], a["scan2_output_residual"]
-    for i, s in enumerate(cfg.qk_scale):
+    x2, y2 = r.two_layer.input_residual, r.two_layer.output_residual
+    for i, s in enumerate(sc.qk_scale):
         color = _SCALE_COLORS[i % len(_SCALE_COLORS)]
         ax.loglog(np.median(x2[i], 0), np.median(y2[i], 0), "o-", ms=3, lw=1, color=color, label=f"s={s:g}")
     xm2 = np.median(x2[j], 0)
     ym2 = np.median(y2[j], 0)
     ax.loglog(xm2, ym2[-3] * (xm2 / xm2[-3]) ** 9, "k--", lw=0.8, label="slope 9")
-    ax.axhline(FLOAT64_EPS * np.median(a["scan2_output_norm"]), color="0.5", ls=":", lw=1, label=r"eps $\|X\|$")
+    ax.axhline(FLOAT64_EPS * np.median(r.two_layer.output_norm), color="0.5", ls=":", lw=1, label=r"eps $\|X\|$")
     ax.set_ylim(1e-17, None)
     ax.set_xlabel(r"$\|res(X)\|_{1,\infty}$")
     ax.set_title("two SA layers")
     ax.legend(fontsize=6)
 
     ax = axes[0, 2]
-    for k, (name, key) in enumerate(SCAN_KEYS.items()):
-        y = a[f"scan_output_residual_{key}"]
-        window = FIT_WINDOW if key not in ("sa_skip", "full") or (key == "full" and not cfg.skip) else (FIT_WINDOW[0], np.inf)
-        slopes = fitted_slopes(x, y, y / a[f"scan_output_norm_{key}"], window)
+    for k, key in enumerate(SCAN_KEYS.values()):
+        y = r.output_residual[key]
+        window = FIT_WINDOW if key not in ("sa_skip", "full") or (key == "full" and not sc.skip) else (FIT_WINDOW[0], np.inf)
+        slopes = fitted_slopes(x, y, y / r.output_norm[key], window)
         for i in range(slopes.shape[0]):
             ax.plot(np.full(slopes.shape[1], k) + 0.12 * (i - 1), slopes[i], ".", ms=3,
-                    color=_SCALE_COLORS[i % len(_SCALE_COLORS)], label=f"s={cfg.qk_scale[i]:g}" if k == 0 else None)
-    slopes2 = fitted_slopes(x2, y2, y2 / a["scan2_output_norm"], FIT_WINDOW)
+                    color=_SCALE_COLORS[i % len(_SCALE_COLORS)], label=f"s={sc.qk_scale[i]:g}" if k == 0 else None)
+    slopes2 = fitted_slopes(x2, y2, y2 / r.two_layer.output_norm, FIT_WINDOW)
     for i in range(slopes2.shape[0]):
         ax.plot(np.full(slopes2.shape[1], len(SCAN_KEYS)) + 0.12 * (i - 1), slopes2[i] / 3, ".", ms=3,
                 color=_SCALE_COLORS[i % len(_SCALE_COLORS)])
@@ -107,13 +108,13 @@ def cubic_scan_figure(record: Record):
 
 def bound_figure(record: Record):
     """Plot 3: measured one-layer residual against the explicit bound."""
-    a = record.arrays
-    bound = theory.explicit_bound(a["bound_n"], a["bound_max_logit_deviation"], a["bound_residual_norm"], a["bound_value_norm"])
-    measured = a["bound_measured"]
+    b = load(record, "bound", Bound)
+    bound = theory.explicit_bound(b.n, b.max_logit_deviation, b.residual_norm, b.value_norm)
+    measured = b.measured
     fig, axes = new_figure(2, 1, width=3.4, height=3.0)
     ax = axes[0, 0]
-    for i, n in enumerate(np.unique(a["bound_n"])):
-        sel = a["bound_n"] == n
+    for i, n in enumerate(np.unique(b.n)):
+        sel = b.n == n
         ax.loglog(bound[sel], measured[sel], ".", ms=4, color=_SCALE_COLORS[i % len(_SCALE_COLORS)], label=f"n={int(n)}")
     lim = [min(bound.min(), measured.min()) / 2, bound.max() * 2]
     ax.loglog(lim, lim, "k--", lw=0.8, label="measured = bound")
@@ -131,22 +132,22 @@ def bound_figure(record: Record):
 
 def paths_figure(record: Record):
     """Plot 4: path-length distributions, path-decomposition error, per-path residual by length."""
-    a, cfg = record.arrays, record.config
+    pc, p = record.config.paths, load(record, "paths", Paths)
     fig, axes = new_figure(3, 1, width=3.4, height=3.0)
     ax = axes[0, 0]
     for name, H, L in theory.ARCHITECTURES:
         k = np.arange(L + 1)
         ax.plot(k / L, theory.path_length_distribution(L, H), lw=1, label=f"{name} (H{H}, L{L})")
-    k = np.arange(cfg.path_depth + 1)
-    ax.plot(k / cfg.path_depth, theory.path_length_distribution(cfg.path_depth, cfg.path_heads), "ko--", ms=3,
-            label=f"this run (H{cfg.path_heads}, L{cfg.path_depth})")
+    k = np.arange(pc.depth + 1)
+    ax.plot(k / pc.depth, theory.path_length_distribution(pc.depth, pc.heads), "ko--", ms=3,
+            label=f"this run (H{pc.heads}, L{pc.depth})")
     ax.set_xlabel("path length k / L")
     ax.set_ylabel(r"fraction $\binom{L}{k}H^k/(H+1)^L$")
     ax.set_title("path lengths: Binomial(L, H/(H+1))")
     ax.legend(fontsize=5)
     ax = axes[0, 1]
-    for i, key in enumerate(("noskip", "skip")):
-        err = a[f"paths_rel_error_{key}"]
+    for key in ("noskip", "skip"):
+        err = p.rel_error[key]
         ax.semilogy(np.arange(len(err)), np.maximum(err, 1e-18), "o", ms=4, label=key)
     ax.axhline(FLOAT64_EPS, color="0.5", ls=":", lw=1, label="float64 eps")
     ax.axhline(1e-12, color="tab:red", ls="--", lw=0.8, label="check tolerance")
@@ -155,10 +156,10 @@ def paths_figure(record: Record):
     ax.set_title("exact path decomposition")
     ax.legend(fontsize=7)
     ax = axes[0, 2]
-    lengths, rho = a["paths_lengths_skip"], a["paths_rho_skip"]  # (paths,), (N, paths)
+    lengths, rho = p.lengths["skip"], p.rho["skip"]  # (paths,), (N, paths)
     jitter = np.linspace(-0.2, 0.2, rho.shape[0])[:, None]
     ax.semilogy((lengths[None, :] + jitter).ravel(), rho.ravel(), ".", ms=2, alpha=0.5)
-    for k in range(cfg.path_depth + 1):
+    for k in range(pc.depth + 1):
         sel = lengths == k
         if sel.any():
             ax.plot(k, np.median(rho[:, sel]), "k_", ms=14, mew=2)
@@ -175,22 +176,22 @@ def _layers_to_collapse(rho: np.ndarray, level: float) -> np.ndarray:
 
 def toy_figure(record: Record):
     """Plot 5: phase diagram of the two-token toy over token direction theta and logit strength kappa."""
-    a, cfg = record.arrays, record.config
-    theta, kappa = a["toy_theta"], a["toy_kappa"]
+    tc, t = record.config.toy, load(record, "toy", TwoToken)
+    theta, kappa = t.theta, t.kappa
     fig, axes = new_figure(2, 1, width=3.6, height=3.0)
-    rho = theory.two_token_relative_residual(a["toy_states_noskip"])  # (G, G, L+1)
+    rho = theory.two_token_relative_residual(t.states["noskip"])  # (G, G, L+1)
     steps = _layers_to_collapse(rho, 1e-8)
     im = axes[0, 0].pcolormesh(theta / np.pi, kappa, steps.T, shading="nearest", cmap="viridis")
-    fig.colorbar(im, ax=axes[0, 0], label=r"layers until $\rho<10^{-8}$" + f" (cap {cfg.toy_depth + 1})")
-    axes[0, 0].plot(theta / np.pi, theory.frozen_token_boundary(theta, cfg.toy_depth), "r--", lw=1,
+    fig.colorbar(im, ax=axes[0, 0], label=r"layers until $\rho<10^{-8}$" + f" (cap {tc.depth + 1})")
+    axes[0, 0].plot(theta / np.pi, theory.frozen_token_boundary(theta, tc.depth), "r--", lw=1,
                     label=r"$\kappa\,\min|x_i|\,|x_1-x_2| = \log L$")
     axes[0, 0].set_ylim(kappa[0], kappa[-1])
     axes[0, 0].legend(fontsize=6, loc="lower left")
     axes[0, 0].set_title("SAN (no skip)")
-    rho_skip = theory.two_token_relative_residual(a["toy_states_skip"])[..., -1]
+    rho_skip = theory.two_token_relative_residual(t.states["skip"])[..., -1]
     im = axes[0, 1].pcolormesh(theta / np.pi, kappa, np.log10(np.maximum(rho_skip, 1e-17)).T, shading="nearest",
                                cmap="magma")
-    fig.colorbar(im, ax=axes[0, 1], label=r"$\log_{10}\rho_L$" + f", L={cfg.toy_depth}")
+    fig.colorbar(im, ax=axes[0, 1], label=r"$\log_{10}\rho_L$" + f", L={tc.depth}")
     axes[0, 1].set_title("SAN + skip")
     for ax in axes[0]:
         ax.set_yscale("log")
@@ -205,19 +206,20 @@ def toy_figure(record: Record):
 def noci_figure(record: Record):
     """Plot 6a: Noci et al. -- rho_F against depth for alpha = 1 and 1/sqrt(L), with the
     uniform-attention prediction; Monte Carlo E||m_l||^2 against the closed form."""
-    a, cfg = record.arrays, record.config
+    cfg, sw, sc = record.config, load(record, "sweep", Sweep), load(record, "scaling", Scaling)
+    nc, noci = cfg.noci, load(record, "noci", Noci)
     fig, axes = new_figure(2, 1, width=3.6, height=3.0)
     ax = axes[0, 0]
-    X = a["sweep_X"]  # (N, n, d)
+    X = sw.X  # (N, n, d)
     m0 = X.mean(axis=1)
     R_sq = ((X - m0[:, None]) ** 2).sum(axis=(1, 2))
     m_sq = (m0 ** 2).sum(-1)
-    depths = a["scaling_depths"]
-    L_all = np.arange(a["scaling_rho_fro_san_skip_alpha1"].shape[-1])
+    depths = sc.depths
+    L_all = np.arange(sc.rho_fro["san_skip_alpha1"].shape[-1])
     for key, label, color in (("san_skip", "SAN+skip", "tab:blue"), ("full_skip", "full + skip", "tab:orange")):
-        seed_band(ax, L_all[1:], a[f"scaling_rho_fro_{key}_alpha1"].reshape(-1, len(L_all))[:, 1:], log=True,
+        seed_band(ax, L_all[1:], sc.rho_fro[f"{key}_alpha1"].reshape(-1, len(L_all))[:, 1:], log=True,
                   color=color, label=fr"{label}, $\alpha=1$")
-        seed_band(ax, depths, a[f"scaling_rho_fro_{key}_invsqrt"].reshape(-1, len(depths)), log=True, color=color,
+        seed_band(ax, depths, sc.rho_fro[f"{key}_invsqrt"].reshape(-1, len(depths)), log=True, color=color,
                   ls="--", marker="o", ms=3, label=fr"{label}, $\alpha=1/\sqrt{{L}}$")
     pred1 = np.median(theory.noci_relative_residual(R_sq[:, None], m_sq[:, None], cfg.n_tokens, 1.0, cfg.value_scale,
                                                     L_all[None, 1:]), 0)
@@ -231,13 +233,13 @@ def noci_figure(record: Record):
     ax.set_title("depth scaling (random QK, all scales)")
     ax.legend(fontsize=5)
     ax = axes[0, 1]
-    ratios = a["noci_mean_ratio"]  # (2, samples, L+1)
+    ratios = noci.mean_ratio  # (2, samples, L+1)
     layers = np.arange(ratios.shape[-1])
-    for i, (alpha, color) in enumerate(zip(a["noci_alphas"], ("tab:blue", "tab:orange"))):
+    for i, (alpha, color) in enumerate(zip(noci.alphas, ("tab:blue", "tab:orange"))):
         mean = ratios[i].mean(0)
         se = ratios[i].std(0, ddof=1) / np.sqrt(ratios.shape[1])
         ax.errorbar(layers, mean, yerr=2 * se, fmt="o", ms=3, color=color, label=fr"Monte Carlo $\alpha$={alpha:.3g} ($\pm$2 SE)")
-        ax.plot(layers, theory.noci_mean_growth(float(alpha), cfg.value_scale, layers), "-", color=color, lw=1,
+        ax.plot(layers, theory.noci_mean_growth(float(alpha), nc.value_scale, layers), "-", color=color, lw=1,
                 label=r"$(1+\alpha^2\sigma_v^2)^l$")
     ax.set_yscale("log")
     ax.set_xlabel("layer l")
@@ -249,15 +251,14 @@ def noci_figure(record: Record):
 
 def clustering_figure(record: Record):
     """Plot 6b: Geshkovski et al. sphere dynamics -- energy and minimum cosine against time."""
-    a, cfg = record.arrays, record.config
-    t = a["cluster_time"]
+    cc, c = record.config.cluster, load(record, "cluster", Clustering)
     fig, axes = new_figure(2, 1, width=3.6, height=3.0)
-    for b, beta in enumerate(cfg.cluster_betas):
+    for b, beta in enumerate(cc.betas):
         color = _SCALE_COLORS[b % len(_SCALE_COLORS)]
-        E = a["cluster_energy"][b]
-        seed_band(axes[0, 0], t, E / E[:, :1], color=color, label=fr"$\beta$={beta:g}")
-        seed_band(axes[0, 1], t, a["cluster_min_cosine"][b], color=color,
-                  label=fr"$\beta$={beta:g}: {np.median(a['cluster_count'][b]):g} clusters (median) at T")
+        E = c.energy[b]
+        seed_band(axes[0, 0], c.time, E / E[:, :1], color=color, label=fr"$\beta$={beta:g}")
+        seed_band(axes[0, 1], c.time, c.min_cosine[b], color=color,
+                  label=fr"$\beta$={beta:g}: {np.median(c.count[b]):g} clusters (median) at T")
     axes[0, 0].set_xlabel("time t")
     axes[0, 0].set_ylabel(r"$E_\beta(t)/E_\beta(0)$")
     axes[0, 0].set_title("interaction energy (nondecreasing)")
@@ -265,24 +266,24 @@ def clustering_figure(record: Record):
     axes[0, 1].axhline(0.999, color="0.5", ls=":", lw=1)
     axes[0, 1].set_xlabel("time t")
     axes[0, 1].set_ylabel(r"$\min_{ij}\langle x_i, x_j\rangle$")
-    axes[0, 1].set_title(f"n={cfg.cluster_tokens} tokens on $S^{{{cfg.cluster_dim - 1}}}$")
+    axes[0, 1].set_title(f"n={cc.tokens} tokens on $S^{{{cc.dim - 1}}}$")
     axes[0, 1].legend(fontsize=6)
     return fig
 
 
 def gradient_figure(record: Record):
     """Query/key gradients vanish at collapse: |grad W_Q|/|grad W_V| against eps, slope 2."""
-    a, cfg = record.arrays, record.config
-    eps = a["grad_eps"]
+    gc, g = record.config.grad, load(record, "grad", Gradients)
+    q, k, v = g.one["W_Q"], g.one["W_K"], g.one["W_V"]  # (S, N, E+1)
+    eps = g.eps
     pos = eps > 0
     fig, axes = new_figure(1, 1, width=3.6, height=3.0)
     ax = axes[0, 0]
-    for i, s in enumerate(cfg.qk_scale):
+    for i, s in enumerate(gc.qk_scale):
         color = _SCALE_COLORS[i % len(_SCALE_COLORS)]
-        seed_band(ax, eps[pos], (a["grad_one_W_Q"][i] / a["grad_one_W_V"][i])[:, pos], log=True, color=color,
-                  label=fr"$W_Q$, s={s:g}")
-        seed_band(ax, eps[pos], (a["grad_one_W_K"][i] / a["grad_one_W_V"][i])[:, pos], log=True, color=color, ls="--")
-    ref = np.median(a["grad_one_W_Q"][0][:, pos][:, -1] / a["grad_one_W_V"][0][:, pos][:, -1])
+        seed_band(ax, eps[pos], (q[i] / v[i])[:, pos], log=True, color=color, label=fr"$W_Q$, s={s:g}")
+        seed_band(ax, eps[pos], (k[i] / v[i])[:, pos], log=True, color=color, ls="--")
+    ref = np.median(q[0][:, pos][:, -1] / v[0][:, pos][:, -1])
     ax.plot(eps[pos], ref * (eps[pos] / eps[pos][-1]) ** 2, "k:", lw=1, label="slope 2")
     ax.set_xscale("log")
     ax.set_yscale("log")

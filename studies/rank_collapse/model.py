@@ -23,12 +23,10 @@ import torch
 from torch import Tensor
 
 from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
-from workbench.linalg import composite_norm, residual_mean
 
+from studies.rank_collapse.norms import (composite_norm, relative_residual, relative_residual_fro, residual_mean,
+                                         residual_norm)
 from studies.rank_collapse.theory import enumerate_paths
-
-VARIANTS = ("SAN", "SAN+MLP", "SAN+skip", "full")
-"""The four networks of Dong et al.'s Fig. 2."""
 
 STREAM_STRIDE = 1_000_003
 """Seed offset between the random streams of the different experiments (member i of stream k
@@ -87,22 +85,7 @@ def tile_members(X: Tensor, times: int) -> Tensor:
     return X.unsqueeze(0).expand(times, *X.shape).reshape(-1, *X.shape[1:])
 
 
-# ----------------------------------------------------------------------------- residuals
-def relative_residual(H: Tensor) -> Tensor:
-    """||res_mean(H)||_{1,inf} / ||H||_{1,inf} (Dong et al. Fig. 2), (..., n, d) -> (...)."""
-    return composite_norm(residual_mean(H)) / composite_norm(H)
-
-
-def relative_residual_fro(H: Tensor) -> Tensor:
-    """||res_mean(H)||_F / ||H||_F (the cosine-similarity view of Noci et al.), (..., n, d) -> (...)."""
-    return residual_mean(H).flatten(-2).norm(dim=-1) / H.flatten(-2).norm(dim=-1)
-
-
-def residual_norm(H: Tensor) -> Tensor:
-    """Absolute ||res_mean(H)||_{1,inf} (what the theorems bound)."""
-    return composite_norm(residual_mean(H))
-
-
+# ----------------------------------------------------------------------------- inputs and trajectories
 def layer_trajectory(X: Tensor, params: dict[str, Tensor], spec: TransformerSpec) -> dict[str, Tensor]:
     """Run the stack; return relative residuals (composite and Frobenius), absolute residual and
     norm for every hidden state, each (e, L + 1)."""
@@ -210,7 +193,7 @@ def min_cosine(x: Tensor) -> Tensor:
     return torch.einsum("eid,ejd->eij", x, x).amin(dim=(1, 2))
 
 
-def sphere_flow(x0: Tensor, beta: Tensor, step: float, n_steps: int, progress=None) -> dict[str, Tensor]:
+def sphere_flow(x0: Tensor, beta: Tensor, step: float, n_steps: int) -> dict[str, Tensor]:
     """Euler steps x <- normalise(x + h v(x)); record E_beta and the min cosine at every step."""
     x = x0 / x0.norm(dim=-1, keepdim=True)
     energy, cosine = [sphere_energy(x, beta)], [min_cosine(x)]
@@ -219,8 +202,6 @@ def sphere_flow(x0: Tensor, beta: Tensor, step: float, n_steps: int, progress=No
         x = x / x.norm(dim=-1, keepdim=True)
         energy.append(sphere_energy(x, beta))
         cosine.append(min_cosine(x))
-        if progress is not None:
-            progress.update(1)
     return {"final": x, "energy": torch.stack(energy, 1), "min_cosine": torch.stack(cosine, 1)}
 
 

@@ -1,125 +1,393 @@
-"""The experiments of the rank-collapse study.  Each function returns named arrays (torch tensors
-or numpy) that go into the record; every ensemble (QK scales x seeds, input scales, trials) is one
-batched tensor program.  See `studies.rank_collapse.model` for the networks and the conventions."""
+"""The experiments of the rank-collapse study: one function per phase, each returning a typed result.
+
+Every ensemble (QK scales x seeds, input scales, trials) is one batched tensor program; see
+`studies.rank_collapse.model` for the networks and the scale-major member order.  `run` is the
+list of phases; `workbench.phases.run_phases` owns threads, autograd, progress and timing, and
+stores each result as ``<phase>.<field>[.<key>]`` in the record.  Every result holds the inputs
+and the sampled weights its measurements are computed from, so a record can be re-verified from its
+arrays alone: the witness and the depth-scaling runs reuse the sweep's saved weights, the two-token
+weights are sqrt(kappa) and 1, the sphere model has none, and only the Noci Monte Carlo's networks
+are not saved (see `Noci`).
+
+Shapes: N seeds, S QK scales, n tokens, d width, h heads, k = d / h, L layers, E input scales.
+Weights follow `workbench.attention.init_transformer`: W_Q, W_K, W_V (N, L, h, d, k), W_O
+(N, L, h, k, d), W_in (N, L, d, 4d), W_out (N, L, 4d, d).
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from itertools import product
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from workbench.attention import TransformerSpec, init_transformer, transformer_forward
-from workbench.linalg import composite_norm, residual_argmin, residual_mean
+from workbench.errors import DivergenceError
+from workbench.phases import Phase, flatten, run_phases
+from workbench.record import Record
 
 from studies.rank_collapse.config import Config
-from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters, init_weights,
-                                         layer_trajectory, path_decomposition, qk_value_gradients,
-                                         rank_one_plus, relative_residual, residual_norm, slice_layers,
-                                         sphere_flow, stream_generators, tile_members, value_maps,
-                                         variant_specs)
+from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters, init_weights, layer_trajectory,
+                                         path_decomposition, qk_value_gradients, rank_one_plus, slice_layers,
+                                         sphere_flow, stream_generators, tile_members, value_maps, variant_specs)
+from studies.rank_collapse.norms import (composite_norm, relative_residual, residual_argmin, residual_mean,
+                                         residual_norm)
 
 VARIANT_KEYS = {"SAN": "san", "SAN+MLP": "san_mlp", "SAN+skip": "san_skip", "full": "full"}
-"""Array-name suffix of each Fig. 2 variant."""
-SCAN_VARIANTS = ("SA", "SA multi-head", "SA+MLP", "SA+LN", "SA+skip", "full")
+"""Record key of each Fig. 2 variant."""
 SCAN_KEYS = {"SA": "sa", "SA multi-head": "sa_multihead", "SA+MLP": "sa_mlp", "SA+LN": "sa_ln",
              "SA+skip": "sa_skip", "full": "full"}
+"""Record key of each variant of the one-layer scan."""
+ATTENTION = ("W_Q", "W_K", "W_V", "W_O")
 
 
-def argmin_residual_layers(depth: int) -> list[int]:
-    """Layers at which the sweep also records the argmin residual of `workbench.linalg`."""
-    return sorted({l for l in (0, 1, 2, 3, 4, 6, 8, 12, 24, depth) if l <= depth})
+# ----------------------------------------------------------------------------- results
+@dataclass
+class Sweep:
+    """The depth sweep (Dong et al. Fig. 2): the four variants on shared weights for every (s, seed)."""
+
+    X: np.ndarray
+    """(N, n, d) inputs X_0, one per seed, shared by every scale and variant."""
+    qk_scale: np.ndarray
+    """(S,) the QK scales s."""
+    weights: dict[str, np.ndarray]
+    """The sampled weights at unit QK scale, `weight_depth` layers (the sweep uses the first
+    ``depth``); member (s_j, seed i) has W_Q, W_K multiplied by s_j (`model.at_scales`)."""
+    rho: dict[str, np.ndarray]
+    """Variant -> (S, N, L+1) relative residual rho_l = ||res(X_l)||_{1,inf} / ||X_l||_{1,inf}."""
+    rho_fro: dict[str, np.ndarray]
+    """Variant -> (S, N, L+1) the Frobenius relative residual."""
+    residual: dict[str, np.ndarray]
+    """Variant -> (S, N, L+1) the absolute residual ||res(X_l)||_{1,inf}."""
+    norm: dict[str, np.ndarray]
+    """Variant -> (S, N, L+1) ||X_l||_{1,inf}."""
+    rho_argmin: dict[str, np.ndarray]
+    """'san', 'full' -> (S, N, A) the relative argmin residual at ``argmin_layers``."""
+    argmin_layers: np.ndarray
+    """(A,) the layers of ``rho_argmin``."""
 
 
+@dataclass
+class Witness:
+    """Claim 3.1's witness: W_Q = W_K = 0 (uniform attention) with skips, the sweep's W_V rescaled."""
+
+    value_scale: np.ndarray
+    """(W,) the sigma_v values; W_V is the sweep's times sigma_v / value_scale."""
+    residual_drift: np.ndarray
+    """(W, N) max |res(X_L) - res(X_0)|."""
+    max_abs: np.ndarray
+    """(W, N) max |X_L|."""
+    rho_skip: np.ndarray
+    """(W, N, L+1) rho_l with skips."""
+    rho_san_layer1: np.ndarray
+    """(W, N) rho_1 of the same uniform attention without skips."""
+
+
+@dataclass
+class Scaling:
+    """Depth scaling (Noci et al.): alpha = 1 over ``weight_depth`` layers against alpha = 1/sqrt(L) at each L."""
+
+    depths: np.ndarray
+    """(D,) the depths L of the 1/sqrt(L) runs."""
+    rho: dict[str, np.ndarray]
+    """'{san_skip,full_skip}_alpha1' -> (S, N, L_w+1) and '..._invsqrt' -> (S, N, D) (rho at the last layer)."""
+    rho_fro: dict[str, np.ndarray]
+    """The same for the Frobenius relative residual."""
+
+
+@dataclass
+class TwoLayerScan:
+    """Two composed SA layers at X = 1 x^T + eps R0 (expected slope 9)."""
+
+    eps: np.ndarray
+    """(E2,) input scales."""
+    weights: dict[str, np.ndarray]
+    """The two layers' attention weights at unit QK scale, (N, 2, ...)."""
+    input_residual: np.ndarray
+    """(S, N, E2) ||res(X)||_{1,inf}."""
+    output_residual: np.ndarray
+    """(S, N, E2) ||res(f(X))||_{1,inf}."""
+    output_norm: np.ndarray
+    """(S, N, E2) ||f(X)||_{1,inf}."""
+
+
+@dataclass
+class Scan:
+    """The cubic law: output residual against input residual for X = 1 x^T + eps R0, one layer."""
+
+    x: np.ndarray
+    """(N, d) the token-uniform part."""
+    R0: np.ndarray
+    """(N, n, d) the centred residual direction."""
+    eps: np.ndarray
+    """(E,) input scales."""
+    weights: dict[str, np.ndarray]
+    """The single-head layer at unit QK scale, (N, 1, ...): every variant but the multi-head one."""
+    weights_multihead: dict[str, np.ndarray]
+    """The multi-head layer's attention weights at unit QK scale, (N, 1, heads, ...)."""
+    input_residual: np.ndarray
+    """(S, N, E) ||res(X)||_{1,inf}."""
+    output_residual: dict[str, np.ndarray]
+    """Variant -> (S, N, E) ||res(f(X))||_{1,inf}."""
+    output_norm: dict[str, np.ndarray]
+    """Variant -> (S, N, E) ||f(X)||_{1,inf}."""
+    two_layer: TwoLayerScan
+    """The two-layer scan on the same x and R0."""
+
+
+@dataclass
+class Bound:
+    """Random single-head layers and the ingredients of `theory.explicit_bound`; one entry per trial."""
+
+    n: np.ndarray
+    """(T,) tokens n of the trial."""
+    d: np.ndarray
+    """(T,) width d."""
+    qk_scale: np.ndarray
+    """(T,) s, log-uniform in [1/4, 4]."""
+    value_scale: np.ndarray
+    """(T,) sigma_v, log-uniform in [1/4, 4]."""
+    eps: np.ndarray
+    """(T,) input residual scale, log-uniform in [1e-3, 1]."""
+    measured: np.ndarray
+    """(T,) ||res(SA(X))||_{1,inf}."""
+    max_logit_deviation: np.ndarray
+    """(T,) eps_E = max_ij |(R A R^T)_ij|."""
+    residual_norm: np.ndarray
+    """(T,) ||R||_{1,inf} of the centred input."""
+    value_norm: np.ndarray
+    """(T,) ||W_V W_O||_{1,inf}."""
+    A_spectral: np.ndarray
+    """(T,) ||A||_2 of A = W_Q W_K^T / sqrt(d)."""
+    max_row_sq: np.ndarray
+    """(T,) max_i ||R_i||^2."""
+    X: dict[str, np.ndarray]
+    """'n{n}_d{d}' -> (trials, n, d) the inputs of that group."""
+    weights: dict[str, dict[str, np.ndarray]]
+    """'n{n}_d{d}' -> the layers as run (s and sigma_v applied), (trials, 1, 1, d, d) each."""
+
+
+@dataclass
+class Paths:
+    """The exact path decomposition (Thm 2.1 without skips, Claim 3.1 with), keyed 'noskip' / 'skip'."""
+
+    X: np.ndarray
+    """(N, n, d) inputs."""
+    weights: dict[str, np.ndarray]
+    """The layers at QK scale 1, (N, L, H, ...)."""
+    rel_error: dict[str, np.ndarray]
+    """(N,) max |sum over paths - forward| / max |forward|."""
+    count: dict[str, np.ndarray]
+    """(L+1,) number of paths of each length."""
+    lengths: dict[str, np.ndarray]
+    """(P,) length of each path."""
+    rho: dict[str, np.ndarray]
+    """(N, P) relative residual of each single path term."""
+    length_residual: dict[str, np.ndarray]
+    """(N, L+1) ||res||_{1,inf} of the sum of the paths of each length."""
+    output_rho: dict[str, np.ndarray]
+    """(N,) rho of the forward output."""
+
+
+@dataclass
+class Gradients:
+    """|dL/dW| (Frobenius, per layer) of L = <G, f(X)> near and at a collapsed input X = 1 x^T."""
+
+    x: np.ndarray
+    """(N, d) the token-uniform part."""
+    R0: np.ndarray
+    """(N, n, d) the centred residual direction."""
+    G: np.ndarray
+    """(N, n, d) the read-out of the loss."""
+    eps: np.ndarray
+    """(E+1,) input scales, 0 first."""
+    weights_one: dict[str, np.ndarray]
+    """The single SA layer's attention weights at unit QK scale, (N, 1, ...)."""
+    weights_deep: dict[str, np.ndarray]
+    """The full model's weights at unit QK scale, (N, grad.depth, ...)."""
+    one: dict[str, np.ndarray]
+    """'W_Q', 'W_K', 'W_V' -> (S, N, E+1) one SA layer at X = 1 x^T + eps R0."""
+    deep_collapsed: dict[str, np.ndarray]
+    """'W_Q', 'W_K', 'W_V' -> (S, N, grad.depth) the full model at X = 1 x^T, per layer."""
+    deep_generic: dict[str, np.ndarray]
+    """The same at X = 1 x^T + R0."""
+
+
+@dataclass
+class Noci:
+    """Uniform attention with skips (Noci et al.): the token mean's growth over independent networks.
+
+    The networks are not saved: their W_V and W_O (W_Q = W_K = 0) are 2 L d^2 numbers each, 196 kB at
+    the default sizes, so 196 MB at quick's 1000 networks and 2 GB at paper's 10^4.  What the checks
+    read is the per-network trajectory below: the Monte Carlo's samples.
+    """
+
+    alphas: np.ndarray
+    """(2,) the branch scales 1 and 1/sqrt(L)."""
+    mean_ratio: np.ndarray
+    """(2, samples, L+1) ||m_l||^2 / ||m_0||^2 of the token mean m_l."""
+    residual_drift: np.ndarray
+    """(2, samples) max |res(X_L) - res(X_0)| / max |X_L|."""
+
+
+@dataclass
+class Clustering:
+    """The Geshkovski et al. sphere dynamics for every (beta, seed); it has no weights."""
+
+    x0: np.ndarray
+    """(N, n, d) the unit starting tokens."""
+    final: np.ndarray
+    """(B, N, n, d) the tokens at time T."""
+    time: np.ndarray
+    """(steps+1,) the times."""
+    energy: np.ndarray
+    """(B, N, steps+1) E_beta along the flow."""
+    min_cosine: np.ndarray
+    """(B, N, steps+1) the smallest pairwise cosine."""
+    count: np.ndarray
+    """(B, N) clusters at time T (cosine > 0.999 components)."""
+
+
+@dataclass
+class TwoToken:
+    """The two-token, one-dimensional SAN over the (theta, kappa) grid; W_Q = W_K = sqrt(kappa), W_V = W_O = 1."""
+
+    theta: np.ndarray
+    """(G,) token directions: X = (cos theta, sin theta)^T."""
+    kappa: np.ndarray
+    """(G,) logit strengths."""
+    states: dict[str, np.ndarray]
+    """'noskip', 'skip' -> (G, G, L+1, 2) the two tokens at every layer."""
+
+
+# ----------------------------------------------------------------------------- helpers
 def _randn(generators, shape, dtype) -> Tensor:
     """One draw of ``shape`` per member generator, stacked: (m, *shape), on the CPU."""
     return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators])
 
 
+def _np(value: Tensor | dict[str, Tensor]):
+    """A tensor (or a dict of them) as numpy on the CPU."""
+    if isinstance(value, dict):
+        return {k: _np(v) for k, v in value.items()}
+    return value.detach().cpu().numpy()
+
+
+def _tensors(arrays: dict[str, np.ndarray], cfg: Config) -> dict[str, Tensor]:
+    """Saved weights back on the run's device (the same bits)."""
+    return {k: torch.from_numpy(v).to(cfg.torch_device) for k, v in arrays.items()}
+
+
+def _finite(phase: str, result):
+    """``result``, or a `DivergenceError` keeping it: every float of this study is finite in a healthy
+    run, and a NaN or inf means the forward pass overflowed (a weight scale too large for the depth),
+    which is a failed run, not a failed check."""
+    bad = [k.partition(".")[2] for k, v in flatten(phase, result).items()
+           if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise DivergenceError(f"non-finite values (overflow in the forward pass) in {bad[:6]}"
+                              + (f" and {len(bad) - 6} more" if len(bad) > 6 else ""), partial=result)
+    return result
+
+
+def _sweep_specs(cfg: Config, depth: int) -> dict[str, TransformerSpec]:
+    return variant_specs(depth, cfg.d_model, cfg.n_heads, alpha=cfg.alpha, skip=cfg.skip, mlp=cfg.mlp, norm=cfg.norm)
+
+
 # ----------------------------------------------------------------------------- Fig. 2 analogue
-def depth_sweep(cfg: Config) -> dict[str, Tensor]:
-    """Relative residual per layer of the four variants for every (QK scale, seed); the
-    uniform-attention witness; and the alpha = 1/sqrt(L) depth-scaling runs (same weights)."""
+def depth_sweep(cfg: Config) -> Sweep:
+    """Relative residual per layer of the four variants for every (QK scale, seed)."""
     dev, dt = cfg.torch_device, cfg.torch_dtype
     N, S, n, d = cfg.n_seeds, len(cfg.qk_scale), cfg.n_tokens, cfg.d_model
-    L_max = max(cfg.depth, max(cfg.scaling_depths))
     gens = stream_generators(cfg.seed, "sweep", N)
     X0 = _randn(gens, (n, d), dt).to(dev)  # (N, n, d): drawn first, so it does not depend on depth
-    base = init_weights(TransformerSpec(depth=L_max, d_model=d, n_heads=cfg.n_heads), gens,
+    base = init_weights(TransformerSpec(depth=cfg.weight_depth, d_model=d, n_heads=cfg.n_heads), gens,
                         value_scale=cfg.value_scale, dtype=dt, device=dev)
     scales = torch.tensor(cfg.qk_scale, dtype=dt, device=dev)
-    params = at_scales(base, scales)  # (S*N, L_max, ...)
+    params = slice_layers(at_scales(base, scales), cfg.depth)  # (S*N, L, ...)
     X = tile_members(X0, S)  # (S*N, n, d)
-    out: dict[str, Tensor] = {"sweep_X": X0, "qk_scale": scales}
 
-    specs = variant_specs(cfg.depth, d, cfg.n_heads, alpha=cfg.alpha, skip=cfg.skip, mlp=cfg.mlp, norm=cfg.norm)
-    argmin_layers = argmin_residual_layers(cfg.depth)
-    for name, spec in specs.items():
-        traj = layer_trajectory(X, slice_layers(params, cfg.depth), spec)
-        for key, value in traj.items():
-            out[f"sweep_{key}_{VARIANT_KEYS[name]}"] = value.reshape(S, N, -1)
+    traj: dict[str, dict[str, np.ndarray]] = {"rho": {}, "rho_fro": {}, "residual": {}, "norm": {}}
+    rho_argmin = {}
+    for name, spec in _sweep_specs(cfg, cfg.depth).items():
+        key = VARIANT_KEYS[name]
+        for quantity, value in layer_trajectory(X, params, spec).items():
+            traj[quantity][key] = _np(value.reshape(S, N, -1))
         if name in ("SAN", "full"):
             # the argmin residual (an iterative minimisation) at a few layers only: it is costly
-            hidden = torch.stack(transformer_forward(X, slice_layers(params, cfg.depth), spec).hidden, 1)
-            H_sel = hidden[:, argmin_layers]  # (S*N, layers, n, d)
-            out[f"sweep_rho_argmin_{VARIANT_KEYS[name]}"] = (
-                composite_norm(residual_argmin(H_sel)) / composite_norm(H_sel)).reshape(S, N, -1)
-    out["sweep_argmin_layers"] = torch.tensor(argmin_layers)
+            hidden = torch.stack(transformer_forward(X, params, spec).hidden, 1)
+            H_sel = hidden[:, cfg.argmin_layers]  # (S*N, layers, n, d)
+            rho_argmin[key] = _np((composite_norm(residual_argmin(H_sel)) / composite_norm(H_sel)).reshape(S, N, -1))
+    return _finite("sweep", Sweep(X=_np(X0), qk_scale=_np(scales), weights=_np(base), **traj, rho_argmin=rho_argmin,
+                                  argmin_layers=np.array(cfg.argmin_layers, dtype=np.int64)))
 
-    # Claim 3.1 witness: W_Q = W_K = 0 (uniform attention), skip, the sweep's W_V rescaled.
-    W = torch.tensor(cfg.witness_value_scales, dtype=dt, device=dev)
-    witness = {k: tile_members(v[:, :cfg.depth], len(W)) for k, v in base.items()}
+
+def uniform_witness(cfg: Config, sweep: Sweep) -> Witness:
+    """Claim 3.1's witness on the sweep's inputs and weights: with W_Q = W_K = 0 and skips the
+    residual never changes; without skips one layer makes the input rank one."""
+    dt, N = cfg.torch_dtype, cfg.n_seeds
+    X0, base = torch.from_numpy(sweep.X).to(cfg.torch_device), _tensors(sweep.weights, cfg)
+    W = torch.tensor(cfg.witness_value_scales, dtype=dt, device=cfg.torch_device)
+    witness = {k: tile_members(v[:, :cfg.depth], len(W)) for k, v in base.items()}  # (W*N, L, ...)
     witness["W_Q"], witness["W_K"] = torch.zeros_like(witness["W_Q"]), torch.zeros_like(witness["W_K"])
     witness["W_V"] = witness["W_V"] * (W / cfg.value_scale).repeat_interleave(N).reshape(-1, 1, 1, 1, 1)
     Xw = tile_members(X0, len(W))
-    skip_spec = specs["SAN+skip"]
-    hidden = transformer_forward(Xw, witness, skip_spec).hidden
+    specs = _sweep_specs(cfg, cfg.depth)
+    hidden = transformer_forward(Xw, witness, specs["SAN+skip"]).hidden
     drift = (residual_mean(hidden[-1]) - residual_mean(Xw)).abs().amax(dim=(1, 2))
-    out["witness_value_scale"] = W
-    out["witness_residual_drift"] = drift.reshape(len(W), N)  # max |res(X_L) - res(X_0)|
-    out["witness_max_abs"] = hidden[-1].abs().amax(dim=(1, 2)).reshape(len(W), N)  # max |X_L|
-    out["witness_rho_skip"] = relative_residual(torch.stack(hidden, 1)).reshape(len(W), N, -1)
     san_one = transformer_forward(Xw, slice_layers(witness, 1), replace(specs["SAN"], depth=1)).output
-    out["witness_rho_san_layer1"] = relative_residual(san_one).reshape(len(W), N)
+    return _finite("witness", Witness(
+        value_scale=_np(W),
+        residual_drift=_np(drift.reshape(len(W), N)),
+        max_abs=_np(hidden[-1].abs().amax(dim=(1, 2)).reshape(len(W), N)),
+        rho_skip=_np(relative_residual(torch.stack(hidden, 1)).reshape(len(W), N, -1)),
+        rho_san_layer1=_np(relative_residual(san_one).reshape(len(W), N))))
 
-    # Depth scaling (Noci et al.): alpha = 1 over L_max layers vs alpha = 1/sqrt(L) at each L.
-    full_skip = replace(specs["full"], skip=True)
-    for key, spec in (("san_skip", specs["SAN+skip"]), ("full_skip", full_skip)):
-        traj = layer_trajectory(X, params, replace(spec, depth=L_max, branch_scale=1.0))
-        out[f"scaling_rho_{key}_alpha1"] = traj["rho"].reshape(S, N, -1)
-        out[f"scaling_rho_fro_{key}_alpha1"] = traj["rho_fro"].reshape(S, N, -1)
-        rho, rho_fro = [], []
+
+def depth_scaling(cfg: Config, sweep: Sweep) -> Scaling:
+    """Noci et al.'s depth scaling on the sweep's inputs and weights: SAN+skip and the full model
+    with skips, alpha = 1 over every drawn layer and alpha = 1/sqrt(L) at each of ``scaling_depths``."""
+    dev, dt = cfg.torch_device, cfg.torch_dtype
+    N, S = cfg.n_seeds, len(cfg.qk_scale)
+    X0, base = torch.from_numpy(sweep.X).to(dev), _tensors(sweep.weights, cfg)
+    params = at_scales(base, torch.tensor(cfg.qk_scale, dtype=dt, device=dev))  # (S*N, L_w, ...)
+    X = tile_members(X0, S)
+    specs = _sweep_specs(cfg, cfg.depth)
+    rho, rho_fro = {}, {}
+    for key, spec in (("san_skip", specs["SAN+skip"]), ("full_skip", replace(specs["full"], skip=True))):
+        traj = layer_trajectory(X, params, replace(spec, depth=cfg.weight_depth, branch_scale=1.0))
+        rho[f"{key}_alpha1"] = _np(traj["rho"].reshape(S, N, -1))
+        rho_fro[f"{key}_alpha1"] = _np(traj["rho_fro"].reshape(S, N, -1))
+        last, last_fro = [], []
         for L in cfg.scaling_depths:
             traj = layer_trajectory(X, slice_layers(params, L), replace(spec, depth=L, branch_scale=1 / math.sqrt(L)))
-            rho.append(traj["rho"][:, -1])
-            rho_fro.append(traj["rho_fro"][:, -1])
-        out[f"scaling_rho_{key}_invsqrt"] = torch.stack(rho, -1).reshape(S, N, -1)
-        out[f"scaling_rho_fro_{key}_invsqrt"] = torch.stack(rho_fro, -1).reshape(S, N, -1)
-    out["scaling_depths"] = torch.tensor(cfg.scaling_depths)
-    return out
+            last.append(traj["rho"][:, -1])
+            last_fro.append(traj["rho_fro"][:, -1])
+        rho[f"{key}_invsqrt"] = _np(torch.stack(last, -1).reshape(S, N, -1))
+        rho_fro[f"{key}_invsqrt"] = _np(torch.stack(last_fro, -1).reshape(S, N, -1))
+    return _finite("scaling", Scaling(depths=np.array(cfg.scaling_depths, dtype=np.int64), rho=rho, rho_fro=rho_fro))
 
 
 # ----------------------------------------------------------------------------- cubic law
-def cubic_scan(cfg: Config) -> dict[str, Tensor]:
+def cubic_scan(cfg: Config) -> Scan:
     """Output residual against input residual for X = 1 x^T + eps R0 (one and two layers).
 
     Members (QK scale, seed, eps); every variant of one seed sees the same x, R0 and (for the
     one-head variants) the same layer weights.
     """
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    N, S, n, d = cfg.n_seeds, len(cfg.qk_scale), cfg.n_tokens, cfg.d_model
+    sc, dev, dt = cfg.scan, cfg.torch_device, cfg.torch_dtype
+    N, S, n, d = cfg.n_seeds, len(sc.qk_scale), sc.n_tokens, sc.d_model
     gens = stream_generators(cfg.seed, "scan", N)
     x = torch.stack([torch.randn(d, generator=g, dtype=dt) for g in gens]).to(dev)  # (N, d)
     R0 = residual_mean(_randn(gens, (n, d), dt).to(dev))  # (N, n, d): centred N(0, 1) entries
-    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=cfg.n_heads), gens,
-                       value_scale=cfg.value_scale, dtype=dt, device=dev)
-    multi = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=cfg.scan_heads), gens,
-                         value_scale=cfg.value_scale, dtype=dt, device=dev)
-    two = init_weights(TransformerSpec(depth=2, d_model=d, n_heads=cfg.n_heads), gens,
-                       value_scale=cfg.value_scale, dtype=dt, device=dev)
-    scales = torch.tensor(cfg.qk_scale, dtype=dt, device=dev)
+    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.n_heads), gens,
+                       value_scale=sc.value_scale, dtype=dt, device=dev)
+    multi = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.heads), gens,
+                         value_scale=sc.value_scale, dtype=dt, device=dev)
+    two = init_weights(TransformerSpec(depth=2, d_model=d, n_heads=sc.n_heads), gens,
+                       value_scale=sc.value_scale, dtype=dt, device=dev)
+    scales = torch.tensor(sc.qk_scale, dtype=dt, device=dev)
 
     def members(params, eps):
         """(S*N*E, ...) params and inputs, ordered (scale, seed, eps)."""
@@ -128,44 +396,46 @@ def cubic_scan(cfg: Config) -> dict[str, Tensor]:
         X = tile_members(rank_one_plus(x, R0, eps), S)
         return p, X
 
-    eps = torch.tensor(cfg.epsilons, dtype=dt, device=dev)
-    specs = variant_specs(1, d, cfg.n_heads, alpha=cfg.alpha, skip=cfg.skip, mlp=cfg.mlp, norm=cfg.norm)
+    eps = torch.tensor(sc.epsilons, dtype=dt, device=dev)
+    specs = variant_specs(1, d, sc.n_heads, alpha=sc.branch_scale, skip=sc.skip, mlp=sc.mlp, norm=sc.norm)
     scan_specs = {
-        "SA": specs["SAN"], "SA multi-head": replace(specs["SAN"], n_heads=cfg.scan_heads),
+        "SA": specs["SAN"], "SA multi-head": replace(specs["SAN"], n_heads=sc.heads),
         "SA+MLP": specs["SAN+MLP"], "SA+LN": replace(specs["SAN"], norm="post"),
         "SA+skip": specs["SAN+skip"], "full": specs["full"],
     }
-    out: dict[str, Tensor] = {"scan_x": x, "scan_R0": R0, "scan_eps": eps}
     p_one, X = members(one, eps)
     p_multi, _ = members(multi, eps)
-    out["scan_input_residual"] = residual_norm(X).reshape(S, N, -1)
+    output_residual, output_norm = {}, {}
     for name, spec in scan_specs.items():
-        p = p_multi if name == "SA multi-head" else p_one
-        y = transformer_forward(X, p, spec).output
-        out[f"scan_output_residual_{SCAN_KEYS[name]}"] = residual_norm(y).reshape(S, N, -1)
-        out[f"scan_output_norm_{SCAN_KEYS[name]}"] = composite_norm(y).reshape(S, N, -1)
+        y = transformer_forward(X, p_multi if name == "SA multi-head" else p_one, spec).output
+        output_residual[SCAN_KEYS[name]] = _np(residual_norm(y).reshape(S, N, -1))
+        output_norm[SCAN_KEYS[name]] = _np(composite_norm(y).reshape(S, N, -1))
 
-    eps2 = torch.tensor(cfg.epsilons_two_layer, dtype=dt, device=dev)
+    eps2 = torch.tensor(sc.epsilons_two_layer, dtype=dt, device=dev)
     p_two, X2 = members(two, eps2)
     y2 = transformer_forward(X2, p_two, replace(specs["SAN"], depth=2)).output
-    out["scan2_eps"] = eps2
-    out["scan2_input_residual"] = residual_norm(X2).reshape(S, N, -1)
-    out["scan2_output_residual"] = residual_norm(y2).reshape(S, N, -1)
-    out["scan2_output_norm"] = composite_norm(y2).reshape(S, N, -1)
-    return out
+    two_layer = TwoLayerScan(eps=_np(eps2), weights=_np({k: two[k] for k in ATTENTION}),
+                             input_residual=_np(residual_norm(X2).reshape(S, N, -1)),
+                             output_residual=_np(residual_norm(y2).reshape(S, N, -1)),
+                             output_norm=_np(composite_norm(y2).reshape(S, N, -1)))
+    return _finite("scan", Scan(
+        x=_np(x), R0=_np(R0), eps=_np(eps), weights=_np(one), weights_multihead=_np({k: multi[k] for k in ATTENTION}),
+        input_residual=_np(residual_norm(X).reshape(S, N, -1)), output_residual=output_residual,
+        output_norm=output_norm, two_layer=two_layer))
 
 
 # ----------------------------------------------------------------------------- explicit bound
-def bound_trials(cfg: Config) -> dict[str, Tensor]:
+def bound_trials(cfg: Config) -> Bound:
     """One random single-head layer per trial, at random s in [1/4, 4], sigma_v in [1/4, 4] and
     input residual eps in [1e-3, 1] (log-uniform), for every (n, d) pair; the measured residual
     and the ingredients of `theory.explicit_bound`."""
     dev, dt = cfg.torch_device, cfg.torch_dtype
-    T = cfg.bound_trials
+    T = cfg.bound.trials
     cols: dict[str, list[Tensor]] = {k: [] for k in (
         "n", "d", "qk_scale", "value_scale", "eps", "measured", "max_logit_deviation", "residual_norm",
         "value_norm", "A_spectral", "max_row_sq")}
-    for group, (n, d) in enumerate(product(cfg.bound_tokens, cfg.bound_widths)):
+    inputs, weights = {}, {}
+    for group, (n, d) in enumerate(cfg.bound.groups):
         gens = stream_generators(cfg.seed + group * T, "bound", T)
         u = torch.stack([torch.rand(3, generator=g, dtype=dt) for g in gens]).to(dev)  # (T, 3)
         s = 0.25 * 16.0 ** u[:, 0]
@@ -195,141 +465,153 @@ def bound_trials(cfg: Config) -> dict[str, Tensor]:
         cols["value_norm"].append(composite_norm(W))
         cols["A_spectral"].append(torch.linalg.matrix_norm(A, ord=2))
         cols["max_row_sq"].append(R.pow(2).sum(-1).amax(-1))
-    return {f"bound_{k}": torch.cat([c.to(dev) for c in v]) for k, v in cols.items()}
+        inputs[f"n{n}_d{d}"], weights[f"n{n}_d{d}"] = _np(X), _np(p)
+    return _finite("bound", Bound(**{k: _np(torch.cat([c.to(dev) for c in v])) for k, v in cols.items()},
+                                  X=inputs, weights=weights))
 
 
 # ----------------------------------------------------------------------------- paths
-def path_experiment(cfg: Config) -> dict[str, Tensor]:
-    """The exact path decomposition without and with skips (s = 1, alpha = the config's)."""
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    N, n, d = cfg.n_seeds, cfg.n_tokens, cfg.d_model
-    gens = stream_generators(cfg.seed, "paths", N)
-    X = _randn(gens, (n, d), dt).to(dev)
-    spec = TransformerSpec(depth=cfg.path_depth, d_model=d, n_heads=cfg.path_heads, branch_scale=cfg.alpha)
-    params = init_transformer(spec, gens, qk_std=1.0, value_std=cfg.value_scale, dtype=dt, device=dev)
-    out: dict[str, Tensor] = {"paths_X": X}
+def path_experiment(cfg: Config) -> Paths:
+    """The exact path decomposition without and with skips (s = 1)."""
+    pc, dev, dt = cfg.paths, cfg.torch_device, cfg.torch_dtype
+    gens = stream_generators(cfg.seed, "paths", cfg.n_seeds)
+    X = _randn(gens, (pc.n_tokens, pc.d_model), dt).to(dev)
+    spec = TransformerSpec(depth=pc.depth, d_model=pc.d_model, n_heads=pc.heads, branch_scale=pc.branch_scale)
+    params = init_transformer(spec, gens, qk_std=1.0, value_std=pc.value_scale, dtype=dt, device=dev)
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in (
+        "rel_error", "count", "lengths", "rho", "length_residual", "output_rho")}
     for key, skip in (("noskip", False), ("skip", True)):
         s = replace(spec, skip=skip)
         fwd = transformer_forward(X, params, s)
         dec = path_decomposition(X, params, s, fwd.patterns)
         err = (dec["total"] - fwd.output).abs().amax(dim=(1, 2)) / fwd.output.abs().amax(dim=(1, 2))
-        lengths = dec["path_lengths"]
-        out[f"paths_rel_error_{key}"] = err
-        out[f"paths_count_{key}"] = torch.bincount(lengths, minlength=cfg.path_depth + 1)
-        out[f"paths_lengths_{key}"] = lengths
-        out[f"paths_rho_{key}"] = dec["path_rho"]
-        out[f"paths_length_residual_{key}"] = residual_norm(dec["by_length"])  # (N, L+1)
-        out[f"paths_output_rho_{key}"] = relative_residual(fwd.output)
-    return out
+        out["rel_error"][key] = _np(err)
+        out["count"][key] = _np(torch.bincount(dec["path_lengths"], minlength=pc.depth + 1))
+        out["lengths"][key] = _np(dec["path_lengths"])
+        out["rho"][key] = _np(dec["path_rho"])
+        out["length_residual"][key] = _np(residual_norm(dec["by_length"]))  # (N, L+1)
+        out["output_rho"][key] = _np(relative_residual(fwd.output))
+    return _finite("paths", Paths(X=_np(X), weights=_np(params), **out))
 
 
 # ----------------------------------------------------------------------------- gradients
-def gradient_experiment(cfg: Config) -> dict[str, Tensor]:
+def gradient_experiment(cfg: Config) -> Gradients:
     """|dL/dW_Q|, |dL/dW_K|, |dL/dW_V| for L = <G, f(X)> at X = 1 x^T + eps R0 (one SA layer,
-    eps in {0} + the scan grid) and at X = 1 x^T through the full model (every layer)."""
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    N, S, n, d = cfg.n_seeds, len(cfg.qk_scale), cfg.n_tokens, cfg.d_model
+    eps in {0} + the grid) and at X = 1 x^T through the full model (every layer)."""
+    gc, dev, dt = cfg.grad, cfg.torch_device, cfg.torch_dtype
+    N, S, n, d = cfg.n_seeds, len(gc.qk_scale), gc.n_tokens, gc.d_model
     gens = stream_generators(cfg.seed, "grad", N)
     x = torch.stack([torch.randn(d, generator=g, dtype=dt) for g in gens]).to(dev)
     R0 = residual_mean(_randn(gens, (n, d), dt).to(dev))  # centred N(0, 1) entries
     G = _randn(gens, (n, d), dt).to(dev)
-    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=cfg.n_heads), gens,
-                       value_scale=cfg.value_scale, dtype=dt, device=dev)
-    deep = init_weights(TransformerSpec(depth=cfg.grad_depth, d_model=d, n_heads=cfg.n_heads), gens,
-                        value_scale=cfg.value_scale, dtype=dt, device=dev)
-    scales = torch.tensor(cfg.qk_scale, dtype=dt, device=dev)
-    eps = torch.tensor((0.0,) + cfg.epsilons, dtype=dt, device=dev)
+    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=gc.n_heads), gens,
+                       value_scale=gc.value_scale, dtype=dt, device=dev)
+    deep = init_weights(TransformerSpec(depth=gc.depth, d_model=d, n_heads=gc.n_heads), gens,
+                        value_scale=gc.value_scale, dtype=dt, device=dev)
+    scales = torch.tensor(gc.qk_scale, dtype=dt, device=dev)
+    eps = torch.tensor((0.0,) + gc.epsilons, dtype=dt, device=dev)
     E = len(eps)
-    out: dict[str, Tensor] = {"grad_eps": eps}
 
     p = {k: v.repeat_interleave(E, 0) for k, v in at_scales(one, scales).items()}
     X = tile_members(rank_one_plus(x, R0, eps), S)
     Gm = tile_members(G.repeat_interleave(E, 0), S)
-    spec = TransformerSpec(depth=1, d_model=d, n_heads=cfg.n_heads)
-    for k, v in qk_value_gradients(X, Gm, p, spec).items():
-        out[f"grad_one_{k}"] = v[:, 0].reshape(S, N, E)
+    spec = TransformerSpec(depth=1, d_model=d, n_heads=gc.n_heads)
+    grad_one = {k: _np(v[:, 0].reshape(S, N, E)) for k, v in qk_value_gradients(X, Gm, p, spec).items()}
 
-    full = variant_specs(cfg.grad_depth, d, cfg.n_heads, alpha=cfg.alpha, skip=cfg.skip, mlp=cfg.mlp, norm=cfg.norm)["full"]
+    full = variant_specs(gc.depth, d, gc.n_heads, alpha=gc.branch_scale, skip=gc.skip, mlp=gc.mlp, norm=gc.norm)["full"]
     pd = at_scales(deep, scales)
+    deep_grads = {}
     for key, Xd in (("collapsed", x[:, None, :].expand(N, n, d)), ("generic", x[:, None, :] + R0)):
         grads = qk_value_gradients(tile_members(Xd, S), tile_members(G, S), pd, full)
-        for k, v in grads.items():
-            out[f"grad_deep_{key}_{k}"] = v.reshape(S, N, -1)
-    return out
+        deep_grads[key] = {k: _np(v.reshape(S, N, -1)) for k, v in grads.items()}
+    return _finite("grad", Gradients(
+        x=_np(x), R0=_np(R0), G=_np(G), eps=_np(eps), weights_one=_np({k: one[k] for k in ATTENTION}),
+        weights_deep=_np(deep), one=grad_one, deep_collapsed=deep_grads["collapsed"],
+        deep_generic=deep_grads["generic"]))
 
 
 # ----------------------------------------------------------------------------- Noci et al.
-def noci_monte_carlo(cfg: Config, chunk: int = 500) -> dict[str, Tensor]:
+def noci_monte_carlo(cfg: Config, chunk: int = 500) -> Noci:
     """||m_l||^2 / ||m_0||^2 under uniform attention with skips, alpha in {1, 1/sqrt(L)}, for
-    ``noci_samples`` independent networks (drawn in chunks to bound memory; each member has its
+    ``noci.samples`` independent networks (drawn in chunks to bound memory; each member has its
     own generator, so chunking does not change the numbers)."""
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    L, n, d = cfg.noci_depth, cfg.n_tokens, cfg.d_model
-    alphas = (1.0, 1.0 / math.sqrt(L))
-    spec = TransformerSpec(depth=L, d_model=d, n_heads=cfg.n_heads, skip=True)
-    gens = stream_generators(cfg.seed, "noci", cfg.noci_samples)
+    nc, dev, dt = cfg.noci, cfg.torch_device, cfg.torch_dtype
+    alphas = nc.alphas
+    spec = TransformerSpec(depth=nc.depth, d_model=nc.d_model, n_heads=nc.n_heads, skip=True)
+    gens = stream_generators(cfg.seed, "noci", nc.samples)
     ratio = {a: [] for a in alphas}
     drift = {a: [] for a in alphas}
-    for start in range(0, cfg.noci_samples, chunk):
+    for start in range(0, nc.samples, chunk):
         g = gens[start:start + chunk]
-        X = _randn(g, (n, d), dt).to(dev)
-        p = init_transformer(spec, g, qk_std=0.0, value_std=cfg.value_scale, dtype=dt, device=dev)
+        X = _randn(g, (nc.n_tokens, nc.d_model), dt).to(dev)
+        p = init_transformer(spec, g, qk_std=0.0, value_std=nc.value_scale, dtype=dt, device=dev)
         m0 = X.mean(dim=1).pow(2).sum(-1)  # (m,)
         for a in alphas:
             hidden = torch.stack(transformer_forward(X, p, replace(spec, branch_scale=a)).hidden, 1)  # (m, L+1, n, d)
             ratio[a].append(hidden.mean(dim=2).pow(2).sum(-1) / m0[:, None])
             drift[a].append((residual_mean(hidden[:, -1]) - residual_mean(X)).abs().amax(dim=(1, 2))
                             / hidden[:, -1].abs().amax(dim=(1, 2)))
-    return {
-        "noci_alphas": torch.tensor(alphas, dtype=dt),
-        "noci_mean_ratio": torch.stack([torch.cat(ratio[a]) for a in alphas]),  # (2, samples, L+1)
-        "noci_residual_drift": torch.stack([torch.cat(drift[a]) for a in alphas]),  # (2, samples)
-    }
+    return _finite("noci", Noci(
+        alphas=_np(torch.tensor(alphas, dtype=dt)),
+        mean_ratio=_np(torch.stack([torch.cat(ratio[a]) for a in alphas])),  # (2, samples, L+1)
+        residual_drift=_np(torch.stack([torch.cat(drift[a]) for a in alphas]))))  # (2, samples)
 
 
 # ----------------------------------------------------------------------------- Geshkovski et al.
-def clustering(cfg: Config, progress=None) -> dict[str, Tensor]:
+def clustering(cfg: Config) -> Clustering:
     """Sphere dynamics (SA) for every (beta, seed) from uniform random starts."""
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    N, B = cfg.n_seeds, len(cfg.cluster_betas)
+    cc, dev, dt = cfg.cluster, cfg.torch_device, cfg.torch_dtype
+    N, B = cfg.n_seeds, len(cc.betas)
     gens = stream_generators(cfg.seed, "cluster", N)
-    x0 = _randn(gens, (cfg.cluster_tokens, cfg.cluster_dim), dt).to(dev)
+    x0 = _randn(gens, (cc.tokens, cc.dim), dt).to(dev)
     x0 = x0 / x0.norm(dim=-1, keepdim=True)
-    beta = torch.tensor(cfg.cluster_betas, dtype=dt, device=dev).repeat_interleave(N)
-    n_steps = int(round(cfg.cluster_time / cfg.cluster_step))
-    flow = sphere_flow(tile_members(x0, B), beta, cfg.cluster_step, n_steps, progress)
-    return {
-        "cluster_x0": x0,
-        "cluster_final": flow["final"].reshape(B, N, *x0.shape[1:]),
-        "cluster_time": torch.arange(n_steps + 1, dtype=dt) * cfg.cluster_step,
-        "cluster_energy": flow["energy"].reshape(B, N, -1),
-        "cluster_min_cosine": flow["min_cosine"].reshape(B, N, -1),
-        "cluster_count": count_clusters(flow["final"]).reshape(B, N),
-    }
+    beta = torch.tensor(cc.betas, dtype=dt, device=dev).repeat_interleave(N)
+    flow = sphere_flow(tile_members(x0, B), beta, cc.step, cc.n_steps)
+    return _finite("cluster", Clustering(
+        x0=_np(x0),
+        final=_np(flow["final"].reshape(B, N, *x0.shape[1:])),
+        time=_np(torch.arange(cc.n_steps + 1, dtype=dt) * cc.step),
+        energy=_np(flow["energy"].reshape(B, N, -1)),
+        min_cosine=_np(flow["min_cosine"].reshape(B, N, -1)),
+        count=_np(count_clusters(flow["final"]).reshape(B, N))))
 
 
 # ----------------------------------------------------------------------------- two-token toy
-def toy_grid(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """theta in (0, pi) (token directions (cos theta, sin theta)) and kappa (logit strength)."""
-    G = cfg.toy_grid
-    theta = np.pi * (np.arange(G) + 0.5) / G
-    kappa = np.logspace(-1, 2.5, G)
-    return theta, kappa
-
-
-def two_token(cfg: Config) -> dict[str, Tensor]:
+def two_token(cfg: Config) -> TwoToken:
     """The two-token, one-dimensional SAN through the general ``transformer_forward``:
     X = (cos theta, sin theta)^T, W_Q = W_K = sqrt(kappa), W_V = W_O = 1 (logits kappa x_i x_j)."""
-    dev, dt = cfg.torch_device, cfg.torch_dtype
-    theta, kappa = toy_grid(cfg)
+    tc, dev, dt = cfg.toy, cfg.torch_device, cfg.torch_dtype
+    theta, kappa = tc.theta, tc.kappa
     th, ka = np.meshgrid(theta, kappa, indexing="ij")  # (G_theta, G_kappa)
     X = torch.tensor(np.stack([np.cos(th), np.sin(th)], -1).reshape(-1, 2, 1), dtype=dt, device=dev)
     root = torch.tensor(np.sqrt(ka).reshape(-1), dtype=dt, device=dev).reshape(-1, 1, 1, 1, 1)
     one = torch.ones_like(root)
     params = {"W_Q": root, "W_K": root, "W_V": one, "W_O": one}  # (e, l=1, h=1, 1, 1)
-    out: dict[str, Tensor] = {"toy_theta": torch.tensor(theta), "toy_kappa": torch.tensor(kappa)}
+    states = {}
     for key, skip in (("noskip", False), ("skip", True)):
-        spec = TransformerSpec(depth=cfg.toy_depth, d_model=1, n_heads=1, skip=skip, branch_scale=1.0, tied=True)
+        spec = TransformerSpec(depth=tc.depth, d_model=1, n_heads=1, skip=skip, branch_scale=1.0, tied=True)
         hidden = torch.stack(transformer_forward(X, params, spec).hidden, 1)  # (e, L+1, 2, 1)
-        out[f"toy_states_{key}"] = hidden[..., 0].reshape(len(theta), len(kappa), cfg.toy_depth + 1, 2)
-    return out
+        states[key] = _np(hidden[..., 0].reshape(len(theta), len(kappa), tc.depth + 1, 2))
+    return _finite("toy", TwoToken(theta=theta, kappa=kappa, states=states))
+
+
+# ----------------------------------------------------------------------------- the run
+PHASES = (
+    Phase("sweep", depth_sweep),
+    Phase("witness", uniform_witness, needs=("sweep",)),
+    Phase("scaling", depth_scaling, needs=("sweep",)),
+    Phase("scan", cubic_scan),
+    Phase("bound", bound_trials),
+    Phase("paths", path_experiment),
+    Phase("grad", gradient_experiment, grad=True),
+    Phase("noci", noci_monte_carlo),
+    Phase("cluster", clustering),
+    Phase("toy", two_token),
+)
+
+
+def run(config: Config, *, progress: bool = True) -> Record:
+    """Every experiment of the study at ``config``; deterministic given the config."""
+    from studies.rank_collapse import NAME
+
+    return run_phases(NAME, config, PHASES, progress=progress)

@@ -169,22 +169,19 @@ def two_token_relative_residual(states: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ predict
 def predict(config) -> dict:
     """What the theory says at ``config``, without simulating (closed forms only)."""
-    from studies.rank_collapse.config import branch_alpha
-
-    L_noci = config.noci_depth
-    noci_alphas = (1.0, 1.0 / math.sqrt(L_noci))
+    paths, noci = config.paths, config.noci
     return {
         "cubic_exponent": CUBIC_EXPONENT,
         "skip_exponent": SKIP_EXPONENT,
         "two_layer_exponent": two_layer_exponent(2),
-        "full_model_exponent": SKIP_EXPONENT if config.skip else CUBIC_EXPONENT,
+        "full_model_exponent": SKIP_EXPONENT if config.scan.skip else CUBIC_EXPONENT,
         "qk_gradient_exponent": QK_GRADIENT_EXPONENT,
-        "alpha": branch_alpha(config.branch_scale, config.depth),
+        "alpha": config.alpha,
         "centring_norm": centring_norm(config.n_tokens),
-        "path_counts_noskip": np.eye(config.path_depth + 1, dtype=np.int64)[-1] * config.path_heads ** config.path_depth,
-        "path_counts_skip": path_length_counts(config.path_depth, config.path_heads),
+        "path_counts_noskip": np.eye(paths.depth + 1, dtype=np.int64)[-1] * paths.heads ** paths.depth,
+        "path_counts_skip": path_length_counts(paths.depth, paths.heads),
         "path_length_distribution": {name: path_length_distribution(L, H) for name, H, L in ARCHITECTURES},
-        "noci_alphas": noci_alphas,
-        "noci_mean_growth": np.array([noci_mean_growth(a, config.value_scale, np.arange(L_noci + 1))
-                                      for a in noci_alphas]),
+        "noci_alphas": noci.alphas,
+        "noci_mean_growth": np.array([noci_mean_growth(a, noci.value_scale, np.arange(noci.depth + 1))
+                                      for a in noci.alphas]),
     }
