@@ -9,7 +9,10 @@ Modules (imports point down only; nothing here knows about a single study):
 - `workbench.attention` attention blocks with a leading ensemble axis
 - `workbench.train`     exact optimisers (GD, normalised GD, SGD+momentum, Adam, spectral) and loop
 - `workbench.ode`       gradient flow and ODEs (scipy solve_ivp, torch RK4)
-- `workbench.linalg`    composite norms, residuals, slopes
+- `workbench.phases`    a study's run as phases with typed results
+- `workbench.streams`   named counter-based (Philox4x32-10) random streams on the run's device
+- `workbench.linalg`    log-log slopes
+- `workbench.sweep`     grids of runs: the grid, the results table, local and Slurm executors
 - `workbench.plotting`  figure conventions
 - `workbench.book`      the offline Jupyter Book build
 - `workbench.cli`       the ``workbench`` command
