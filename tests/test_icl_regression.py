@@ -10,10 +10,9 @@ import torch
 
 from studies import icl_regression as icl
 from studies.icl_regression import data as dt
-from studies.icl_regression import models as md
+from studies.icl_regression import model as md
 from studies.icl_regression import simulate as sim
 from studies.icl_regression import theory as th
-from studies.icl_regression.predict import gamma_mixed
 from workbench.errors import ConfigError
 
 F64 = torch.float64
@@ -42,7 +41,7 @@ def test_gamma_star_is_stationary_and_matches_isotropic_forms():
     expected = 40 * torch.linalg.inv(40 * S + (torch.trace(S) + 0.5) * I)
     assert torch.allclose(th.gamma_dgd_star(S, 0.2 * I, 0.1, 40), expected, atol=1e-13)
     # the mixture optimum reduces to the scalar gamma_pi when Sigma = I
-    assert math.isclose(float(gamma_mixed(I, 0.2 * I, 0.1, (10, 20, 40, 80))[0, 0]),
+    assert math.isclose(float(th.gamma_mixed(I, 0.2 * I, 0.1, (10, 20, 40, 80))[0, 0]),
                         th.gamma_mixed_dgd((10, 20, 40, 80), 5, 0.2, 0.1), rel_tol=1e-12)
 
 
@@ -162,10 +161,11 @@ def test_single_head_pattern_family_matches_model():
 
 def test_ensemble_member_equals_standalone_run():
     """Member i of the batched, head-padded program equals the standalone run of member i."""
-    cfg = icl.Config.smoke().replace(steps=15, n_observe=3)
-    both, _ = sim.train_softmax(cfg, [("iso", 1, 0), ("iso", 2, 0), ("ar", 2, 1)], (cfg.n_context,), sim.EXP_SOFTMAX, False, "t")
+    cfg = icl.Config.smoke()
+    kw = dict(steps=15, lr=cfg.lr, batch_size=cfg.batch_size, n_observe=3)
+    both, _ = sim.train_softmax(cfg, [("iso", 1, 0), ("iso", 2, 0), ("ar", 2, 1)], (cfg.n_context,), sim.EXP_SOFTMAX, **kw)
     for i, member in enumerate([("iso", 1, 0), ("iso", 2, 0), ("ar", 2, 1)]):
-        alone, _ = sim.train_softmax(cfg, [member], (cfg.n_context,), sim.EXP_SOFTMAX, False, "t")
+        alone, _ = sim.train_softmax(cfg, [member], (cfg.n_context,), sim.EXP_SOFTMAX, **kw)
         H = member[1]
         for k in ("Q", "K", "V", "O"):
             torch.testing.assert_close(both.params[k][i, :H], alone.params[k][0, :H], rtol=0, atol=1e-12)
@@ -174,19 +174,19 @@ def test_ensemble_member_equals_standalone_run():
 
 
 def test_lsa_ensemble_member_equals_standalone():
-    cfg = icl.Config.smoke().replace(lsa_steps=50)
-    arrays, _ = sim.run_lsa(cfg)
+    cfg = icl.Config.smoke().replace(**{"lsa.steps": 50})
+    lsa = sim.lsa_training(cfg)
     d = cfg.d
     S = dt.covariance(d, "ar", cfg.rho)
-    m = sim.lsa_members(cfg).index(("ar", "random", 0))
+    m = cfg.lsa_members.index(("ar", "random", 0))
     p, K = md.lsa_init(d, "random", S, dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, 1, 1, 0))
     risk = th.LSARisk(S, cfg.psi2 * torch.eye(d, dtype=F64), cfg.sigma2, cfg.n_context)
-    for _ in range(cfg.lsa_steps):
+    for _ in range(cfg.lsa.steps):
         p, K = p.clone().requires_grad_(True), K.clone().requires_grad_(True)
         gp, gK = torch.autograd.grad(risk(p, K), [p, K])
-        p, K = (p - cfg.lsa_lr * gp).detach(), (K - cfg.lsa_lr * gK).detach()
-    np.testing.assert_allclose(arrays["lsa.p"][m], p.numpy(), rtol=0, atol=1e-13)
-    np.testing.assert_allclose(arrays["lsa.K"][m], K.numpy(), rtol=0, atol=1e-13)
+        p, K = (p - cfg.lsa.lr * gp).detach(), (K - cfg.lsa.lr * gK).detach()
+    np.testing.assert_allclose(lsa.p[m], p.numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(lsa.K[m], K.numpy(), rtol=0, atol=1e-13)
 
 
 # ------------------------------------------------------------------- pool, limits, ridge
@@ -229,8 +229,8 @@ def test_ridge_wishart_vs_direct():
 # --------------------------------------------------------------------------- config
 @pytest.mark.parametrize("changes", [
     {"n_heads": (2, 3)}, {"n_heads": (1,)}, {"test_lengths": (20, 80)}, {"test_lengths": (10, 40)},
-    {"cov": "toeplitz"}, {"rho": 1.0}, {"n_tasks_pool": 100}, {"init": "xavier"}, {"n_context": 5},
-    {"mixed_lengths": (40,)}, {"sigma2": 0.0},
+    {"cov": "toeplitz"}, {"rho": 1.0}, {"pool.n_tasks": 100}, {"lsa.init": "xavier"}, {"n_context": 5},
+    {"mixed.lengths": (40,)}, {"sigma2": 0.0}, {"mixed.lr": -1.0}, {"aniso.seeds": -1},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
@@ -242,9 +242,27 @@ def test_presets_validate():
         icl.Config.preset(name)
 
 
+def test_sub_experiments_own_their_fields():
+    """Sweeping a primary field leaves the other sub-experiments' configs alone, and back."""
+    base = icl.Config.quick()
+    swept = base.replace(lr=0.01, steps=10, batch_size=32, n_observe=5)
+    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso) == (base.mixed, base.lsa, base.mc, base.pool, base.aniso)
+    assert base.replace(**{"mixed.lr": 0.01, "lsa.lr": 0.01}).lr == base.lr
+    assert {"lsa.steps", "lsa.init", "mc.prompts", "pool.n_tasks", "pool.draws", "aniso.seeds", "mixed.lengths",
+            "mixed.steps"} <= set(icl.Config.field_names())
+    with pytest.raises(ConfigError, match="mixed.lengths"):
+        base.replace(**{"mixed.lengths": (40,)})
+    for name in ("smoke", "quick", "paper"):   # each preset trains the mixed-length model as the primary one
+        cfg = icl.Config.preset(name)
+        assert (cfg.mixed.steps, cfg.mixed.lr, cfg.mixed.batch_size, cfg.mixed.n_observe) == \
+            (cfg.steps, cfg.lr, cfg.batch_size, cfg.n_observe)
+    assert base.pair_heads == 2 and icl.Config.paper().pair_heads == 2
+
+
 # ---------------------------------------------------------------------------- smoke run
 def test_smoke_run_checks_and_figures(tmp_path):
-    from workbench.record import load_record, save_record
+    from workbench.phases import flatten, load
+    from workbench.record import Record, load_record, save_record
 
     rec = icl.run(icl.Config.smoke(), progress=False)
     cs = icl.checks(rec)
@@ -265,8 +283,18 @@ def test_smoke_run_checks_and_figures(tmp_path):
     # smoke trains 150 softmax steps: every check passes or is declared outside its regime
     assert all(c.ok for c in cs), [c.name for c in cs if not c.ok]
     assert not next(c for c in cs if c.name == "A4_pair_risk").asserted
-    assert rec["softmax.KQ_traj"].shape[1:] == (len(sim.softmax_members(rec.config)), 2, 6, 6)
+    assert rec["softmax.KQ_traj"].shape[1:] == (len(rec.config.softmax_members), 2, 6, 6)
     assert int(rec["eval.seed"][0]) == rec.config.seed
+    assert set(rec.info["phase_seconds"]) == {p.name for p in icl.PHASES}
+    # the evaluation phase is a function of the typed results it needs: rerun it from the saved record
+    needs = {"lsa": sim.LSATraining, "softmax": sim.SoftmaxTraining, "mixed": sim.SoftmaxTraining}
+    again = sim.evaluation(loaded.config, **{name: load(loaded, name, cls) for name, cls in needs.items()})
+    for key, value in flatten("eval", again).items():
+        np.testing.assert_array_equal(value, rec[key])
+    # the trained-softmax checks are asserted from 3000 steps of their own training on
+    longer = Record(study=rec.study, config=rec.config.replace(**{"mixed.steps": 3000}), arrays=rec.arrays)
+    asserted = {c.name: c.asserted for c in icl.checks(longer)}
+    assert asserted["X_mixed_gamma"] and not asserted["A4_pair_risk"] and asserted["A1_lsa_risk_closed_form"]
     figs = icl.figures(loaded)
     assert len(figs) == 8
     import matplotlib.pyplot as plt

@@ -1,3 +1,7 @@
+import sys
+
 from workbench.cli import study_main
-from studies import icl_regression as _study
-raise SystemExit(study_main(_study))
+
+from studies import icl_regression
+
+sys.exit(study_main(icl_regression))

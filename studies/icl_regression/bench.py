@@ -3,12 +3,12 @@
 This is `simulate.train_softmax`, the study's expensive training (He et al. 2025): every member
 draws a fresh seeded batch of ``batch_size`` prompts of length ``n_context`` at every step (from
 the generator derived from (seed, TRAIN, experiment, seed index, step)), predicts the queries
-with `models.softmax_predict` and takes one Adam step on (Q, K, V, O).  For the bench, member i is
+with `model.softmax_predict` and takes one Adam step on (Q, K, V, O).  For the bench, member i is
 (Sigma_main, H_i, seed index i) with H_i cycling through the config's head counts (1, 2, 3), so
-every member has its own data stream (no shared draws, unlike `softmax_members`, where the head
+every member has its own data stream (no shared draws, unlike `Config.softmax_members`, where the head
 counts of one seed share their batches) and the batched run pads heads to 3 with a mask.  The
 standalone run i has H_i heads; its outputs are zero-padded to 3 heads (a masked head gets exactly
-zero gradient and stays at its zero initialisation, see `models`).
+zero gradient and stays at its zero initialisation, see `model`).
 
 Sizes: the quick preset's d = 5, N = 40, batch 256, lr 3e-3, for ``STEPS`` steps; at M = 512 the
 largest tensors (prompts and attention patterns of one step) are about 250 MB each.
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from workbench.runtime import single_thread
 
-from studies.icl_regression import models as md
+from studies.icl_regression import model as md
 from studies.icl_regression.config import Config
 from studies.icl_regression.simulate import EXP_SOFTMAX, train_softmax
 
@@ -54,7 +54,8 @@ def bench_case(members: int, device: str):
 
     def kernel(ms: list[tuple[str, int, int]]) -> dict[str, torch.Tensor]:
         with single_thread(dev):
-            result, _ = train_softmax(cfg, ms, (cfg.n_context,), EXP_SOFTMAX, False, "bench")
+            result, _ = train_softmax(cfg, ms, (cfg.n_context,), EXP_SOFTMAX, steps=cfg.steps, lr=cfg.lr,
+                                      batch_size=cfg.batch_size, n_observe=cfg.n_observe, desc="bench")
         out = {k: F.pad(v, (0, 0) * (v.ndim - 2) + (0, h_max - v.shape[1])) for k, v in result.params.items()}
         KQ, OV = md.circuits(out)
         return {**out, "KQ": KQ, "OV": OV, "loss": result.trajectory["loss"].T}
@@ -73,7 +74,7 @@ LSA_STEPS = 200
 
 def lsa_bench_case(members: int, device: str):
     """``LSA_STEPS`` steps of exact full-batch GD on the closed-form population risk of linear
-    self-attention (`simulate.run_lsa`'s kernel): member i starts from its own random init."""
+    self-attention (`simulate.lsa_training`'s kernel): member i starts from its own random init."""
     from workbench.bench import KernelCase
     from workbench.train import GD, train
 
@@ -93,7 +94,7 @@ def lsa_bench_case(members: int, device: str):
         Sig = Sigma.to(dev, dtype).expand(e, d, d)
         risk = th.LSARisk(Sig, cfg.psi2 * torch.eye(d, dtype=dtype, device=dev).expand(e, d, d), cfg.sigma2, cfg.n_context)
         with single_thread(dev):
-            res = train({"p": p0[sl], "K": K0[sl]}, lambda q, step: risk(q["p"], q["K"]), GD(cfg.lsa_lr), LSA_STEPS,
+            res = train({"p": p0[sl], "K": K0[sl]}, lambda q, step: risk(q["p"], q["K"]), GD(cfg.lsa.lr), LSA_STEPS,
                         observe_at=[0, LSA_STEPS], underflow="ignore")
         return {"p": res.params["p"], "K": res.params["K"], "loss": res.trajectory["loss"].T}
 

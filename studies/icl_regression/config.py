@@ -1,41 +1,140 @@
 """Config of the in-context linear regression study.
 
-One config drives a coherent set of sub-experiments; each stores its arrays under a prefix.
-How each derives from the fields:
+The flat fields are the setting (d, N, sigma^2, psi^2, Sigma) and the primary experiment: He et
+al.'s multi-head softmax attention trained online with Adam at the context length N and evaluated
+on a fixed seeded evaluation set.  Every other sub-experiment owns a nested config, so sweeping a
+primary field (``--grid lr=...``) reruns the primary training only:
 
-==================  =========================================================================
-prefix              what runs, and from which fields
-==================  =========================================================================
-``theory.``         closed forms vs context length (d, sigma2, psi2, Sigma_main); ridge by
-                    Monte Carlo over Wishart draws (``mc_prompts // 4`` draws per length)
-``mc.``             A1: full-LSA closed form vs Monte Carlo at d = min(d, 3), N = min(n_context,
-                    8), random parameters, Sigma and B (``mc_prompts`` prompts); A3: GD*, DGD*,
-                    OLS and ridge predictors on ``mc_prompts`` fresh prompts at (d, n_context,
-                    Sigma_main)
-``lsa.``            LSA trained by exact GD on its population risk (``lsa_steps``, ``lsa_lr``) at
-                    (d, n_context, sigma2, psi2) for Sigma in {I, AR(rho)} x init in {zfb,
-                    random} x ``n_seeds``; ``init`` is the initialisation whose convergence A2
-                    asserts, the other is run for contrast (figure P6)
-``softmax.``        He et al.'s multi-head softmax attention trained online with Adam (``steps``,
-                    ``lr``, ``batch_size``) at n_context: n_heads x n_seeds members on
-                    Sigma_main, plus ``aniso_seeds`` 2-head members on AR(rho) when cov = iso;
-                    one batched program (heads padded to max(n_heads) with a mask); evaluated on
-                    the fixed evaluation set (``eval_prompts`` per test length)
-``mixed.``          the extension: the smallest head count >= 2 trained on lengths uniform on
-                    ``mixed_lengths`` (same steps, lr, batch), n_seeds members, same evaluation
-``pool.``           the finite task-pool Gamma model for T = 1, 2, 4, ..., n_tasks_pool
-                    (``pool_draws`` pools per T) at (d, n_context, sigma2, psi2, Sigma_main)
-==================  =========================================================================
+================  ========================  ====================================================
+phase (arrays)    fields                    what runs
+================  ========================  ====================================================
+``theory.``       setting, ``mc.prompts``   closed forms vs context length; ridge by Monte Carlo
+                                            over ``mc.prompts // 4`` Wishart draws per length;
+                                            He et al.'s one-head pattern family
+``mc.``           ``mc``                    A1: full-LSA closed form vs Monte Carlo at d = min(d,
+                                            3), N = min(n_context, 8), random parameters, Sigma
+                                            and B; A3: GD*, DGD*, OLS and ridge on fresh prompts
+``lsa.``          ``lsa``                   LSA trained by exact GD on its population risk, Sigma
+                                            in {I, AR(rho)} x init in {zfb, random} x n_seeds;
+                                            ``lsa.init`` is the one whose convergence A2 asserts
+``softmax.``      primary, ``aniso``        n_heads x n_seeds members on Sigma_main, plus
+                                            ``aniso.seeds`` pair-head members on AR(rho) when cov
+                                            = iso, in one batched program (heads padded and
+                                            masked) with the primary's steps, lr and batch
+``mixed.``        ``mixed``                 the extension: the pair-head model trained on lengths
+                                            uniform on ``mixed.lengths`` (n_seeds members, the
+                                            same initial weights as the softmax pair members)
+``eval.``         ``eval_prompts``,         every trained model on the fixed evaluation set
+                  ``test_lengths``          (``eval_prompts`` per test length)
+``pool.``         ``pool``                  the finite task-pool Gamma model for T = 1, 2, 4, ...,
+                                            ``pool.n_tasks`` (``pool.draws`` pools per T)
+================  ========================  ====================================================
 
 Sigma_main is the identity when ``cov = 'iso'`` and AR(rho) (Sigma_ij = rho^|i-j|) when
 ``cov = 'ar'``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.config import StudyConfig, require, require_choice, require_float, require_int, require_sequence
+import numpy as np
+from torch import Tensor
+
+from workbench.config import StudyConfig, SubConfig, require, require_choice, require_float, require_int, require_sequence
+
+from studies.icl_regression.data import covariance
+
+
+@dataclass(frozen=True, kw_only=True)
+class LSAConfig(SubConfig):
+    """Linear self-attention trained by exact full-batch GD on its closed-form population risk (A2)."""
+
+    steps: int = 3000
+    """Full-batch GD iterations of the LSA on its exact population risk."""
+    lr: float = 0.1
+    """Learning rate of the LSA exact GD."""
+    init: Literal["zfb", "random"] = "zfb"
+    """LSA initialisation whose exact-GD convergence to R* is asserted (A2); the other runs for contrast."""
+
+    def validate(self) -> None:
+        require_int(self, "steps", low=1)
+        require_float(self, "lr", low=0, low_open=True)
+        require_choice(self, "init", ("zfb", "random"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonteCarloConfig(SubConfig):
+    """Monte Carlo estimates of the closed forms (A1, A3; the ridge curve of the theory phase)."""
+
+    prompts: int = 200000
+    """Monte Carlo prompts for the closed-form checks A1 and A3 (risks are averaged analytically
+    over the query, i.e. conditional on the context); a quarter as many Wishart draws per ridge risk."""
+
+    def validate(self) -> None:
+        require_int(self, "prompts", low=1000)
+
+    @property
+    def wishart_draws(self) -> int:
+        """Wishart draws behind each Monte Carlo Bayes (ridge) risk: prompts // 4, at least 1000."""
+        return max(self.prompts // 4, 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolConfig(SubConfig):
+    """The finite task-pool Gamma model (A7)."""
+
+    n_tasks: int = 4096
+    """Largest task-pool size T (T = 1, 2, 4, ..., n_tasks)."""
+    draws: int = 64
+    """Independent task pools per pool size T."""
+
+    def validate(self) -> None:
+        require_int(self, "n_tasks", low=8)
+        require((self.n_tasks & (self.n_tasks - 1)) == 0, f"n_tasks must be a power of two, got {self.n_tasks}")
+        require_int(self, "draws", low=2)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """The pool sizes T = 1, 2, 4, ..., n_tasks (int64)."""
+        return 2 ** np.arange(int(math.log2(self.n_tasks)) + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnisoConfig(SubConfig):
+    """Pair-head softmax members on AR(rho) covariates (A8), trained in the primary's batched program
+    (so with its steps, lr and batch size) when the primary covariance is isotropic."""
+
+    seeds: int = 1
+    """Seeds of the extra pair-head softmax members on AR(rho) covariates when cov = 'iso'."""
+
+    def validate(self) -> None:
+        require_int(self, "seeds", low=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixedConfig(SubConfig):
+    """The extension: the pair-head softmax model trained on a uniform mixture of context lengths."""
+
+    lengths: tuple[int, ...] = (10, 20, 40, 80)
+    """Training lengths (uniform mixture: step t uses lengths[t mod len(lengths)])."""
+    steps: int = 3000
+    """Adam steps, one fresh batch per step."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    batch_size: int = 256
+    """Fresh prompts per Adam step and member."""
+    n_observe: int = 40
+    """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
+
+    def validate(self) -> None:
+        require_sequence(self, "lengths", low=2, min_len=2, increasing=True)
+        require(all(isinstance(m, int) for m in self.lengths), f"lengths must hold integers, got {self.lengths!r}")
+        require_int(self, "steps", low=1)
+        require_float(self, "lr", low=0, low_open=True)
+        require_int(self, "batch_size", low=1)
+        require_int(self, "n_observe", low=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +156,7 @@ class Config(StudyConfig):
     n_heads: tuple[int, ...] = (1, 2, 3)
     """Head counts of the softmax members (must contain 1 and one count >= 2); padded to the max."""
     steps: int = 3000
-    """Adam steps of the softmax (and mixed-length) training, one fresh batch per step."""
+    """Adam steps of the softmax training, one fresh batch per step."""
     lr: float = 3e-3
     """Adam learning rate of the softmax training."""
     batch_size: int = 256
@@ -66,25 +165,18 @@ class Config(StudyConfig):
     """Prompts of the fixed seeded evaluation set, per test length."""
     test_lengths: tuple[int, ...] = (10, 20, 40, 80, 160, 320)
     """Context lengths M at which trained models are evaluated (length generalisation)."""
-    n_tasks_pool: int = 4096
-    """Largest task-pool size T of the finite-pool Gamma model (T = 1, 2, 4, ..., n_tasks_pool)."""
-    init: Literal["zfb", "random"] = "zfb"
-    """LSA initialisation whose exact-GD convergence to R* is asserted (A2); the other runs for contrast."""
-    lsa_steps: int = 3000
-    """Full-batch GD iterations of the LSA on its exact population risk."""
-    lsa_lr: float = 0.1
-    """Learning rate of the LSA exact GD."""
-    mc_prompts: int = 200000
-    """Monte Carlo prompts for the closed-form checks A1 and A3 (risks are averaged analytically
-    over the query, i.e. conditional on the context)."""
-    aniso_seeds: int = 1
-    """Seeds of the extra 2-head softmax members on AR(rho) covariates (A8) when cov = 'iso'."""
-    mixed_lengths: tuple[int, ...] = (10, 20, 40, 80)
-    """Training lengths of the mixed-length extension (uniform mixture; each batch is split evenly)."""
-    pool_draws: int = 64
-    """Independent task pools per pool size T."""
     n_observe: int = 40
     """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
+    lsa: LSAConfig = field(default_factory=LSAConfig)
+    """Exact GD on the LSA population risk (A2)."""
+    mc: MonteCarloConfig = field(default_factory=MonteCarloConfig)
+    """Monte Carlo of the closed forms (A1, A3)."""
+    aniso: AnisoConfig = field(default_factory=AnisoConfig)
+    """Pair-head members on AR(rho) covariates (A8)."""
+    mixed: MixedConfig = field(default_factory=MixedConfig)
+    """Training on a mixture of context lengths (the extension)."""
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    """The finite task-pool Gamma model (A7)."""
 
     def validate(self) -> None:
         require_int(self, "d", low=1, high=64)
@@ -107,49 +199,92 @@ class Config(StudyConfig):
                 f"test_lengths must contain n_context={self.n_context} (the in-distribution risk), got {self.test_lengths!r}")
         require(any(m > self.n_context for m in self.test_lengths),
                 f"test_lengths needs a length above n_context={self.n_context} for the length-generalisation checks")
-        require_int(self, "n_tasks_pool", low=8)
-        require((self.n_tasks_pool & (self.n_tasks_pool - 1)) == 0, f"n_tasks_pool must be a power of two, got {self.n_tasks_pool}")
-        require_choice(self, "init", ("zfb", "random"))
-        require_int(self, "lsa_steps", low=1)
-        require_float(self, "lsa_lr", low=0, low_open=True)
-        require_int(self, "mc_prompts", low=1000)
-        require_int(self, "aniso_seeds", low=0)
-        require_sequence(self, "mixed_lengths", low=2, min_len=2, increasing=True)
-        require(all(isinstance(m, int) for m in self.mixed_lengths), f"mixed_lengths must hold integers, got {self.mixed_lengths!r}")
-        require(self.batch_size >= len(self.mixed_lengths),
-                f"batch_size={self.batch_size} must be at least len(mixed_lengths)={len(self.mixed_lengths)}")
-        require_int(self, "pool_draws", low=2)
         require_int(self, "n_observe", low=2)
         require(self.n_context >= self.d + 2, f"n_context must be >= d + 2 (OLS baseline), got {self.n_context} with d={self.d}")
 
     def memory_estimate(self) -> tuple[float, str]:
-        """One Adam step's fresh prompts for every softmax member at once, (members, batch,
-        length + 1, d + 1) (a lower bound of the run's peak)."""
-        members = len(self.n_heads) * self.n_seeds + (self.aniso_seeds if self.cov == "iso" else 0)
-        length = max(self.n_context, max(self.mixed_lengths)) + 1
-        numbers = members * self.batch_size * length * (self.d + 1)
+        """One Adam step's fresh prompts for every member of the larger training program at once,
+        (members, batch, length + 1, d + 1) (a lower bound of the run's peak)."""
+        programs = [("softmax", len(self.softmax_members), self.batch_size, self.n_context),
+                    ("mixed-length", len(self.mixed_members), self.mixed.batch_size, max(self.mixed.lengths))]
+        what, members, batch, length = max(programs, key=lambda p: p[1] * p[2] * (p[3] + 1))
+        numbers = members * batch * (length + 1) * (self.d + 1)
         return numbers * (8 if self.dtype == "float64" else 4), (
-            f"one training batch of {members} softmax members ({self.batch_size} prompts of length {length})")
+            f"one training batch of {members} {what} members ({batch} prompts of length {length + 1})")
 
-    # ---------------------------------------------------------------------------- presets
+    # ------------------------------------------------------------------------ derived quantities
+    @property
+    def pair_heads(self) -> int:
+        """The smallest head count >= 2: He et al.'s 'pair of heads' model (the A4, A6, A8 and mixed members)."""
+        return min(h for h in self.n_heads if h >= 2)
+
+    @property
+    def n_context_index(self) -> int:
+        """Index of the training length N in ``test_lengths`` (the in-distribution risk)."""
+        return list(self.test_lengths).index(self.n_context)
+
+    @property
+    def sigma_main(self) -> Tensor:
+        """Sigma_main (d, d), float64 on the CPU: I for cov = 'iso', AR(rho) for cov = 'ar'."""
+        return covariance(self.d, self.cov, self.rho)
+
+    @property
+    def softmax_members(self) -> list[tuple[str, int, int]]:
+        """(covariance, heads, seed index) of every member of the softmax program, in ensemble order."""
+        members = [(self.cov, H, s) for s in range(self.n_seeds) for H in self.n_heads]
+        if self.cov == "iso":
+            members += [("ar", self.pair_heads, s) for s in range(self.aniso.seeds)]
+        return members
+
+    @property
+    def mixed_members(self) -> list[tuple[str, int, int]]:
+        """(covariance, heads, seed index) of every member of the mixed-length program."""
+        return [(self.cov, self.pair_heads, s) for s in range(self.n_seeds)]
+
+    @property
+    def lsa_members(self) -> list[tuple[str, str, int]]:
+        """(covariance, init, seed index) of every LSA member."""
+        return [(c, i, s) for c in ("iso", "ar") for i in ("zfb", "random") for s in range(self.n_seeds)]
+
+    # ---------------------------------------------------------------------------------- presets
     @classmethod
     def smoke(cls) -> "Config":
         """Seconds (tests).  The closed-form checks (A1, A2, A3, A6_length_lsa, A7) pass honestly; the
         softmax training (150 Adam steps) is far from converged, so its checks (A4, A5, A6 softmax,
         A8, mixed) are computed and shown but not asserted at this size (see
         `studies.icl_regression.checks.SOFTMAX_CONVERGED_STEPS`)."""
-        return cls(steps=150, lr=1e-2, batch_size=64, eval_prompts=1000, test_lengths=(20, 40, 80),
-                   n_tasks_pool=64, lsa_steps=2000, mc_prompts=5000, mixed_lengths=(20, 60),
-                   pool_draws=8, n_observe=10, aniso_seeds=1, n_heads=(1, 2))
+        return cls(
+            n_heads=(1, 2),              # the single head and one pair: the smallest ensemble with every claim
+            steps=150,                   # seconds; far from the trained fixed point (checks not asserted)
+            lr=1e-2,                     # larger steps so 150 of them move the heads visibly
+            batch_size=64,               # a quarter of He et al.'s batch keeps each step cheap
+            eval_prompts=1000,           # evaluation standard errors ~3x quick's, enough for A6_length_lsa
+            test_lengths=(20, 40, 80),   # N with one shorter and one longer length
+            n_observe=10,                # a coarse trajectory for the figures
+            lsa=LSAConfig(steps=2000),   # exact GD from zfb still reaches R* to float64 rounding (A2)
+            mc=MonteCarloConfig(prompts=5000),  # the z-scores of A1/A3 need only a few thousand prompts
+            mixed=MixedConfig(lengths=(20, 60), steps=150, lr=1e-2, batch_size=64, n_observe=10),  # as the softmax run
+            pool=PoolConfig(n_tasks=64, draws=8),  # seven pool sizes, eight pools each: A7's trend shows
+        )
 
     @classmethod
     def quick(cls) -> "Config":
         """About a minute on 2 CPU cores; every check passes (He et al.'s setting, shorter training)."""
-        return cls(n_seeds=2)
+        return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread
 
     @classmethod
     def paper(cls) -> "Config":
         """Paper scale: He et al.'s head counts and evaluation size, longer training (GPU welcome)."""
-        return cls(n_heads=(1, 2, 3, 4, 8), steps=20000, lr=1e-3, eval_prompts=200000, n_seeds=4,
-                   lsa_steps=10000, lsa_lr=0.04, mc_prompts=4_000_000, aniso_seeds=2,
-                   pool_draws=256, n_observe=80)
+        return cls(
+            n_heads=(1, 2, 3, 4, 8),     # He et al.'s head counts
+            steps=20000,                 # the anisotropic pair (A8) converges slowly: train ~7x longer
+            lr=1e-3,                     # He et al.'s Adam learning rate
+            eval_prompts=200000,         # evaluation standard errors ~4.5x below quick's
+            n_seeds=4,                   # a seed-to-seed spread for every member
+            n_observe=80,                # a finer trajectory over the longer training
+            lsa=LSAConfig(steps=10000, lr=0.04),  # a gentler step, run longer, for the slow random-init AR members
+            mc=MonteCarloConfig(prompts=4_000_000),  # Monte Carlo errors ~4.5x below quick's
+            aniso=AnisoConfig(seeds=2),  # two anisotropic pairs for A8
+            mixed=MixedConfig(steps=20000, lr=1e-3, n_observe=80),  # trained as long as the softmax run
+            pool=PoolConfig(draws=256),  # 4x quick's pools: A7's standard errors halve
+        )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 from workbench.runtime import derived_generator, derived_seed  # noqa: F401  (re-exported)
@@ -107,3 +106,6 @@ def eval_chunk_seed(seed: int, cov_tag: int, length: int, chunk_index: int) -> i
 
 
 COV_TAGS = {"iso": 0, "ar": 1}
+"""Integer tags of the covariances in a record's arrays (and in the evaluation-set seeds)."""
+INIT_TAGS = {"zfb": 0, "random": 1}
+"""Integer tags of the LSA initialisations in a record's arrays (and in their seeds)."""

@@ -1,47 +1,38 @@
-"""Figures P1-P8 of the study: pure functions of a record (no simulation)."""
+"""Figures P1-P8 of the study: pure functions of a record's typed results (no simulation)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from workbench.phases import load
 from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure
 
-from . import theory as th
-from .checks import dgd_risk_matrix, gamma_eff, head_stats, scalar
-from .data import COV_TAGS
-from .predict import predict
-
-
-def _pair_heads(cfg) -> int:
-    return min(h for h in cfg.n_heads if h >= 2)
-
-
-def _main_member(a, cfg, H: int, seed: int = 0) -> int:
-    sel = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H) & (a["softmax.seed_index"] == seed))
-    return int(sel[0])
+from studies.icl_regression import theory as th
+from studies.icl_regression.model import effective_gamma, head_statistics
+from studies.icl_regression.simulate import Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, TaskPool, TheoryCurves
 
 
 def fig_risk_vs_n(record):
     """P1: risk vs context length: ridge (Bayes), OLS, R*_GD, R*_DGD, Monte Carlo and trained models at N."""
-    cfg, a = record.config, record.arrays
+    cfg, curves, mc = record.config, load(record, "theory", TheoryCurves), load(record, "mc", MonteCarlo)
+    s, ev = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation)
     fig, axes = new_figure(1, 1, width=5.0, height=3.6)
     ax = axes[0, 0]
-    N = a["theory.N"]
-    ax.plot(N, a["theory.gd_star"], label=r"$\mathcal{R}^*_{\rm GD}(N)$")
-    ax.plot(N, a["theory.dgd_star"], label=r"$\mathcal{R}^*_{\rm DGD}(N)$")
-    ax.plot(N, a["theory.ols"], label="OLS", color="0.4")
-    ax.errorbar(a["theory.ridge_N"], a["theory.ridge"], yerr=3 * a["theory.ridge_se"], fmt="-", color="k", lw=1,
+    N = curves.N
+    ax.plot(N, curves.gd_star, label=r"$\mathcal{R}^*_{\rm GD}(N)$")
+    ax.plot(N, curves.dgd_star, label=r"$\mathcal{R}^*_{\rm DGD}(N)$")
+    ax.plot(N, curves.ols, label="OLS", color="0.4")
+    ax.errorbar(curves.ridge_N, curves.ridge, yerr=3 * curves.ridge_se, fmt="-", color="k", lw=1,
                 label="Bayes (ridge, Wishart MC)")
     tau = cfg.psi2 * cfg.d
     ax.plot(N, tau * th.ridge_risk_proportional(cfg.d / N, cfg.sigma2 / tau), "k:", lw=1, label="ridge, proportional limit")
     ax.plot(N, tau * th.gd_risk_proportional(cfg.d / N, cfg.sigma2 / tau), ":", color="C0", lw=1, label="GD, proportional limit")
     n = cfg.n_context
-    for key, color in (("gd", "C0"), ("dgd", "C1"), ("ols", "0.4"), ("ridge", "k")):
-        ax.errorbar([n], [scalar(a, f"mc.{key}")], yerr=[3 * scalar(a, f"mc.{key}_se")], fmt="o", ms=3, color=color)
-    iN = list(cfg.test_lengths).index(n)
-    for H, marker in ((1, "v"), (_pair_heads(cfg), "s")):
-        sel = (a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H)
-        r = a["softmax.risk"][sel, iN]
+    for mean, se, color in ((mc.gd, mc.gd_se, "C0"), (mc.dgd, mc.dgd_se, "C1"), (mc.ols, mc.ols_se, "0.4"),
+                            (mc.ridge, mc.ridge_se, "k")):
+        ax.errorbar([n], [mean.item()], yerr=[3 * se.item()], fmt="o", ms=3, color=color)
+    for H, marker in ((1, "v"), (cfg.pair_heads, "s")):
+        r = ev.softmax.risk[s.where(cfg.cov, H), cfg.n_context_index]
         ax.plot(np.full(r.shape, n * 1.04), r, marker, ms=5, mfc="none", color="C3" if H == 1 else "C2",
                 label=f"trained softmax, H={H}")
     ax.axhline(cfg.sigma2, color="0.7", lw=0.8, ls="--")
@@ -58,23 +49,22 @@ def fig_risk_vs_n(record):
 def fig_heatmaps(record):
     """P2: per-head KQ (heatmaps, one shared colour scale) and OV (bars) of the trained pair model and
     of the largest head count (seed 0)."""
-    cfg, a = record.config, record.arrays
-    chosen = [_main_member(a, cfg, _pair_heads(cfg))]
-    if max(cfg.n_heads) != _pair_heads(cfg):
-        chosen.append(_main_member(a, cfg, max(cfg.n_heads)))
-    cols = max(int(a["softmax.heads"][m]) for m in chosen) + 1
+    cfg, s = record.config, load(record, "softmax", SoftmaxTraining)
+    heads = dict.fromkeys((cfg.pair_heads, max(cfg.n_heads)))          # the pair, and the largest count if larger
+    chosen = [int(np.flatnonzero(s.where(cfg.cov, H) & (s.seed_index == 0))[0]) for H in heads]
+    cols = max(int(s.heads[m]) for m in chosen) + 1
     fig, axes = new_figure(cols, len(chosen), width=2.0, height=2.0)
-    lim = max(np.abs(a["softmax.KQ"][m]).max() for m in chosen)
-    D = a["softmax.KQ"].shape[-1]
+    lim = max(np.abs(s.KQ[m]).max() for m in chosen)
+    D = s.KQ.shape[-1]
     for r, m in enumerate(chosen):
-        H = int(a["softmax.heads"][m])
+        H = int(s.heads[m])
         for h in range(cols - 1):
             ax = axes[r, h]
             ax.grid(False)
             if h >= H:
                 ax.axis("off")
                 continue
-            im = ax.imshow(a["softmax.KQ"][m, h], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(s.KQ[m, h], cmap="RdBu_r", vmin=-lim, vmax=lim)
             ax.set_title(f"H={H}: KQ of head {h}", fontsize=8)
             ax.set_xticks(range(D))
             ax.set_xticklabels([str(i) for i in range(D - 1)] + ["y"], fontsize=6)
@@ -82,7 +72,7 @@ def fig_heatmaps(record):
         ax = axes[r, cols - 1]
         width = 0.8 / H
         for h in range(H):
-            ax.bar(np.arange(D) + (h - (H - 1) / 2) * width, a["softmax.OV"][m, h], width=width, label=f"head {h}")
+            ax.bar(np.arange(D) + (h - (H - 1) / 2) * width, s.OV[m, h], width=width, label=f"head {h}")
         ax.set_xticks(range(D))
         ax.set_xticklabels([str(i) for i in range(D - 1)] + ["y"], fontsize=6)
         ax.set_title(f"H={H}: OV of each head", fontsize=8)
@@ -94,21 +84,19 @@ def fig_heatmaps(record):
 
 def fig_dynamics(record):
     """P3: omega_h(t), mu_h(t), sum_h mu_h and gamma_eff(t) of the pair model (all seeds)."""
-    cfg, a = record.config, record.arrays
-    pred = predict(cfg)
-    H2 = _pair_heads(cfg)
-    steps = np.maximum(a["softmax.steps"], 1)
-    KQt, OVt, mask = a["softmax.KQ_traj"], a["softmax.OV_traj"], a["softmax.mask"]
+    cfg, s = record.config, load(record, "softmax", SoftmaxTraining)
+    H2 = cfg.pair_heads
+    steps = np.maximum(s.steps, 1)
     fig, axes = new_figure(4, 1, width=2.7, height=2.6)
-    members = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H2))
-    G_D = pred["Gamma_dgd_star_main"]
+    members = np.flatnonzero(s.where(cfg.cov, H2))
+    G_D = th.predict(cfg)["Gamma_dgd_star_main"]
     for k, m in enumerate(members):
-        st = head_stats(KQt[:, m], OVt[:, m])
+        st = head_statistics(s.KQ_traj[:, m], s.OV_traj[:, m])
         for h in range(H2):
             axes[0, 0].plot(steps, st["omega"][:, h], color=f"C{h}", alpha=1 if k == 0 else 0.4)
             axes[0, 1].plot(steps, st["mu"][:, h], color=f"C{h}", alpha=1 if k == 0 else 0.4)
-        axes[0, 2].plot(steps, (st["mu"] * mask[m]).sum(-1), color="k", alpha=1 if k == 0 else 0.4)
-        G = gamma_eff(KQt[:, m], OVt[:, m], mask[m])
+        axes[0, 2].plot(steps, (st["mu"] * s.mask[m]).sum(-1), color="k", alpha=1 if k == 0 else 0.4)
+        G = effective_gamma(s.KQ_traj[:, m], s.OV_traj[:, m], s.mask[m])
         axes[0, 3].plot(steps, np.einsum("tij,ij->t", G, G_D) / np.sum(G_D * G_D) * np.trace(G_D) / cfg.d,
                         color="C2", alpha=1 if k == 0 else 0.4)
     axes[0, 3].axhline(np.trace(G_D) / cfg.d, color="k", ls="--", lw=1, label=r"$\gamma_D^*$")
@@ -124,44 +112,42 @@ def fig_dynamics(record):
 
 def fig_length(record):
     """P4: length generalisation: softmax vs R^DGD_M(Gamma_eff), LSA with 1/M vs fixed 1/N, the envelope."""
-    cfg, a = record.config, record.arrays
-    pred = predict(cfg)
+    cfg, pred = record.config, th.predict(record.config)
+    s, mixed, ev = load(record, "softmax", SoftmaxTraining), load(record, "mixed", SoftmaxTraining), load(record, "eval", Evaluation)
+    lsa = load(record, "lsa", LSATraining)
     Ms = np.array(cfg.test_lengths)
     Mgrid = np.unique(np.round(np.geomspace(max(Ms.min(), 3), Ms.max(), 40)).astype(int))
     S = pred["Sigma_main"]
     fig, axes = new_figure(1, 1, width=5.2, height=3.8)
     ax = axes[0, 0]
-    H2 = _pair_heads(cfg)
-    G_eff = gamma_eff(a["softmax.KQ"], a["softmax.OV"], a["softmax.mask"])
-    members = np.flatnonzero((a["softmax.cov"] == COV_TAGS[cfg.cov]) & (a["softmax.heads"] == H2))
+    H2 = cfg.pair_heads
+    G_eff = effective_gamma(s.KQ, s.OV, s.mask)
+    members = np.flatnonzero(s.where(cfg.cov, H2))
     for k, m in enumerate(members):
-        ax.errorbar(Ms, a["softmax.risk"][m], yerr=3 * a["softmax.risk_se"][m], fmt="o", ms=4, color="C2",
+        ax.errorbar(Ms, ev.softmax.risk[m], yerr=3 * ev.softmax.risk_se[m], fmt="o", ms=4, color="C2",
                     label=f"softmax H={H2} (trained at N={cfg.n_context})" if k == 0 else None)
-        ax.plot(Mgrid, [dgd_risk_matrix(G_eff[m], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C2", lw=1,
+        ax.plot(Mgrid, [th.dgd_risk_matrix(G_eff[m], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C2", lw=1,
                 label=r"$\mathcal{R}^{\rm DGD}_M(\Gamma_{\rm eff})$" if k == 0 else None)
-    Gm = gamma_eff(a["mixed.KQ"], a["mixed.OV"], a["mixed.mask"])
-    for k in range(Gm.shape[0]):
-        ax.errorbar(Ms * 1.05, a["mixed.risk"][k], yerr=3 * a["mixed.risk_se"][k], fmt="d", ms=4, color="C4",
-                    label=f"softmax trained on lengths {list(cfg.mixed_lengths)}" if k == 0 else None)
-    ax.plot(Mgrid, [dgd_risk_matrix(pred["Gamma_pi"], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C4", lw=1,
+    for k in range(mixed.KQ.shape[0]):
+        ax.errorbar(Ms * 1.05, ev.mixed.risk[k], yerr=3 * ev.mixed.risk_se[k], fmt="d", ms=4, color="C4",
+                    label=f"softmax trained on lengths {list(cfg.mixed.lengths)}" if k == 0 else None)
+    ax.plot(Mgrid, [th.dgd_risk_matrix(pred["Gamma_pi"], S, cfg.psi2, cfg.sigma2, M) for M in Mgrid], color="C4", lw=1,
             ls="--", label=r"$\mathcal{R}^{\rm DGD}_M(\Gamma_\pi)$")
-    ax.errorbar(Ms, a["lsa.eval_risk_norm_M"], yerr=3 * a["lsa.eval_risk_norm_M_se"], fmt="s", ms=4, mfc="none",
+    ax.errorbar(Ms, ev.lsa_norm_M.risk, yerr=3 * ev.lsa_norm_M.risk_se, fmt="s", ms=4, mfc="none",
                 color="C0", label="LSA, 1/M")
-    ax.errorbar(Ms, a["lsa.eval_risk_fixed"], yerr=3 * a["lsa.eval_risk_fixed_se"], fmt="^", ms=4, mfc="none",
+    ax.errorbar(Ms, ev.lsa_fixed.risk, yerr=3 * ev.lsa_fixed.risk_se, fmt="^", ms=4, mfc="none",
                 color="C3", label=f"LSA, fixed 1/{cfg.n_context}")
     # closed forms of the trained LSA, normalised by 1/M and by a fixed 1/N (p scaled by M/N)
-    B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
-    p = torch.as_tensor(a["lsa.eval_p"])
-    K = torch.as_tensor(a["lsa.eval_K"])
     St = torch.as_tensor(S)
-    ax.plot(Mgrid, [float(th.lsa_population_risk(p, K, St, B, cfg.sigma2, M)) for M in Mgrid], color="C0", lw=1)
-    ax.plot(Mgrid, [float(th.lsa_population_risk(p * M / cfg.n_context, K, St, B, cfg.sigma2, M)) for M in Mgrid],
-            color="C3", lw=1)
+    for norm_M, color in ((True, "C0"), (False, "C3")):
+        ax.plot(Mgrid, th.trained_lsa_risks(lsa.eval_p, lsa.eval_K, St, cfg.psi2, cfg.sigma2, cfg.n_context, Mgrid,
+                                            normalise_by_M=norm_M), color=color, lw=1)
+    B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
     ax.plot(Mgrid, [float(th.dgd_optimal_risk(St, B, cfg.sigma2, M)) for M in Mgrid], "k:", lw=1,
             label=r"envelope $\mathcal{R}^*_{\rm DGD}(M)$")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    top = 3 * max(np.max(a["softmax.risk"][members]), np.max(a["lsa.eval_risk_norm_M"]))
+    top = 3 * max(np.max(ev.softmax.risk[members]), np.max(ev.lsa_norm_M.risk))
     ax.set_ylim(cfg.sigma2 * 0.9, top)
     ax.set_xlabel("test context length M")
     ax.set_ylabel("risk")
@@ -172,42 +158,40 @@ def fig_length(record):
 
 def fig_pool(record):
     """P5: finite task pool: new-task excess risk vs T against c/T, and the pool-task risk."""
-    cfg, a = record.config, record.arrays
-    pred = predict(cfg)
-    T = a["pool.T"]
-    R = scalar(a, "pool.R_star")
+    cfg, pool = record.config, load(record, "pool", TaskPool)
+    T, R = pool.T, pool.R_star.item()
     fig, axes = new_figure(2, 1, width=3.4, height=2.9)
-    ex = a["pool.risk_new"] - R
+    ex = pool.risk_new - R
     axes[0, 0].errorbar(T, ex.mean(0), yerr=3 * ex.std(0, ddof=1) / np.sqrt(ex.shape[0]), fmt="o-", ms=3, label="new tasks")
-    axes[0, 0].plot(T, pred["pool_constant"] / T, "k--", lw=1, label=r"$c/T$ (delta method)")
+    axes[0, 0].plot(T, th.predict(cfg)["pool_constant"] / T, "k--", lw=1, label=r"$c/T$ (delta method)")
     axes[0, 0].set_xscale("log", base=2)
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_xlabel("number of pretraining tasks T")
     axes[0, 0].set_ylabel(r"$\mathcal{R}_N(\Gamma_T) - \mathcal{R}^*$")
     axes[0, 0].legend()
-    pool = a["pool.risk_pool"] - R
-    axes[0, 1].errorbar(T, pool.mean(0), yerr=3 * pool.std(0, ddof=1) / np.sqrt(pool.shape[0]), fmt="o-", ms=3,
+    in_pool = pool.risk_pool - R
+    axes[0, 1].errorbar(T, in_pool.mean(0), yerr=3 * in_pool.std(0, ddof=1) / np.sqrt(in_pool.shape[0]), fmt="o-", ms=3,
                         color="C1", label="pool tasks")
     axes[0, 1].axhline(0, color="k", lw=1)
     axes[0, 1].set_xscale("log", base=2)
     axes[0, 1].set_xlabel("T")
     axes[0, 1].set_ylabel(r"pool-task risk $-\ \mathcal{R}^*$")
     axes[0, 1].legend()
-    fig.suptitle(f"P5: finite task pool (Γ model, {cfg.pool_draws} pools per T)", fontsize=9)
+    fig.suptitle(f"P5: finite task pool (Γ model, {cfg.pool.draws} pools per T)", fontsize=9)
     return fig
 
 
 def fig_lsa_gap(record):
     """P6: |R - R*| of exact GD on the LSA population risk: ZFB vs random init, iso vs AR."""
-    cfg, a = record.config, record.arrays
+    cfg, lsa = record.config, load(record, "lsa", LSATraining)
     fig, axes = new_figure(2, 1, width=3.4, height=2.9)
-    steps = np.maximum(a["lsa.steps"], 1)
+    steps = np.maximum(lsa.steps, 1)
     styles = {0: "-", 1: "--"}
-    for m in range(a["lsa.gap"].shape[1]):
-        c, i = int(a["lsa.cov"][m]), int(a["lsa.init"][m])
-        label = f"{'iso' if c == 0 else f'AR({cfg.rho:g})'}, {'zfb' if i == 0 else 'random'}" if a["lsa.seed_index"][m] == 0 else None
-        axes[0, 0].plot(steps, np.maximum(np.abs(a["lsa.gap"][:, m]), 1e-17), styles[i], color=f"C{c}", label=label, lw=1)
-        axes[0, 1].plot(steps, np.maximum(a["lsa.gamma_err"][:, m], 1e-17), styles[i], color=f"C{c}", lw=1)
+    for m in range(lsa.gap.shape[1]):
+        c, i = int(lsa.cov[m]), int(lsa.init[m])
+        label = f"{'iso' if c == 0 else f'AR({cfg.rho:g})'}, {'zfb' if i == 0 else 'random'}" if lsa.seed_index[m] == 0 else None
+        axes[0, 0].plot(steps, np.maximum(np.abs(lsa.gap[:, m]), 1e-17), styles[i], color=f"C{c}", label=label, lw=1)
+        axes[0, 1].plot(steps, np.maximum(lsa.gamma_err[:, m], 1e-17), styles[i], color=f"C{c}", lw=1)
     for ax, title in zip(axes[0], [r"$|\mathcal{R} - \mathcal{R}^*|$", r"$\|\Gamma-\Gamma^*\|_F/\|\Gamma^*\|_F$"]):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -215,22 +199,20 @@ def fig_lsa_gap(record):
         ax.set_title(title)
         mark_float_floor(ax, FLOAT64_EPS)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"P6: exact GD on the LSA population risk (lr {cfg.lsa_lr:g}, {cfg.n_seeds} seeds)", fontsize=9)
+    fig.suptitle(f"P6: exact GD on the LSA population risk (lr {cfg.lsa.lr:g}, {cfg.n_seeds} seeds)", fontsize=9)
     return fig
 
 
 def fig_preconditioner(record):
-    """P7: Gamma_eff of the anisotropic 2-head model vs Gamma_D*."""
-    cfg, a = record.config, record.arrays
-    pred = predict(cfg)
-    H2 = _pair_heads(cfg)
-    sel = np.flatnonzero((a["softmax.cov"] == COV_TAGS["ar"]) & (a["softmax.heads"] == H2))
+    """P7: Gamma_eff of the anisotropic pair model vs Gamma_D*."""
+    cfg, s = record.config, load(record, "softmax", SoftmaxTraining)
+    sel = np.flatnonzero(s.where("ar", cfg.pair_heads))
     fig, axes = new_figure(3, 1, width=2.5, height=2.3)
     if len(sel) == 0:
         axes[0, 0].text(0.5, 0.5, "no anisotropic members", ha="center")
         return fig
-    G = gamma_eff(a["softmax.KQ"][sel[0]], a["softmax.OV"][sel[0]], a["softmax.mask"][sel[0]])
-    G_D = pred["Gamma_dgd_star_ar"]
+    G = effective_gamma(s.KQ[sel[0]], s.OV[sel[0]], s.mask[sel[0]])
+    G_D = th.predict(cfg)["Gamma_dgd_star_ar"]
     lim = np.abs(G_D).max()
     for ax, M, title in zip(axes[0], (G, G_D, G - G_D), (r"$\Gamma_{\rm eff}=\sum_h\mu_h KQ_h^\top$", r"$\Gamma_D^*$",
                                                          "difference")):
@@ -238,23 +220,23 @@ def fig_preconditioner(record):
         ax.set_title(title, fontsize=8)
         ax.grid(False)
     fig.colorbar(im, ax=axes[0, 2], shrink=0.8)
-    fig.suptitle(f"P7: preconditioner learned with AR({cfg.rho:g}) covariates, H={H2}", fontsize=9)
+    fig.suptitle(f"P7: preconditioner learned with AR({cfg.rho:g}) covariates, H={cfg.pair_heads}", fontsize=9)
     return fig
 
 
 def fig_risk_vs_heads(record):
     """P8: risk at the training length vs number of heads."""
-    cfg, a = record.config, record.arrays
-    pred = predict(cfg)
-    iN = list(cfg.test_lengths).index(cfg.n_context)
+    cfg, pred = record.config, th.predict(record.config)
+    s, ev, curves = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation), load(record, "theory", TheoryCurves)
+    iN = cfg.n_context_index
     fig, axes = new_figure(1, 1, width=4.0, height=3.0)
     ax = axes[0, 0]
-    sel = a["softmax.cov"] == COV_TAGS[cfg.cov]
-    ax.errorbar(a["softmax.heads"][sel], a["softmax.risk"][sel, iN], yerr=3 * a["softmax.risk_se"][sel, iN], fmt="o",
+    sel = s.where(cfg.cov)
+    ax.errorbar(s.heads[sel], ev.softmax.risk[sel, iN], yerr=3 * ev.softmax.risk_se[sel, iN], fmt="o",
                 color="C2", label="trained softmax (seeds)")
     ax.axhline(pred["R_star_dgd_main"], color="C1", label=r"$\mathcal{R}^*_{\rm DGD}$")
     ax.axhline(pred["R_star_gd_main"], color="C0", ls="--", label=r"$\mathcal{R}^*_{\rm GD}$")
-    ax.axhline(float(a["theory.one_head_risk"].min()), color="C3", ls=":", label="best one-head pattern")
+    ax.axhline(float(curves.one_head_risk.min()), color="C3", ls=":", label="best one-head pattern")
     ax.set_xticks(list(cfg.n_heads))
     ax.set_xlabel("number of heads H")
     ax.set_ylabel(f"risk at N={cfg.n_context}")

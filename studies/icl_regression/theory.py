@@ -17,16 +17,20 @@ is the full risk E (yhat - y_q)^2, which includes sigma^2.
 - Bayes ridge (Monte Carlo over Wishart draws), OLS, the finite task-pool Gamma_T and the
   proportional limits d, N -> infinity with d/N = xi and psi^2 d = 1.
 
-Functions take torch tensors and broadcast over leading batch axes of Sigma / B / Gamma.
+Functions take torch tensors and broadcast over leading batch axes of Sigma / B / Gamma; the ones
+under "on saved arrays" take the numpy arrays of a record.  `predict(config)` collects the numbers
+the checks and figures compare with (milliseconds, no training).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from studies.icl_regression.data import covariance
 
 
 def _tr(A: Tensor) -> Tensor:
@@ -105,11 +109,12 @@ def gamma_mixed_dgd(lengths: Sequence[int], d: int, psi2: float, sigma2: float) 
     return float(np.mean((M - 1) / M) / np.mean((M - 1) * (M + d + r) / M ** 2))
 
 
-def gamma_mixed_gd(lengths: Sequence[int], d: int, psi2: float, sigma2: float) -> float:
-    """The GD step (LSA normalised by 1/M) minimising the length-averaged risk: 1 / E[(M+1+d+r)/M]."""
-    r = sigma2 / psi2
-    M = np.asarray(lengths, dtype=float)
-    return float(1.0 / np.mean((M + 1 + d + r) / M))
+def gamma_mixed(Sigma: Tensor, B: Tensor, sigma2: float, lengths: Sequence[int]) -> Tensor:
+    """Gamma_pi = argmin_Gamma E_pi R^DGD_M(Gamma) for M uniform on ``lengths``:
+    with a_M = (M-1)/M,  Gamma_pi = E[a] B Sigma (E[a^2 G_{M-1}])^{-1}."""
+    a = [(M - 1) / M for M in lengths]
+    Gbar = sum(ai ** 2 * gd_gram(Sigma, B, sigma2, M - 1) for ai, M in zip(a, lengths)) / len(lengths)
+    return float(np.mean(a)) * torch.linalg.solve(Gbar, (B @ Sigma).T).T
 
 
 def ols_risk(d: int, N: int, sigma2: float) -> float:
@@ -283,3 +288,63 @@ def single_head_pattern_risk(omega: Tensor, X: Tensor, x_q: Tensor, psi2: float,
     const = sigma2 + psi2 * x_q.pow(2).sum(-1).mean()
     mu = lin / quad
     return const - lin ** 2 / quad, mu
+
+
+# -------------------------------------------------------------------------- on saved arrays
+def dgd_risk_matrix(Gamma: np.ndarray, Sigma: np.ndarray, psi2: float, sigma2: float, M: int) -> float:
+    """R^DGD_M(Gamma) with B = psi^2 I, for numpy Gamma and Sigma (d, d)."""
+    S = torch.as_tensor(Sigma, dtype=torch.float64)
+    return float(dgd_risk(torch.as_tensor(Gamma, dtype=torch.float64), S, psi2 * torch.eye(S.shape[0], dtype=torch.float64), sigma2, M))
+
+
+def trained_lsa_risks(p: np.ndarray, K: np.ndarray, Sigma: Tensor, psi2: float, sigma2: float, n_train: int,
+                      lengths: Sequence[int], normalise_by_M: bool) -> np.ndarray:
+    """Closed-form risk (len(lengths),) of a trained LSA (p (d+1,), K (d+1, d)) at each test length M:
+    normalised by the current 1/M, or by the training 1/N fixed (p scaled by M / N)."""
+    B = psi2 * torch.eye(Sigma.shape[-1], dtype=torch.float64)
+    p = torch.as_tensor(p, dtype=torch.float64)
+    K = torch.as_tensor(K, dtype=torch.float64)
+    return np.array([float(lsa_population_risk(p if normalise_by_M else p * (M / n_train), K, Sigma, B, sigma2, M))
+                     for M in lengths])
+
+
+def best_scalar_dgd_risk(Sigma: np.ndarray, psi2: float, sigma2: float, N: int) -> float:
+    """min over gamma of R^DGD_N(gamma I): R is quadratic in gamma, so two evaluations and the
+    curvature give the minimum exactly."""
+    S = torch.as_tensor(Sigma, dtype=torch.float64)
+    I = torch.eye(S.shape[0], dtype=torch.float64)
+    B = psi2 * I
+    r0, r1, r2 = (float(dgd_risk(g * I, S, B, sigma2, N)) for g in (0.0, 1.0, 2.0))
+    curv = (r2 - 2 * r1 + r0) / 2          # R(g) = r0 + lin g + curv g^2
+    lin = r1 - r0 - curv
+    return r0 - lin ** 2 / (4 * curv)
+
+
+# ---------------------------------------------------------------------------------- predict
+def predict(config) -> dict[str, Any]:
+    """Closed-form predictions at the config (Sigma_main from ``cov``; the AR(rho) ones for A8)."""
+    cfg = config
+    d, N, s2 = cfg.d, cfg.n_context, cfg.sigma2
+    B = cfg.psi2 * torch.eye(d, dtype=torch.float64)
+    out: dict[str, Any] = {}
+    for tag, kind in (("main", cfg.cov), ("ar", "ar"), ("iso", "iso")):
+        S = covariance(d, kind, cfg.rho)
+        out[f"Sigma_{tag}"] = S.numpy()
+        out[f"R_star_gd_{tag}"] = float(gd_optimal_risk(S, B, s2, N))
+        out[f"R_star_dgd_{tag}"] = float(dgd_optimal_risk(S, B, s2, N))
+        out[f"Gamma_star_{tag}"] = gamma_star(S, B, s2, N).numpy()
+        out[f"Gamma_dgd_star_{tag}"] = gamma_dgd_star(S, B, s2, N).numpy()
+        out[f"dgd_envelope_{tag}"] = np.array([float(dgd_optimal_risk(S, B, s2, M)) for M in cfg.test_lengths])
+    S = cfg.sigma_main
+    out["R_ols"] = ols_risk(d, N, s2)
+    out["gamma_gd_iso"] = gamma_gd_iso(d, cfg.psi2, s2, N)
+    out["gamma_dgd_iso"] = gamma_dgd_iso(d, cfg.psi2, s2, N)
+    out["Gamma_pi"] = gamma_mixed(S, B, s2, cfg.mixed.lengths).numpy()
+    out["gamma_pi_iso"] = gamma_mixed_dgd(cfg.mixed.lengths, d, cfg.psi2, s2)
+    out["pool_constant"] = pool_excess_constant(S, B, s2, N)
+    xi = d / N
+    out["xi"] = xi
+    tau = cfg.psi2 * d  # the limits are stated for psi^2 d = 1; rescaling y by 1/sqrt(tau) gives tau R(xi, sigma^2/tau)
+    out["ridge_proportional"] = float(tau * ridge_risk_proportional(xi, s2 / tau))
+    out["gd_proportional"] = float(tau * gd_risk_proportional(xi, s2 / tau))
+    return out

@@ -1,13 +1,14 @@
 """The two models: single-layer linear self-attention (LSA) and He et al.'s multi-head softmax attention.
 
 Both carry a leading ensemble axis ``e``.  Index letters: e member, h head, b prompt, n context
-token, i/j token feature (d+1 of them: x then y).
+token, i/j token feature (d+1 of them: x then y).  Equation labels are the chapter's
+(book/icl_regression.md).
 
-**LSA** (Zhang, Frei & Bartlett 2023; Ahn et al. 2023; Wu et al. 2023):
+**LSA** (Zhang, Frei & Bartlett 2023; Ahn et al. 2023; Wu et al. 2023), chapter eq. (icl-lsa-blocks):
     yhat = e_{d+1}^T W^PV (1/N sum_i z_i z_i^T) W^KQ z_q = p^T Shat K x_q,
 with p = (p_x; p_y) the last row of W^PV and K = (K_x; k_y^T) the first d columns of W^KQ (the
 other blocks never reach the prediction, because z_q = (x_q; 0)).  It is trained by exact
-full-batch GD on its closed-form population risk (`theory.LSARisk`): no sampling at all.
+full-batch GD on its closed-form population risk (`theory.LSARisk`, eq. icl-lsa-risk): no sampling.
 
 **Multi-head softmax attention** (He et al. 2025, Sec. 2; their code ``XintianPan/ICL_linear``):
     yhat = sum_h O_h V_h sum_l z_l softmax_l(z_l^T K_h^T Q_h z_q / sqrt(d+1)),
@@ -15,20 +16,24 @@ with Q_h, K_h, V_h in R^{(d+1)x(d+1)}, O_h in R^{1x(d+1)}; no bias, residual, ML
 positions, and the query attends only to the N context tokens.  Only the per-head circuits
 KQ_h = K_h^T Q_h / sqrt(d+1) and OV_h = O_h V_h enter the prediction, so the forward pass forms them
 first (cost e h b n (d+1) instead of e h b n (d+1)^2); the gradients are those of the (Q, K, V, O)
-parametrisation, which is the one Adam sees.
+parametrisation, which is the one Adam sees.  The training loss is the squared error
+(yhat - y_q)^2 averaged over a fresh batch (`softmax_loss`).
 
 Head counts vary across ensemble members: every member carries ``h_max`` heads and a 0/1 head mask
 (e, h_max).  A masked head's output is multiplied by 0, so its parameters get exactly zero gradient
 and Adam leaves them at 0 (they are initialised to 0 too): member i is the same model, bit for bit
 in exact arithmetic, as a standalone run with its own head count.
+
+**Reading the trained circuits** (He et al. 2025, Sec. 4; chapter eq. icl-softmax-expansion):
+`head_statistics`, `effective_gamma` and `zero_sum` take saved circuits (numpy arrays of a record).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
-
 
 
 # ---------------------------------------------------------------------------------- LSA
@@ -128,29 +133,42 @@ def softmax_predict_shared(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor,
     return torch.einsum("behi,ehi->eb", attended, OV * head_mask[..., None])
 
 
-def head_statistics(KQ: Tensor, OV: Tensor) -> dict[str, Tensor]:
-    """He et al.'s emergent-pattern statistics per head (..., h):
+def softmax_loss(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor, y_q: Tensor) -> Tensor:
+    """The training loss of every member: mean over its batch of (yhat - y_q)^2, (e,)."""
+    return (softmax_predict(KQ, OV, head_mask, Z, x_q) - y_q).pow(2).mean(-1)
+
+
+# ------------------------------------------------------------- reading the trained circuits
+def head_statistics(KQ: np.ndarray, OV: np.ndarray) -> dict[str, np.ndarray]:
+    """He et al.'s emergent-pattern statistics per head, KQ (..., h, d+1, d+1), OV (..., h, d+1) -> (..., h):
 
     omega = mean diagonal of KQ_xx, mu = OV_{d+1} (the y entry), the diagonal ratio
     ||diag KQ_xx|| / ||KQ_xx||_F, the diagonal spread Var(diag)/mean^2 and the OV last-entry ratio
-    |OV_{d+1}| / ||OV||.
+    |OV_{d+1}| / ||OV|| (NaN for a masked, all-zero head).
     """
     d = KQ.shape[-1] - 1
     A = KQ[..., :d, :d]
-    diag = A.diagonal(dim1=-2, dim2=-1)
+    diag = np.diagonal(A, axis1=-2, axis2=-1)
     omega = diag.mean(-1)
-    return {
-        "omega": omega,
-        "mu": OV[..., d],
-        "diag_ratio": diag.norm(dim=-1) / A.flatten(-2).norm(dim=-1),
-        "diag_spread": diag.var(-1, unbiased=False) / omega ** 2,
-        "ov_ratio": OV[..., d].abs() / OV.norm(dim=-1),
-    }
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "omega": omega, "mu": OV[..., d],
+            "diag_ratio": np.linalg.norm(diag, axis=-1) / np.linalg.norm(A, axis=(-2, -1)),
+            "diag_spread": diag.var(-1) / omega ** 2,
+            "ov_ratio": np.abs(OV[..., d]) / np.linalg.norm(OV, axis=-1),
+        }
 
 
-def effective_gamma(KQ: Tensor, OV: Tensor, head_mask: Tensor) -> Tensor:
-    """Gamma_eff = sum_h mu_h KQ_h,xx^T (e, d, d): the preconditioner of the first-order expansion
-    yhat ~ (sum_h mu_h) ybar + x_q^T Gamma_eff (1/N) sum_l (y_l - ybar) x_l (small logits)."""
+def effective_gamma(KQ: np.ndarray, OV: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Gamma_eff = sum_h mu_h KQ_h,xx^T, (..., h, d+1, d+1) -> (..., d, d): the preconditioner of the
+    first-order expansion yhat ~ (sum_h mu_h) ybar + x_q^T Gamma_eff (1/N) sum_l (y_l - ybar) x_l
+    (small logits; eq. icl-softmax-expansion)."""
     d = KQ.shape[-1] - 1
-    mu = OV[..., d] * head_mask                                            # (e, h)
-    return torch.einsum("eh,ehji->eij", mu, KQ[..., :d, :d])
+    mu = OV[..., d] * mask                                                 # (..., h)
+    return np.einsum("...h,...hji->...ij", mu, KQ[..., :d, :d])
+
+
+def zero_sum(OV: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """|sum_h mu_h| / sum_h |mu_h| per member: 0 when the heads cancel the mean label exactly."""
+    mu = OV[..., -1] * mask
+    return np.abs(mu.sum(-1)) / np.abs(mu).sum(-1)
