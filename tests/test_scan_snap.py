@@ -1,8 +1,10 @@
 """Scan and Snap study: the data model, Lemma 1 against autograd and finite differences, the
 mean-field ODEs against brute-force population gradients, Lemma 6's closed forms, the JoMA
-invariant, ensemble member i against the standalone run i, config validation, and the smoke preset."""
+invariant, ensemble member i against the standalone run i, config validation and sub-configs,
+the smoke preset and its typed results."""
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -11,11 +13,12 @@ import torch
 from scipy.integrate import quad, solve_ivp
 
 from studies import scan_snap as ss
-from studies.scan_snap import joma, model, simulate, theory
-from studies.scan_snap.config import Config
+from studies.scan_snap import joma, model, sgd, simulate, theory
+from studies.scan_snap.config import Config, OdeConfig, SweepConfig
 from studies.scan_snap.data import SequenceClasses
 from workbench.attention import member_generators
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, DivergenceError
+from workbench.phases import load
 
 F64 = torch.float64
 SMALL = SequenceClasses(10, 2, 1, 10)
@@ -34,12 +37,14 @@ def _gen(seed: int) -> torch.Generator:
     ({"eta_y": 0.0}, "eta_y"),
     ({"momentum": 1.0}, "momentum"),
     ({"init": "orthogonal"}, "init"),
-    ({"ode_t_max": 500.0}, "ode_t_max"),
-    ({"lr_ratios": (2.0, 1.0)}, "lr_ratios"),
-    ({"sweep_queries": (1, 1)}, "sweep_queries"),
-    ({"sweep_queries": (0,)}, "sweep_queries"),
-    ({"sweep_next_per_query": 1, "sweep_queries": (1,)}, "sweep"),
-    ({"mlp_lr": -1.0}, "mlp_lr"),
+    ({"ode.t_max": 500.0}, "ode.t_max"),
+    ({"ode.lr_ratios": (2.0, 1.0)}, "ode.lr_ratios"),
+    ({"sweep.lr_ratios": (2.0, 1.0)}, "sweep.lr_ratios"),
+    ({"sweep.queries": (1, 1)}, "sweep.queries"),
+    ({"sweep.queries": (0,)}, "sweep.queries"),
+    ({"sweep.next_per_query": 1, "sweep.queries": (1,)}, "sweep"),
+    ({"sweep.steps": 5000}, "sweep.steps"),
+    ({"joma.mlp_lr": -1.0}, "joma.mlp_lr"),
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -48,14 +53,36 @@ def test_config_rejects_bad_values(changes, message):
 
 def test_config_fields_and_presets():
     names = {"n_common", "n_queries", "next_per_query", "n_distinct", "seq_len", "batch_size", "steps", "eta_y",
-             "eta_z", "momentum", "init", "ode_t_max", "n_seeds", "seed", "dtype", "device"}
+             "eta_z", "momentum", "init", "eta_y_factors", "seq_len_long", "n_seeds", "seed", "dtype", "device",
+             "ode.t_max", "ode.snap_eta_y", "ode.lr_ratios", "sweep.queries", "sweep.eta_z", "sweep.steps",
+             "joma.toy_steps", "joma.mlp_steps", "joma.mlp_lr"}
     cfg = Config.quick()
-    assert names <= set(cfg.to_dict())
+    assert names <= set(Config.field_names())
     docs = Config.field_docs()
     assert all(docs.get(f) for f in cfg.to_dict())
-    assert Config.paper().sweep_queries == (1, 3, 5, 10) and Config.paper().n_seeds == 10
-    cfg = cfg.with_overrides(["sweep_queries=1,3", "init=random", "eta_y_factors=1,10"])
-    assert cfg.sweep_queries == (1, 3) and cfg.init == "random" and Config.from_dict(cfg.to_dict()) == cfg
+    for sub in (cfg.ode, cfg.sweep, cfg.joma):
+        assert all(type(sub).field_docs().get(f) for f in type(sub).__dataclass_fields__)
+    assert Config.paper().sweep.queries == (1, 3, 5, 10) and Config.paper().n_seeds == 10
+    cfg = cfg.with_overrides(["sweep.queries=1,3", "init=random", "eta_y_factors=1,10", "ode.t_max=2e4"])
+    assert cfg.sweep.queries == (1, 3) and cfg.init == "random" and cfg.ode.t_max == 2e4
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_sub_experiments_own_their_fields():
+    """Sweeping a primary field changes the main runs (and R1/R2's group 0, their theory) only."""
+    base = Config.quick()
+    changed = base.replace(eta_z=2.0, steps=50, seq_len=64, batch_size=32)
+    assert changed.sweep == base.sweep and changed.ode == base.ode and changed.joma == base.joma
+    a, b = base.ode_members, changed.ode_members
+    for g in (1, 2, 3):
+        np.testing.assert_array_equal(a["eta_z"][a["group"] == g], b["eta_z"][b["group"] == g])
+    assert (b["eta_z"][b["group"] == 0] == 2.0).all()
+    assert base.replace(**{"sweep.steps": 60}).steps == 100
+    assert base.layout == SequenceClasses(10, 2, 1, 10) and base.sweep.layout(3) == SequenceClasses(10, 3, 2, 10)
+    assert changed.ode_times[-1] == base.ode.t_max and set(range(51)) <= set(changed.ode_times)
+    assert set(range(151)) <= set(Config(sweep=SweepConfig(steps=150)).ode_times)  # R2 at every sweep step
+    assert Config(ode=OdeConfig(t_max=5e3)).memory_estimate()[0] > 0
+    assert "device" not in inspect.signature(ss.run).parameters  # the device comes from the config alone
 
 
 # ------------------------------------------------------------------------------- data
@@ -84,7 +111,7 @@ def test_sampler_counts_and_frequencies():
 # ------------------------------------------------------------------------------ model
 def _positional_forward(Y, Z, tokens, classes, layout):
     """The official per-position computation: softmax over the T-1 key positions (query excluded)."""
-    Mc, Q = layout.n_context, layout.n_queries
+    Mc = layout.n_context
     losses = []
     for b in range(tokens.shape[0]):
         m = Mc + int(layout.query_of_class[classes[b]])
@@ -134,7 +161,7 @@ def test_lemma1_equals_autograd_and_finite_differences(layout):
 
 def test_sgd_with_momentum_keeps_row_sums():
     gens = member_generators(5, 2)
-    out = simulate.train_sgd(SMALL, eta_y=torch.tensor([1.0, 3.0]), eta_z=torch.tensor([2.0, 0.5]),
+    out = sgd.train_sgd(SMALL, eta_y=torch.tensor([1.0, 3.0]), eta_z=torch.tensor([2.0, 0.5]),
                              seed_of_member=torch.tensor([0, 1]), generators=gens, seq_len=32, batch_size=16,
                              steps=15, momentum=0.9, init="random", dtype=F64, device=torch.device("cpu"))
     assert out["Y_rowsum_drift"].max() < 1e-13 and out["Z_rowsum_drift"].max() < 1e-13
@@ -145,10 +172,10 @@ def test_ensemble_member_equals_standalone_run():
     common = dict(seq_len=24, batch_size=8, steps=6, momentum=0.5, init="random", dtype=F64, device=torch.device("cpu"))
     ey = torch.tensor([1.0, 1.0, 4.0, 4.0])
     ez = torch.tensor([1.0, 1.0, 2.0, 2.0])
-    batched = simulate.train_sgd(SMALL, eta_y=ey, eta_z=ez, seed_of_member=torch.tensor([0, 1, 0, 1]),
+    batched = sgd.train_sgd(SMALL, eta_y=ey, eta_z=ez, seed_of_member=torch.tensor([0, 1, 0, 1]),
                                  generators=member_generators(7, 2), **common)
     for i, (pair_ey, pair_ez, seed) in enumerate([(1.0, 1.0, 0), (1.0, 1.0, 1), (4.0, 2.0, 0), (4.0, 2.0, 1)]):
-        alone = simulate.train_sgd(SMALL, eta_y=torch.tensor([pair_ey]), eta_z=torch.tensor([pair_ez]),
+        alone = sgd.train_sgd(SMALL, eta_y=torch.tensor([pair_ey]), eta_z=torch.tensor([pair_ez]),
                                    seed_of_member=torch.tensor([0]), generators=member_generators(7 + seed, 1), **common)
         for key in ("z", "loss", "p_correct"):
             np.testing.assert_allclose(batched[key][:, i], alone[key][:, 0], rtol=0, atol=1e-13)
@@ -278,17 +305,54 @@ def test_joma_toy_and_invariant():
 
 
 # ------------------------------------------------------------------------------- smoke
-def test_smoke_preset_runs_and_passes():
-    cfg = Config.smoke()
-    record = ss.run(cfg, progress=False)
+@pytest.fixture(scope="module")
+def smoke_record():
+    return ss.run(Config.smoke(), progress=False)
+
+
+def test_smoke_preset_runs_and_passes(smoke_record):
+    cfg, record = Config.smoke(), smoke_record
     checks = ss.checks(record)
     names = [c.name for c in checks]
     assert len(names) == len(set(names)) and len(names) >= 25
     failed = [c.name for c in checks if not c.passed]
     assert not failed, failed
-    for prefix in ("sgd.z", "sgd_long.z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep1.entropy", "joma_toy.entropy", "mlp.invariant"):
-        assert prefix in record.arrays
+    for key in ("sgd.z", "sgd_long.z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep.1.entropy", "sweep.1.r2.entropy",
+                "joma_toy.entropy", "mlp.invariant", "mlp.W1", "bn.exact.0", "layout.P"):
+        assert key in record.arrays, key
+    assert [p.name for p in ss.PHASES] == list(record.info["phase_seconds"])
     figs = ss.figures(record)
     assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma"} <= set(figs)
     pred = ss.predict(cfg)
     assert pred["initial_common_mass"] == pytest.approx(10 / 15.5)
+
+
+def test_results_load_back_typed(smoke_record):
+    cfg = Config.smoke()
+    panels = load(smoke_record, "sweep", simulate.Sweep)
+    assert list(panels) == ["1"] and isinstance(panels["1"].r2, simulate.R2Sweep)
+    members = len(cfg.sweep.eta_z) * len(cfg.sweep.lr_ratios) * cfg.n_seeds
+    assert panels["1"].entropy.shape == (cfg.sweep.steps + 1, members)
+    bound = load(smoke_record, "bn", simulate.SnapBound)
+    assert bound.labels == tuple(s[0] for s in theory.BN_PARAMETER_SETS) and set(bound.exact) == {"0", "1", "2", "3", "4", "5"}
+    run = load(smoke_record, "sgd", simulate.SgdRun)
+    assert run.seq_len == cfg.seq_len and run.z.shape[:2] == (cfg.steps + 1, len(cfg.eta_y_factors) * cfg.n_seeds)
+    mlp = load(smoke_record, "mlp", simulate.MlpRun)
+    # the final step's invariant without its discretisation term, recomputed from the saved weights
+    inv = mlp.z.sum(1) - 0.5 * (mlp.W1 ** 2 - mlp.W1_init ** 2).sum(1)
+    np.testing.assert_allclose(np.abs(inv).max(-1), mlp.invariant_continuous[-1], rtol=1e-12, atol=1e-15)
+
+
+def test_a_failing_sweep_panel_keeps_the_finished_ones(monkeypatch):
+    cfg = Config.smoke().replace(**{"sweep.queries": (1, 3), "sweep.steps": 5, "sweep.eta_z": (0.5, 1.0)})
+    real = simulate.sweep_panel
+
+    def panel(cfg, n_queries, *, progress=False):
+        if n_queries == 3:
+            raise DivergenceError("boom", step=2, partial={"loss": np.ones(2)})
+        return real(cfg, n_queries, progress=progress)
+
+    monkeypatch.setattr(simulate, "sweep_panel", panel)
+    with pytest.raises(DivergenceError) as info:
+        simulate.sweep(cfg)
+    assert set(info.value.partial) == {"1", "3"} and isinstance(info.value.partial["1"], simulate.SweepPanel)

@@ -1,3 +1,7 @@
+import sys
+
 from workbench.cli import study_main
-from studies import scan_snap as _study
-raise SystemExit(study_main(_study))
+
+from studies import scan_snap
+
+sys.exit(study_main(scan_snap))

@@ -1,6 +1,6 @@
 """The scan-snap kernel for ``workbench bench``: SGD on the Y/Z model with per-member seeds.
 
-This is `simulate.train_sgd`, the training behind the ``sgd`` runs and the Fig. 6 sweep: every
+This is `sgd.train_sgd`, the training behind the ``sgd`` runs and the Fig. 6 sweep: every
 step, each seed's generator draws a fresh batch of ``batch_size`` sequences of length T from the
 sequence classes (on the CPU), the closed-form Lemma-1 gradients are taken for every member at
 once, two-rate SGD updates Y and Z, and the observers (distinct-token entropy, row-sum drifts,
@@ -19,7 +19,7 @@ from workbench.runtime import single_thread
 
 from studies.scan_snap.config import Config
 from studies.scan_snap.data import SequenceClasses
-from studies.scan_snap.simulate import train_sgd
+from studies.scan_snap.sgd import train_sgd
 
 STEPS = 20
 """SGD steps of the timed training."""
@@ -46,7 +46,7 @@ def bench_case(members: int, device: str):
     from workbench.bench import KernelCase
 
     cfg = Config.quick().replace(n_seeds=members, steps=STEPS, device=str(device))
-    layout = SequenceClasses(cfg.n_common, cfg.n_queries, cfg.next_per_query, cfg.n_distinct)
+    layout = cfg.layout
     factors = np.asarray(cfg.eta_y_factors, dtype=np.float64)
     eta_y = torch.as_tensor(cfg.eta_y * factors[np.arange(members) % len(factors)])
     eta_z = torch.full((members,), cfg.eta_z, dtype=torch.float64)

@@ -1,30 +1,140 @@
-"""Configuration of the Scan and Snap study: one config drives a coherent set of sub-experiments.
+"""Configuration of the Scan and Snap study: the main SGD run's fields, flat, and one nested
+config per other sub-experiment.
 
-How the sub-experiments derive from the fields (array prefixes in the record in brackets):
+The primary experiment is SGD on the main (Syn-Small) layout, phases ``sgd`` and ``sgd_long``:
+the layout (``n_common``, ``n_queries``, ``next_per_query``, ``n_distinct``), ``batch_size``,
+``steps``, ``momentum``, ``init``, members eta_Y = ``eta_y`` x each of ``eta_y_factors`` at
+eta_Z = ``eta_z``, times ``n_seeds`` seeds; ``sgd`` uses ``seq_len``, ``sgd_long``
+``seq_len_long``.  ``grad`` (Lemma 1 against autograd) checks the same model on one batch.
 
-- ``sgd`` / ``sgd_long``: SGD on the config's layout (``n_common``, ``n_queries``,
-  ``next_per_query``, ``n_distinct``) with ``batch_size``, ``steps``, ``momentum``, ``init``;
-  members are eta_Y = ``eta_y`` x each of ``eta_y_factors`` at eta_Z = ``eta_z``, times
-  ``n_seeds`` seeds; ``sgd`` uses ``seq_len``, ``sgd_long`` uses ``seq_len_long``.
-- ``r1`` / ``r1m`` / ``r2``: the three ODEs on the same layout, from t = 0 to ``ode_t_max``
-  (outputs at every integer step up to ``steps`` and ``ode_points_per_decade`` log-spaced
-  points), for the learning-rate pairs: the ``sgd`` pairs, the snap grid (eta_Y in
-  ``snap_eta_y``, eta_Z = min(``eta_z``, eta_Y)), the ratio grid (eta_Y = r ``eta_z`` for r in
-  ``lr_ratios``, eta_Z = ``eta_z``) and, for R2 only, the sweep grid (every ``sweep_eta_z`` x
-  ``lr_ratios``).
-- ``sweep<Q>``: the Fig. 6 protocol (paper's SGD: ``sweep_momentum``, ``sweep_init``) on the
-  Syn-Medium layout with Q = each of ``sweep_queries`` queries x ``sweep_next_per_query`` next
-  tokens, the grid ``sweep_eta_z`` x ``lr_ratios`` x ``n_seeds`` seeds as one batched run per Q,
-  with ``seq_len``, ``batch_size``, ``steps``; ``r2_sweep<Q>`` is R2 on the same grid.
-- ``grad``: one batch with random Y, Z for the Lemma-1-versus-autograd check.
-- ``joma_toy`` / ``mlp``: the JoMA extension (``joma_steps``; ``mlp_steps`` at ``mlp_lr``).
+The other sub-experiments own their fields, so sweeping a primary field changes only what is
+computed from the primary run:
+
+- ``ode`` (`OdeConfig`; phases ``r1``, ``r1m``, ``r2``): the three ODEs on the main layout to
+  ``ode.t_max``, for the SGD pairs (these follow the primary fields: they are its theory), the
+  snap grid (eta_Y in ``ode.snap_eta_y``, eta_Z = min(``ode.eta_z``, eta_Y)), the ratio grid
+  (eta_Y = r ``ode.eta_z`` for r in ``ode.lr_ratios``) and, for R2 only, the sweep's grid.
+- ``sweep`` (`SweepConfig`; phase ``sweep``): Fig. 6, the paper's SGD protocol on the Syn-Medium
+  layouts with ``sweep.queries`` query tokens, over ``sweep.eta_z`` x ``sweep.lr_ratios`` x
+  ``n_seeds`` seeds, and R2 on the same grid.
+- ``joma`` (`JomaConfig`; phases ``joma_toy``, ``mlp``): JoMA's sparse-then-dense toy and the
+  attention + MLP study on the main layout.
+
+``seed``, ``n_seeds``, ``dtype`` and ``device`` are the run's and apply to every sub-experiment.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.config import StudyConfig, require, require_choice, require_float, require_int, require_sequence
+import numpy as np
+
+from workbench.config import (StudyConfig, SubConfig, require, require_choice, require_float, require_int,
+                              require_sequence)
+
+from studies.scan_snap.data import SequenceClasses
+
+LR_CHECK_TIMES = (100.0, 1000.0, 20000.0)
+"""Times at which the learning-rate-ratio claims are compared (spec check 8); the ODE outputs
+include them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OdeConfig(SubConfig):
+    """The mean-field ODEs R1, R1m and R2 on the main layout (phases ``r1``, ``r1m``, ``r2``)."""
+
+    t_max: float = 1e5
+    """Horizon of the R1, R1m and R2 integrations."""
+    points_per_decade: int = 30
+    """Log-spaced ODE outputs per decade of t (from t = 0.01)."""
+    snap_eta_y: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    """eta_Y grid of the snap-time study (R1, with eta_Z = min(ode.eta_z, eta_Y))."""
+    lr_ratios: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
+    """eta_Y / eta_Z grid (increasing) of the ODEs' learning-rate-ratio study (at eta_Z = ode.eta_z)."""
+    eta_z: float = 1.0
+    """eta_Z of the snap grid (capped at eta_Y) and of the ratio grid."""
+
+    def validate(self) -> None:
+        require_float(self, "t_max", low=2000)
+        require_int(self, "points_per_decade", low=5)
+        require_sequence(self, "snap_eta_y", low=0, low_open=True, min_len=2, increasing=True)
+        require_sequence(self, "lr_ratios", low=0, low_open=True, min_len=2, increasing=True)
+        require_float(self, "eta_z", low=0, low_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig(SubConfig):
+    """Fig. 6: the paper's SGD protocol on Syn-Medium layouts over an (eta_Z, eta_Y/eta_Z) grid (phase ``sweep``)."""
+
+    queries: tuple[int, ...] = (1,)
+    """Syn-Medium panels: number of query tokens (num_last) of each."""
+    next_per_query: int = 2
+    """Next tokens per query in the Syn-Medium layouts (the official default)."""
+    n_common: int = 10
+    """C of the Syn-Medium layouts."""
+    n_distinct: int = 10
+    """D of the Syn-Medium layouts."""
+    eta_z: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+    """eta_Z grid (increasing) of the sweep (SGD and R2)."""
+    lr_ratios: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
+    """eta_Y / eta_Z grid (increasing) of the sweep (SGD and R2)."""
+    momentum: float = 0.9
+    """Momentum of the sweep (the official code's default, used for Fig. 6)."""
+    init: Literal["zero", "random"] = "random"
+    """Initialisation of the sweep (Fig. 6 used random Y and Z)."""
+    seq_len: int = 128
+    """T of the sweep's sequences."""
+    batch_size: int = 128
+    """Sequences per SGD step of the sweep."""
+    steps: int = 100
+    """SGD steps of the sweep (Fig. 6: 100)."""
+
+    def validate(self) -> None:
+        require(isinstance(self.queries, tuple) and len(self.queries) >= 1
+                and all(isinstance(q, int) and not isinstance(q, bool) and q >= 1 for q in self.queries)
+                and len(set(self.queries)) == len(self.queries),
+                f"queries must be a tuple of distinct positive integers, got {self.queries!r}")
+        require_int(self, "next_per_query", low=1)
+        require(min(self.queries) * self.next_per_query >= 2,
+                "every sweep layout needs at least 2 classes (queries * next_per_query)")
+        require_int(self, "n_common", low=1)
+        require_int(self, "n_distinct", low=2)
+        require_sequence(self, "eta_z", low=0, low_open=True, min_len=2, increasing=True)
+        require_sequence(self, "lr_ratios", low=0, low_open=True, min_len=2, increasing=True)
+        require_float(self, "momentum", low=0, high=1, high_open=True)
+        require_choice(self, "init", ("zero", "random"))
+        require_int(self, "seq_len", low=2)
+        require_int(self, "batch_size", low=1)
+        require_int(self, "steps", low=1)
+
+    def layout(self, n_queries: int) -> SequenceClasses:
+        """The Syn-Medium layout of the panel with ``n_queries`` query tokens."""
+        return SequenceClasses(self.n_common, n_queries, self.next_per_query, self.n_distinct)
+
+    @property
+    def grid(self) -> dict[str, np.ndarray]:
+        """The grid: eta_Z in ``eta_z`` (slow axis) x eta_Y/eta_Z in ``lr_ratios`` (fast axis), (pairs,) each."""
+        ez = np.repeat(np.asarray(self.eta_z, dtype=np.float64), len(self.lr_ratios))
+        ratio = np.tile(np.asarray(self.lr_ratios, dtype=np.float64), len(self.eta_z))
+        return {"eta_y": ez * ratio, "eta_z": ez, "ratio": ratio}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JomaConfig(SubConfig):
+    """JoMA's extension (phases ``joma_toy`` and ``mlp``)."""
+
+    toy_steps: int = 5000
+    """Euler steps of JoMA's sparse-then-dense toy (eta = 0.02, as the official script)."""
+    mlp_steps: int = 1000
+    """Gradient steps of the attention + MLP study (long-sequence limit, full class average)."""
+    mlp_lr: float = 1.0
+    """Learning rate (all parameters) of the attention + MLP study."""
+
+    def validate(self) -> None:
+        require_int(self, "toy_steps", low=10)
+        require_int(self, "mlp_steps", low=10)
+        require_float(self, "mlp_lr", low=0, low_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,34 +163,16 @@ class Config(StudyConfig):
     """Heavy-ball momentum of the main SGD runs (0: plain SGD, the theory's discretisation)."""
     init: Literal["zero", "random"] = "zero"
     """Y(0), Z(0) of the main SGD runs: zero (the paper's theory) or U(+-1/sqrt(M)) (Model2 default)."""
-    ode_t_max: float = 1e5
-    """Horizon of the R1, R1m and R2 integrations."""
     eta_y_factors: tuple[float, ...] = (1.0, 4.0, 10.0)
     """Main SGD/ODE members use eta_Y = eta_y * factor at eta_Z = eta_z (Fig. 4 uses 1 and 10)."""
     seq_len_long: int = 512
     """A longer T for the finite-T bias check (SGD approaches R1 as T grows)."""
-    snap_eta_y: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-    """eta_Y grid of the snap-time study (R1, with eta_Z = min(eta_z, eta_Y))."""
-    lr_ratios: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
-    """eta_Y / eta_Z grid (increasing) of the learning-rate-ratio studies and the Fig. 6 sweep."""
-    sweep_eta_z: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
-    """eta_Z grid (increasing) of the Fig. 6 sweep (SGD and R2)."""
-    sweep_queries: tuple[int, ...] = (1,)
-    """Syn-Medium panels of the Fig. 6 sweep: number of query tokens (num_last) of each."""
-    sweep_next_per_query: int = 2
-    """Next tokens per query in the Syn-Medium sweep layouts (the official default)."""
-    sweep_momentum: float = 0.9
-    """Momentum of the sweep (the official code's default, used for Fig. 6)."""
-    sweep_init: Literal["zero", "random"] = "random"
-    """Initialisation of the sweep (Fig. 6 used random Y and Z)."""
-    ode_points_per_decade: int = 30
-    """Log-spaced ODE outputs per decade of t (from t = 0.01)."""
-    joma_steps: int = 5000
-    """Euler steps of JoMA's sparse-then-dense toy (eta = 0.02, as the official script)."""
-    mlp_steps: int = 1000
-    """Gradient steps of the attention + MLP study (long-sequence limit, full class average)."""
-    mlp_lr: float = 1.0
-    """Learning rate (all parameters) of the attention + MLP study."""
+    ode: OdeConfig = field(default_factory=OdeConfig)
+    """The mean-field ODEs R1, R1m, R2 (horizon, output times, their own learning-rate grids)."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """Fig. 6's sweep under the paper's SGD protocol, and R2 on its grid."""
+    joma: JomaConfig = field(default_factory=JomaConfig)
+    """JoMA's extension: the sparse-then-dense toy and the attention + MLP study."""
 
     def validate(self) -> None:
         require_int(self, "n_common", low=1)
@@ -99,68 +191,116 @@ class Config(StudyConfig):
         require_float(self, "eta_z", low=0, low_open=True)
         require_float(self, "momentum", low=0, high=1, high_open=True)
         require_choice(self, "init", ("zero", "random"))
-        require_float(self, "ode_t_max", low=2000)
-        require(self.ode_t_max >= self.steps, f"ode_t_max ({self.ode_t_max}) must be >= steps ({self.steps})")
         require_sequence(self, "eta_y_factors", low=0, low_open=True, increasing=True)
-        require_sequence(self, "snap_eta_y", low=0, low_open=True, min_len=2, increasing=True)
-        require_sequence(self, "lr_ratios", low=0, low_open=True, min_len=2, increasing=True)
-        require_sequence(self, "sweep_eta_z", low=0, low_open=True, min_len=2, increasing=True)
-        require(isinstance(self.sweep_queries, tuple) and len(self.sweep_queries) >= 1
-                and all(isinstance(q, int) and not isinstance(q, bool) and q >= 1 for q in self.sweep_queries)
-                and len(set(self.sweep_queries)) == len(self.sweep_queries),
-                f"sweep_queries must be a tuple of distinct positive integers, got {self.sweep_queries!r}")
-        require_int(self, "sweep_next_per_query", low=1)
-        require(min(self.sweep_queries) * self.sweep_next_per_query >= 2,
-                "every sweep layout needs at least 2 classes (sweep_queries * sweep_next_per_query)")
-        require_float(self, "sweep_momentum", low=0, high=1, high_open=True)
-        require_choice(self, "sweep_init", ("zero", "random"))
-        require_int(self, "ode_points_per_decade", low=5)
-        require_int(self, "joma_steps", low=10)
-        require_int(self, "mlp_steps", low=10)
-        require_float(self, "mlp_lr", low=0, low_open=True)
+        for name, steps in (("steps", self.steps), ("sweep.steps", self.sweep.steps)):
+            require(self.ode.t_max >= steps, f"ode.t_max ({self.ode.t_max}) must be >= {name} ({steps}): "
+                                             "the ODEs are compared with SGD at t = steps")
 
     # ----------------------------------------------------------------------------- presets
     @classmethod
     def smoke(cls) -> "Config":
         """Seconds: Syn-Small at a reduced scale, two-point grids, short horizons."""
-        return cls(seq_len=128, seq_len_long=512, batch_size=128, steps=40, n_seeds=2, ode_t_max=3000.0,
-                   eta_y_factors=(1.0, 4.0), snap_eta_y=(1.0, 4.0), lr_ratios=(1.0, 10.0),
-                   sweep_eta_z=(0.5, 3.0), ode_points_per_decade=12, joma_steps=2000, mlp_steps=400,
-                   mlp_lr=2.0)
+        return cls(
+            n_seeds=2,                                  # the fewest with a seed spread and a standard error
+            steps=40,                                   # 4x R1's snap time at eta_Y = 1 (t_1/2 = 10.4)
+            eta_y_factors=(1.0, 4.0),                   # two main pairs: a slow and a fast decoder
+            ode=OdeConfig(
+                t_max=3000.0,                           # past 150 t_0 = 2116 of eta_Y = 1: log_slowdown keeps its pairs
+                points_per_decade=12,                   # fewer output times (the checks interpolate in log t)
+                snap_eta_y=(1.0, 4.0),                  # two points fix the 1/eta_Y scaling of the snap
+                lr_ratios=(1.0, 10.0),                  # the two ends of the ratio grid
+            ),
+            sweep=SweepConfig(
+                eta_z=(0.5, 3.0),                       # the two ends of the eta_Z grid
+                lr_ratios=(1.0, 10.0),                  # the two ends of the ratio grid
+                steps=40,                               # as the main runs; still past the slowest cell's t_0 = 28
+            ),
+            joma=JomaConfig(
+                toy_steps=2000,                         # the entropy minimum and a 0.1-nat rebound (the check asks 0.01)
+                mlp_steps=400,                          # with mlp_lr 2: gradient-flow time 800, near quick's 1000
+                mlp_lr=2.0,                             # a larger step, so 400 steps suffice
+            ),
+        )
 
     @classmethod
     def quick(cls) -> "Config":
         """About a minute on 2 cores: Syn-Small (Fig. 4 settings, momentum 0 for the overlays),
-        full learning-rate grids, the num_last = 1 panel of the Fig. 6 sweep with 8 seeds."""
-        return cls(n_seeds=8)
+        full learning-rate grids, the num_last = 1 panel of the Fig. 6 sweep."""
+        return cls(n_seeds=8)  # eight seeds per grid cell: standard errors for the sweep's entropy comparisons
 
     @classmethod
     def paper(cls) -> "Config":
-        """The paper's scale: Fig. 6's four Syn-Medium panels (num_last 1, 3, 5, 10), 4 x 4
-        learning-rate grid, 10 seeds, 100 steps, batch 128, T = 128 (GPU welcome)."""
-        return cls(n_seeds=10, sweep_queries=(1, 3, 5, 10))
+        """The paper's scale: Fig. 6's four Syn-Medium panels, 4 x 4 learning-rate grid, 10 seeds,
+        100 steps, batch 128, T = 128 (GPU welcome)."""
+        return cls(
+            n_seeds=10,                                 # ten seeds per grid cell, the paper's scale
+            sweep=SweepConfig(queries=(1, 3, 5, 10)),   # Fig. 6's four panels, num_last = 1, 3, 5, 10
+        )
 
     # ----------------------------------------------------------------------------- derived
     @property
+    def layout(self) -> SequenceClasses:
+        """The main (Syn-Small) layout of the SGD runs, the ODEs, ``grad`` and the MLP study."""
+        return SequenceClasses(self.n_common, self.n_queries, self.next_per_query, self.n_distinct)
+
+    @property
     def n_classes(self) -> int:
-        return self.n_queries * self.next_per_query
+        """K of the main layout."""
+        return self.layout.n_classes
+
+    @property
+    def main_eta(self) -> tuple[np.ndarray, np.ndarray]:
+        """(eta_Y, eta_Z) of the main runs' learning-rate pairs, (pairs,) each."""
+        eta_y = self.eta_y * np.asarray(self.eta_y_factors, dtype=np.float64)
+        return eta_y, np.full_like(eta_y, self.eta_z)
+
+    @property
+    def ode_times(self) -> np.ndarray:
+        """0, every integer step up to the SGD horizons, log-spaced points from 0.01 to
+        ode.t_max, and the check times."""
+        ode = self.ode
+        decades = math.log10(ode.t_max) + 2
+        logs = np.logspace(-2, math.log10(ode.t_max), int(round(decades * ode.points_per_decade)) + 1)
+        extra = [t for t in LR_CHECK_TIMES + (10.0, 10_000.0) if t <= ode.t_max]
+        last_step = max(self.steps, self.sweep.steps)
+        t = np.unique(np.concatenate([[0.0], np.arange(1, last_step + 1, dtype=np.float64), logs, extra]))
+        return t[t <= ode.t_max]
+
+    @property
+    def ode_members(self) -> dict[str, np.ndarray]:
+        """The (eta_Y, eta_Z) pairs integrated by R1/R1m (groups 0-2) and R2 (groups 0-3).
+
+        group 0: the main SGD pairs; group 1: the snap grid eta_Y in ode.snap_eta_y with
+        eta_Z = min(ode.eta_z, eta_Y); group 2: eta_Y = r ode.eta_z, eta_Z = ode.eta_z for r in
+        ode.lr_ratios; group 3: the sweep's grid.
+        """
+        pairs, groups = [], []
+        for ey, ez in zip(*self.main_eta):
+            pairs.append((float(ey), float(ez))); groups.append(0)
+        for ey in self.ode.snap_eta_y:
+            pairs.append((ey, min(self.ode.eta_z, ey))); groups.append(1)
+        for r in self.ode.lr_ratios:
+            pairs.append((self.ode.eta_z * r, self.ode.eta_z)); groups.append(2)
+        for ez in self.sweep.eta_z:
+            for r in self.sweep.lr_ratios:
+                pairs.append((ez * r, ez)); groups.append(3)
+        pairs = np.asarray(pairs, dtype=np.float64)
+        return {"eta_y": pairs[:, 0], "eta_z": pairs[:, 1], "group": np.asarray(groups, dtype=np.int64)}
 
     def memory_estimate(self) -> tuple[float, str]:
         """The largest batched tensors of the SGD runs: one step's token counts (e, B, M_c), the
         parameters Y, Z (e, M, M) and the main runs' z trajectory (steps + 1, e, Q, M_c)."""
         size = 8 if self.dtype == "float64" else 4
-        context = self.n_common + self.n_classes * self.n_distinct
-        vocab = context + self.n_queries + self.n_classes
+        main_layout, sweep_layout = self.layout, self.sweep.layout(max(self.sweep.queries))
+        context, vocab = main_layout.n_context, main_layout.vocab
         main = len(self.eta_y_factors) * self.n_seeds
-        sweep = len(self.sweep_eta_z) * len(self.lr_ratios) * self.n_seeds
-        q = max(self.sweep_queries)
-        sweep_context = self.n_common + q * self.sweep_next_per_query * self.n_distinct
-        sweep_vocab = sweep_context + q + q * self.sweep_next_per_query
+        sweep = len(self.sweep.eta_z) * len(self.sweep.lr_ratios) * self.n_seeds
+        sweep_context, sweep_vocab = sweep_layout.n_context, sweep_layout.vocab
         candidates = [
             (main * self.batch_size * context, f"one batch of the main SGD ({main} members)"),
             (main * 2 * vocab ** 2, f"Y and Z of the main SGD ({main} members, M={vocab})"),
             ((self.steps + 1) * main * self.n_queries * context, "the main runs' z trajectory"),
-            (sweep * self.batch_size * sweep_context, f"one batch of the sweep ({sweep} members)"),
+            (sweep * self.sweep.batch_size * sweep_context, f"one batch of the sweep ({sweep} members)"),
             (sweep * 2 * sweep_vocab ** 2, f"Y and Z of the sweep ({sweep} members, M={sweep_vocab})"),
         ]
         numbers, what = max(candidates)

@@ -1,40 +1,44 @@
-"""Figures of the Scan and Snap study, pure functions of a record."""
+"""Figures of the Scan and Snap study: pure functions of a record's typed results; they display nothing."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
+from workbench.phases import load
 from workbench.plotting import new_figure, seed_band
 
-from studies.scan_snap import theory
-from studies.scan_snap.data import SequenceClasses
-
-
-def _layout(cfg) -> SequenceClasses:
-    return SequenceClasses(cfg.n_common, cfg.n_queries, cfg.next_per_query, cfg.n_distinct)
+from studies.scan_snap import joma, theory
+from studies.scan_snap.simulate import JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, SnapBound, Sweep
 
 
 def figures(record) -> dict:
-    cfg, A = record.config, record.arrays
-    layout = _layout(cfg)
-    K, M = layout.n_classes, layout.vocab
-    S = cfg.n_seeds
-    psi = A["layout.query_of_class"].astype(int)
-    common = A["layout.common_mask"].astype(bool)
-    d0 = np.nonzero(A["layout.distinct_mask"][0])[0]
-    c0 = np.nonzero(common)[0]
-    order = np.concatenate([c0, d0])  # class 0's tokens: common | distinct
-    t = A["r1.t"]
-    figs = {}
+    return {"heatmaps": heatmaps(record), "logits_vs_time": logits_vs_time(record), "r2_scan": r2_scan(record),
+            "snap_collapse": snap_collapse(record), "entropy_vs_ratio": entropy_vs_ratio(record),
+            "snap_bound": snap_bound(record), "joma": joma_figure(record)}
 
-    # 1. c_n heatmaps over iterations, smallest and largest eta_Y (seed 0, class 0), Fig. 4 style.
-    z = A["sgd.z"]  # (n_steps, e, Q, M_c), member = pair * S + seed
-    pairs = [0, len(cfg.eta_y_factors) - 1]
+
+def _class0_tokens(record) -> tuple[np.ndarray, np.ndarray, int]:
+    """Class 0's common and distinct tokens (P increasing) and its query index."""
+    lay = load(record, "layout", Layout)
+    return (np.nonzero(lay.common_mask.astype(bool))[0], np.nonzero(lay.distinct_mask[0])[0],
+            int(lay.query_of_class[0]))
+
+
+def _first_of_group(run, group: int) -> int:
+    return int(np.nonzero(run.group == group)[0][0])
+
+
+def heatmaps(record):
+    """Fig. 4: c_n over SGD iterations, smallest and largest eta_Y (seed 0, class 0)."""
+    cfg, sgd = record.config, load(record, "sgd", SgdRun)
+    c0, d0, _ = _class0_tokens(record)
+    order = np.concatenate([c0, d0])  # class 0's tokens: common | distinct
+    S, pairs = cfg.n_seeds, [0, len(cfg.eta_y_factors) - 1]
     iters = [s for s in (0, 2, 4, 6, 8, 10) if s <= cfg.steps] + [cfg.steps]
     fig, axes = new_figure(len(pairs), 1, width=3.6, height=3.0)
     for ax, j in zip(axes[0], pairs):
-        c = theory.class_attention(z[iters, j * S], layout)[:, 0, order]  # (iters, tokens)
+        c = theory.class_attention(sgd.z[iters, j * S], cfg.layout)[:, 0, order]  # (iters, tokens)
         im = ax.imshow(c, aspect="auto", cmap="viridis", vmin=0)
         ax.set_yticks(range(len(iters)), [str(i) for i in iters])
         ax.axvline(len(c0) - 0.5, color="w", lw=1)
@@ -43,32 +47,41 @@ def figures(record) -> dict:
         ax.set_title(f"c_l|n, eta_Y={cfg.eta_y * cfg.eta_y_factors[j]:g}, eta_Z={cfg.eta_z:g}")
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    figs["heatmaps"] = fig
+    return fig
 
-    # 2. z_ml(t): SGD (median, min-max band over seeds) vs R1 (solid) vs R2 (dashed) vs R1m (dotted).
+
+def logits_vs_time(record):
+    """z_ml(t): SGD (median, min-max band over seeds) vs R1 (solid) vs R2 (dashed) vs R1m (dotted)."""
+    cfg, sgd = record.config, load(record, "sgd", SgdRun)
+    r1, r1m, r2 = load(record, "r1", R1Run), load(record, "r1m", R1Run), load(record, "r2", R2Run)
+    c0, d0, psi0 = _class0_tokens(record)
+    S, t, steps = cfg.n_seeds, r1.t, sgd.steps.astype(float)
+    r1_i, r2_i = _first_of_group(r1, 0), _first_of_group(r2, 0)
     fig, axes = new_figure(1, 1, width=6.0, height=3.6)
     ax = axes[0, 0]
-    steps = A["sgd.steps"].astype(float)
     tokens = [(c0[0], "common"), (d0[0], "rarest distinct"), (d0[len(d0) // 2], "middle distinct"), (d0[-1], "top distinct")]
-    r1_i = int(np.nonzero(A["r1.group"] == 0)[0][0])
-    r2_i = int(np.nonzero(A["r2.group"] == 0)[0][0])
     for k, (l, label) in enumerate(tokens):
         color = f"C{k}"
-        seed_band(ax, steps[1:], A["sgd.z"][1:, :S, psi[0], l].T, color=color, label=f"{label}: SGD T={cfg.seq_len}")
-        ax.plot(t[1:], A["r1.z"][1:, r1_i, psi[0], l], color=color, lw=1.2)
-        ax.plot(t[1:], A["r2.z"][1:, r2_i, psi[0], l], color=color, lw=1.2, ls="--")
-        ax.plot(t[1:], A["r1m.z"][1:, r1_i, psi[0], l], color=color, lw=0.8, ls=":")
+        seed_band(ax, steps[1:], sgd.z[1:, :S, psi0, l].T, color=color, label=f"{label}: SGD T={cfg.seq_len}")
+        ax.plot(t[1:], r1.z[1:, r1_i, psi0, l], color=color, lw=1.2)
+        ax.plot(t[1:], r2.z[1:, r2_i, psi0, l], color=color, lw=1.2, ls="--")
+        ax.plot(t[1:], r1m.z[1:, r1_i, psi0, l], color=color, lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xlabel("t (SGD steps)")
     ax.set_ylabel("z_ml")
     ax.set_title(f"class 0, eta_Y={cfg.eta_y:g}, eta_Z={cfg.eta_z:g}\nSGD (band over seeds), R1 (solid), R2 (dashed), R1m (dotted)")
     ax.legend(fontsize=7, ncol=2)
-    figs["logits_vs_time"] = fig
+    return fig
 
-    # 3. R2's scan: distinct c_l|n(t) with their peaks.
+
+def r2_scan(record):
+    """R2's scan: distinct c_l|n(t) of class 0 with their peaks."""
+    cfg, r2 = record.config, load(record, "r2", R2Run)
+    _, d0, _ = _class0_tokens(record)
+    t, r2_i = r2.t, _first_of_group(r2, 0)
     fig, axes = new_figure(1, 1, width=5.0, height=3.2)
     ax = axes[0, 0]
-    c = theory.class_attention(A["r2.z"][:, r2_i], layout)[:, 0, :]  # (n_t, M_c)
+    c = theory.class_attention(r2.z[:, r2_i], cfg.layout)[:, 0, :]  # (n_t, M_c)
     for k, l in enumerate(d0):
         line, = ax.plot(t[1:], c[1:, l], color=f"C{k % 10}", lw=1)
         i = int(np.argmax(c[:, l]))
@@ -77,25 +90,28 @@ def figures(record) -> dict:
     ax.set_xscale("log")
     ax.set_xlabel("t")
     ax.set_ylabel("c_l|n (distinct tokens of class 0)")
-    ax.set_title(f"R2: scan then snap (eta_Y={A['r2.eta_y'][r2_i]:g}, eta_Z={A['r2.eta_z'][r2_i]:g})\ndots: peaks of c_l|n")
-    figs["r2_scan"] = fig
+    ax.set_title(f"R2: scan then snap (eta_Y={r2.eta_y[r2_i]:g}, eta_Z={r2.eta_z[r2_i]:g})\ndots: peaks of c_l|n")
+    return fig
 
-    # 4. p(correct) and ||dz/dt|| against eta_Y t: collapse, with 2 K ln M.
+
+def snap_collapse(record):
+    """p(correct) and ||dz/dt|| against eta_Y t: collapse, with 2 K ln M."""
+    cfg, r1, sgd = record.config, load(record, "r1", R1Run), load(record, "sgd", SgdRun)
+    K, M = cfg.layout.n_classes, cfg.layout.vocab
+    t, steps = r1.t, sgd.steps.astype(float)
     fig, axes = new_figure(2, 1, width=3.8, height=3.0)
-    snap = np.nonzero(A["r1.group"] == 1)[0]
-    for k, i in enumerate(snap):
-        ey = A["r1.eta_y"][i]
-        axes[0, 0].plot(ey * t[1:], A["r1.p_correct"][1:, i], color=f"C{k}", label=f"R1 eta_Y={ey:g}")
-        axes[0, 1].plot(ey * t[1:], A["r1.zdot_norm"][1:, i].mean(-1) / A["r1.eta_z"][i], color=f"C{k}")
-    pc = A["sgd.p_correct"].reshape(len(steps), -1, S).mean(-1)
+    for k, i in enumerate(np.nonzero(r1.group == 1)[0]):
+        ey = r1.eta_y[i]
+        axes[0, 0].plot(ey * t[1:], r1.p_correct[1:, i], color=f"C{k}", label=f"R1 eta_Y={ey:g}")
+        axes[0, 1].plot(ey * t[1:], r1.zdot_norm[1:, i].mean(-1) / r1.eta_z[i], color=f"C{k}")
+    pc = sgd.p_correct.reshape(len(steps), -1, cfg.n_seeds).mean(-1)
     for j, f in enumerate(cfg.eta_y_factors):
         ey = cfg.eta_y * f
         axes[0, 0].plot(ey * steps[1:], pc[1:, j], "x", ms=3, color="k", alpha=0.3 + 0.7 * j / max(1, len(cfg.eta_y_factors) - 1),
                         label=f"SGD eta_Y={ey:g}")
-    mark = 2 * K * math.log(M)
     orth = float(theory.snap_time_orthogonal(M, K, 1.0))
     for ax in axes[0]:
-        ax.axvline(mark, color="0.3", ls="--", lw=1)
+        ax.axvline(2 * K * math.log(M), color="0.3", ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("eta_Y t")
     axes[0, 0].axvline(orth, color="0.6", ls=":", lw=1)
@@ -105,35 +121,40 @@ def figures(record) -> dict:
     axes[0, 1].set_ylabel("||dz_m/dt|| / eta_Z")
     axes[0, 1].set_yscale("log")
     axes[0, 1].set_title("attention speed (R1)\npeaks near t_0 = 2K ln M / eta_Y")
-    figs["snap_collapse"] = fig
+    return fig
 
-    # 5. Fig. 6: entropy vs eta_Y/eta_Z per eta_Z; SGD (paper protocol) and R2 at t = steps.
-    nq = len(cfg.sweep_queries)
-    fig, axes = new_figure(nq, 1, width=3.6, height=3.0)
-    ratios = np.asarray(cfg.lr_ratios)
-    nr, nz = len(ratios), len(cfg.sweep_eta_z)
-    for ax, q in zip(axes[0], cfg.sweep_queries):
-        H = A[f"sweep{q}.entropy"][-1].reshape(nz, nr, S)
-        H2 = A[f"r2_sweep{q}.entropy"][np.searchsorted(t, cfg.steps)].reshape(nz, nr)
-        for k, ez in enumerate(cfg.sweep_eta_z):
+
+def entropy_vs_ratio(record):
+    """Fig. 6: entropy vs eta_Y/eta_Z per eta_Z; SGD (paper protocol) and R2 at t = sweep.steps."""
+    cfg, sw, panels = record.config, record.config.sweep, load(record, "sweep", Sweep)
+    S, ratios = cfg.n_seeds, np.asarray(sw.lr_ratios)
+    nr, nz = len(ratios), len(sw.eta_z)
+    fig, axes = new_figure(len(sw.queries), 1, width=3.6, height=3.0)
+    for ax, q in zip(axes[0], sw.queries):
+        panel = panels[str(q)]
+        H = panel.entropy[-1].reshape(nz, nr, S)
+        H2 = panel.r2.entropy[np.searchsorted(panel.r2.t, sw.steps)].reshape(nz, nr)
+        for k, ez in enumerate(sw.eta_z):
             ax.errorbar(ratios, H[k].mean(-1), yerr=H[k].std(-1), color=f"C{k}", marker="o", ms=3, capsize=2,
                         label=f"SGD eta_Z={ez:g}")
             ax.plot(ratios, H2[k], color=f"C{k}", ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("eta_Y / eta_Z")
         ax.set_ylabel("entropy of c_n on distinct tokens")
-        ax.set_title(f"num_last={q}: SGD (mean +- sd, {S} seeds)\nR2 at t={cfg.steps} (dashed)")
+        ax.set_title(f"num_last={q}: SGD (mean +- sd, {S} seeds)\nR2 at t={sw.steps} (dashed)")
         ax.legend(fontsize=6)
-    figs["entropy_vs_ratio"] = fig
+    return fig
 
-    # 6. B_n(t) of Eq. 129 for the paper's parameter sets.
+
+def snap_bound(record):
+    """B_n(t) of Eq. 129 for the paper's parameter sets, with its two asymptotes."""
+    bn = load(record, "bn", SnapBound)
     fig, axes = new_figure(2, 1, width=3.8, height=3.0)
-    tb = A["bn.t"]
-    for j, label in enumerate(record.info.get("bn_labels", [])):
+    for j, label in enumerate(bn.labels):
         ax = axes[0, 0] if label.startswith("Fig. 3") else axes[0, 1]
-        line, = ax.plot(tb, A[f"bn.exact{j}"], label=label)
-        ax.plot(tb, A[f"bn.scanning{j}"], color=line.get_color(), ls=":", lw=0.8)
-        ax.plot(tb, A[f"bn.snapping{j}"], color=line.get_color(), ls="--", lw=0.8)
+        line, = ax.plot(bn.t, bn.exact[str(j)], label=label)
+        ax.plot(bn.t, bn.scanning[str(j)], color=line.get_color(), ls=":", lw=0.8)
+        ax.plot(bn.t, bn.snapping[str(j)], color=line.get_color(), ls="--", lw=0.8)
     for ax in axes[0]:
         ax.set_xscale("log")
         ax.set_xlabel("t")
@@ -141,27 +162,27 @@ def figures(record) -> dict:
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=6)
     axes[0, 0].set_title("B_n(t), Eq. 129\ndotted: O(ln t); dashed: O(ln ln t)")
-    figs["snap_bound"] = fig
+    return fig
 
-    # 7. JoMA: toy entropy (gated vs uniform) and the attention + MLP entropy by activation.
+
+def joma_figure(record):
+    """JoMA: toy entropy (gated vs uniform) and the attention + MLP entropy by activation."""
+    toy, mlp = load(record, "joma_toy", JomaToy), load(record, "mlp", MlpRun)
     fig, axes = new_figure(2, 1, width=3.8, height=3.0)
-    H = A["joma_toy.entropy"]
-    k = np.arange(len(H))
-    seed_band(axes[0, 0], k, H.T, label="b = softmax(v^2/tau)")
-    seed_band(axes[0, 0], k, A["joma_toy.uniform_entropy"].T, label="uniform gating")
+    k = np.arange(len(toy.entropy))
+    seed_band(axes[0, 0], k, toy.entropy.T, label="b = softmax(v^2/tau)")
+    seed_band(axes[0, 0], k, toy.uniform_entropy.T, label="uniform gating")
     axes[0, 0].set_xlabel("step")
     axes[0, 0].set_ylabel("H(b)")
     axes[0, 0].set_title("JoMA toy: sparse, then dense")
     axes[0, 0].legend(fontsize=7)
-    acts = A["mlp.activation"]
-    for a, name in enumerate(("linear", "relu", "silu")):
-        sel = acts == a
+    for a, name in enumerate(joma.ACTIVATIONS):
+        sel = mlp.activation == a
         if sel.any():
-            seed_band(axes[0, 1], np.arange(len(A["mlp.entropy"])), A["mlp.entropy"][:, sel].T, label=f"{name} MLP")
+            seed_band(axes[0, 1], np.arange(len(mlp.entropy)), mlp.entropy[:, sel].T, label=f"{name} MLP")
     axes[0, 1].set_xscale("symlog", linthresh=10)
     axes[0, 1].set_xlabel("GD step")
     axes[0, 1].set_ylabel("distinct-token entropy of c_n")
     axes[0, 1].set_title("exp attention -> MLP -> decoder")
     axes[0, 1].legend(fontsize=7)
-    figs["joma"] = fig
-    return figs
+    return fig

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from workbench.errors import DivergenceError
 
 from studies.scan_snap.data import SequenceClasses
 from studies.scan_snap.model import attention_of_classes, distinct_entropy
@@ -79,7 +80,9 @@ def run_mlp(layout: SequenceClasses, activations: Tensor, generators: list[torch
     Z(0) = 0 and V(0) = 0.  Returns per step (steps + 1, e): the loss, the distinct-token entropy
     of c_n (the normalised attention), the largest |invariant residual| and the largest
     |sum_m z_ml - (1/2) sum_k (W1_kl^2 - W1_kl(0)^2)| (the residual without the discretisation
-    term); and the final Z query rows and W1.
+    term); the final Z query rows ``z`` (e, Q, M_c), ``W1`` (e, H, M_c) with its initialisation
+    ``W1_init``, and the decoder ``V`` (e, M, H).  A non-finite loss raises `DivergenceError`
+    with the per-step arrays so far as its ``partial``.
     """
     K, Q, Mc, M = layout.n_classes, layout.n_queries, layout.n_context, layout.vocab
     H = width_factor * M
@@ -119,9 +122,11 @@ def run_mlp(layout: SequenceClasses, activations: Tensor, generators: list[torch
             W1 = W1 + dW1
             V = V - lr * gV
         if not torch.isfinite(loss).all():
-            from workbench.errors import DivergenceError
-            raise DivergenceError(f"attention + MLP study diverged at step {k}", step=k)
+            raise DivergenceError(f"attention + MLP study diverged at step {k}", step=k,
+                                  partial={name: torch.stack(v) for name, v in out.items()})
     res = {name: torch.stack(v) for name, v in out.items()}
     res["z"] = Z.detach()
     res["W1"] = W1.detach()
+    res["W1_init"] = W1_0
+    res["V"] = V.detach()
     return res

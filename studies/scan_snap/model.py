@@ -28,13 +28,12 @@ without momentum or weight decay) keeps every row sum of Y and of Z at its initi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from workbench.attention import stable_softmax
-from workbench.train import SGD, Optimizer
 
 from studies.scan_snap.data import SequenceClasses
 
@@ -120,25 +119,9 @@ def init_params(layout: SequenceClasses, init: str, generators: list[torch.Gener
     return {"Y": torch.stack(Ys).to(dtype), "Z": torch.stack(Zs).to(dtype)}
 
 
-@dataclass
-class TwoRateSGD(Optimizer):
-    """SGD with one learning rate for Y and another for Z (the official code's two optimisers,
-    ``lr_y = lr_z * lr_y_multi_on_z``), each a per-member (e,) tensor, same momentum for both."""
-
-    eta_y: Tensor
-    eta_z: Tensor
-    momentum: float = 0.0
-    _groups: dict[str, SGD] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self._groups = {"Y": SGD(self.eta_y, momentum=self.momentum), "Z": SGD(self.eta_z, momentum=self.momentum)}
-
-    def step(self, params, grads, step):
-        for name, opt in self._groups.items():
-            opt.step({name: params[name]}, {name: grads[name]}, step)
-
-
 # ------------------------------------------------------------------------- readouts of Z
+# On the device, for the trainers' observers.  `theory.class_attention` / `theory.distinct_entropy`
+# are the same formulas in NumPy for the ODE solutions; each feeds stored arrays, so both stay.
 def attention_of_classes(z_rows: Tensor, layout: SequenceClasses) -> Tensor:
     """c_{l|n} = P(l|n) e^{z_{psi(n) l}} / sum_l' P(l'|n) e^{z_{psi(n) l'}} (Lemma 2).
 
@@ -157,7 +140,3 @@ def distinct_entropy(c: Tensor, layout: SequenceClasses) -> Tensor:
     ent = -(torch.where(d > 0, d * d.log(), torch.zeros_like(d))).sum(-1)  # (..., K)
     return ent.mean(-1)
 
-
-def common_mass(c: Tensor, layout: SequenceClasses) -> Tensor:
-    """Attention mass on common tokens, averaged over classes: (..., K, M_c) -> (...)."""
-    return c[..., layout.common_mask().to(c.device)].sum(-1).mean(-1)

@@ -1,73 +1,443 @@
-"""SGD on the Y/Z model (the official ``Model2`` protocol) as one batched program over an
-ensemble of (learning-rate pair, seed) members.
+"""The sub-experiments of Scan and Snap: one function per phase, each returning a typed result.
 
-Members that share a seed index share their data stream and initialisation (common random
-numbers across a learning-rate grid, as the paper's sweep does with its ``seed`` argument), so
-member (pair g, seed s) is exactly the standalone run with ``seed = base + s`` at pair g.
+`run` is the list of phases; `workbench.phases.run_phases` owns device, threads, autograd, progress
+and timing, and stores each result as ``<phase>.<field>`` in the record (``sgd.z``, ``r1.z``,
+``sweep.1.entropy``, ``sweep.1.r2.entropy``, ``bn.exact.0``, ...).  Arrays are numpy on the CPU.
+
+Shapes: e ensemble members (learning-rate pair-major, seed-minor: member g * n_seeds + s), n_t
+output times (``steps + 1`` SGD steps, or the ODE's times ``config.ode_times``), K classes, Q query
+tokens, M_c contextual tokens and M tokens of the phase's layout.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from torch import Tensor
 
-from workbench.train import train
-from workbench.runtime import Prefetcher
+from workbench.attention import member_generators
+from workbench.errors import TrainingError
+from workbench.phases import Phase, run_phases
+from workbench.record import Record, to_numpy
 
-from studies.scan_snap.data import SequenceClasses
-from studies.scan_snap.model import TwoRateSGD, attention_of_classes, distinct_entropy, init_params, lemma1_gradients
+from studies.scan_snap import joma, theory
+from studies.scan_snap.config import Config
+from studies.scan_snap.model import forward, init_params, lemma1_gradients
+from studies.scan_snap.sgd import train_sgd
+
+# Independent random streams of the sub-experiments: seed + STREAM * k + s for seed index s.
+STREAM = 100_003
+STREAMS = {"sgd": 0, "sgd_long": 1, "grad": 2, "joma_toy": 3, "mlp": 4, "sweep": 10}
 
 
-def train_sgd(layout: SequenceClasses, *, eta_y: Tensor, eta_z: Tensor, seed_of_member: Tensor,
-              generators: list[torch.Generator], seq_len: int, batch_size: int, steps: int, momentum: float,
-              init: str, dtype: torch.dtype, device: torch.device, progress: bool = False,
-              desc: str = "sgd", z_trajectory: bool = True) -> dict[str, np.ndarray]:
-    """Train every member for ``steps`` SGD steps on fresh batches; observe after every step.
+def _generators(cfg: Config, stream: str, n: int, offset: int = 0) -> list[torch.Generator]:
+    return member_generators(cfg.seed + STREAM * (STREAMS[stream] + offset), n)
 
-    eta_y, eta_z, seed_of_member: (e,).  ``generators``: one per seed index; each draws the
-    initialisation first, then one batch per step.  Returns numpy arrays (n_t = steps + 1):
-    ``loss``, ``p_correct`` (n_t, e) on the batch of that step (before its update), ``z`` (n_t, e,
-    Q, M_c) the query rows of Z, ``Y_rowsum_drift`` / ``Z_rowsum_drift`` (n_t, e) the largest
-    change of a row sum since initialisation, ``Y_norm`` (n_t, e), ``entropy`` (n_t, e) the
-    distinct-token entropy of c_n, ``Y``, ``Z`` (e, M, M) final.  With ``z_trajectory=False``
-    only the final query rows ``z`` (e, Q, M_c) are kept (for large sweeps).
-    """
-    Mc, Q = layout.n_context, layout.n_queries
-    seed_of_member = seed_of_member.long()
-    init_by_seed = init_params(layout, init, generators, dtype=torch.float64)
-    params = {k: v[seed_of_member].to(device=device, dtype=dtype) for k, v in init_by_seed.items()}
-    rowsum0 = {k: v.sum(-1) for k, v in params.items()}  # (e, M)
-    p_correct: dict[int, Tensor] = {}
 
-    def draw(step: int) -> tuple[Tensor, Tensor]:
-        """Step ``step``'s batch of every member: one draw per seed, on the CPU, in step order."""
-        batches = [layout.sample(batch_size, seq_len, g) for g in generators]
-        counts = torch.stack([b[0] for b in batches])[seed_of_member].to(device=device, dtype=dtype)  # (e, B, M_c)
-        classes = torch.stack([b[1] for b in batches])[seed_of_member].to(device)  # (e, B)
-        return counts, classes
+def _members(eta_y: np.ndarray, eta_z: np.ndarray, n_seeds: int) -> tuple[torch.Tensor, ...]:
+    """Members (pair g, seed s) flattened pair-major: member g * n_seeds + s."""
+    ey = torch.as_tensor(np.repeat(eta_y, n_seeds), dtype=torch.float64)
+    ez = torch.as_tensor(np.repeat(eta_z, n_seeds), dtype=torch.float64)
+    seed = torch.arange(n_seeds).repeat(len(eta_y))
+    return ey, ez, seed
 
-    def loss_fn(p: dict[str, Tensor], step: int):
-        fwd, grads = lemma1_gradients(p["Y"], p["Z"], *batches(step), layout)
-        p_correct[step] = fwd.p_correct.detach()
-        return fwd.loss, grads
 
-    observers = {
-        "entropy": lambda p: distinct_entropy(attention_of_classes(p["Z"][:, Mc:Mc + Q, :Mc], layout), layout),
-        "Y_rowsum_drift": lambda p: (p["Y"].sum(-1) - rowsum0["Y"]).abs().amax(-1),
-        "Z_rowsum_drift": lambda p: (p["Z"].sum(-1) - rowsum0["Z"]).abs().amax(-1),
-        "Y_norm": lambda p: p["Y"].flatten(1).norm(dim=1),
-    }
-    if z_trajectory:
-        observers["z"] = lambda p: p["Z"][:, Mc:Mc + Q, :Mc]
-    opt = TwoRateSGD(eta_y.to(device=device, dtype=dtype), eta_z.to(device=device, dtype=dtype), momentum=momentum)
-    with Prefetcher(draw, stop=steps + 1) as batches:   # the next step's draws overlap this step's update
-        result = train(params, loss_fn, opt, steps, observers=observers, observe_at=np.arange(steps + 1),
-                       underflow="ignore", progress=progress, desc=desc)
-    out = {k: v.cpu().numpy() for k, v in result.trajectory.items()}
-    out["p_correct"] = torch.stack([p_correct[int(s)] for s in result.steps]).cpu().numpy()
-    out["steps"] = result.steps
-    out["Y"] = result.params["Y"].cpu().numpy()
-    out["Z"] = result.params["Z"].cpu().numpy()
-    if not z_trajectory:
-        out["z"] = out["Z"][:, Mc:Mc + Q, :Mc]
-    return out
+# ------------------------------------------------------------------------------- layout
+@dataclass
+class Layout:
+    """The main layout's class-conditional distributions and token sets."""
+
+    P: np.ndarray
+    """(K, M_c) P(l|n)."""
+    common_mask: np.ndarray
+    """(M_c,) bool: the common tokens."""
+    distinct_mask: np.ndarray
+    """(K, M_c) bool: the distinct tokens of each class."""
+    query_of_class: np.ndarray
+    """(K,) int: psi(n), the query index of class n."""
+
+
+def layout(cfg: Config) -> Layout:
+    lay = cfg.layout
+    return Layout(P=to_numpy(lay.probabilities()), common_mask=to_numpy(lay.common_mask()),
+                  distinct_mask=to_numpy(lay.distinct_mask()), query_of_class=to_numpy(lay.query_of_class))
+
+
+# --------------------------------------------------------------------------------- grad
+@dataclass
+class GradientCheck:
+    """Lemma 1's closed-form gradients against autograd on one batch (2 members, batch 16, T = seq_len)
+    with random Y, Z at 3x Model2's init scale."""
+
+    Y: np.ndarray
+    """(2, M, M) decoder."""
+    Z: np.ndarray
+    """(2, M, M) attention logits."""
+    counts: np.ndarray
+    """(2, 16, M_c) token counts of the batch."""
+    classes: np.ndarray
+    """(2, 16) int class of each sequence."""
+    autograd_Y: np.ndarray
+    """(2, M, M) d loss / d Y by autograd."""
+    autograd_Z: np.ndarray
+    """(2, M, M) d loss / d Z by autograd."""
+    lemma1_Y: np.ndarray
+    """(2, M, M) Lemma 1's gradient of Y."""
+    lemma1_Z: np.ndarray
+    """(2, M, M) Lemma 1's gradient of Z."""
+
+
+def grad(cfg: Config) -> GradientCheck:
+    dev, dtype, lay = cfg.torch_device, cfg.torch_dtype, cfg.layout
+    gens = _generators(cfg, "grad", 2)
+    p0 = init_params(lay, "random", gens)
+    counts, classes = zip(*[lay.sample(16, cfg.seq_len, g) for g in gens])
+    Y = (3 * p0["Y"]).to(device=dev, dtype=dtype)
+    Z = (3 * p0["Z"]).to(device=dev, dtype=dtype)
+    counts = torch.stack(counts).to(device=dev, dtype=dtype)  # (2, 16, M_c)
+    classes = torch.stack(classes).to(dev)  # (2, 16)
+    Yg, Zg = Y.clone().requires_grad_(True), Z.clone().requires_grad_(True)
+    loss = forward(Yg, Zg, counts, classes, lay).loss
+    auto_Y, auto_Z = torch.autograd.grad(loss.sum(), [Yg, Zg])
+    _, closed = lemma1_gradients(Y, Z, counts, classes, lay)
+    return GradientCheck(Y=to_numpy(Y), Z=to_numpy(Z), counts=to_numpy(counts), classes=to_numpy(classes),
+                         autograd_Y=to_numpy(auto_Y), autograd_Z=to_numpy(auto_Z),
+                         lemma1_Y=to_numpy(closed["Y"]), lemma1_Z=to_numpy(closed["Z"]))
+
+
+# ---------------------------------------------------------------------------------- SGD
+@dataclass
+class SgdRun:
+    """SGD on the main layout: every (eta_Y = eta_y * factor, eta_Z = eta_z) pair x n_seeds seeds,
+    observed after every step (n_t = steps + 1)."""
+
+    eta_y: np.ndarray
+    """(e,) eta_Y of each member."""
+    eta_z: np.ndarray
+    """(e,) eta_Z of each member."""
+    seed_index: np.ndarray
+    """(e,) int seed index s of each member."""
+    seq_len: int
+    """T of the run's sequences."""
+    steps: np.ndarray
+    """(n_t,) int the observed steps 0..steps."""
+    loss: np.ndarray
+    """(n_t, e) batch loss at each step, before its update."""
+    p_correct: np.ndarray
+    """(n_t, e) batch mean of alpha at the true next token."""
+    entropy: np.ndarray
+    """(n_t, e) distinct-token entropy of c_n."""
+    z: np.ndarray
+    """(n_t, e, Q, M_c) the query rows of Z."""
+    Y_rowsum_drift: np.ndarray
+    """(n_t, e) largest change of a row sum of Y since initialisation."""
+    Z_rowsum_drift: np.ndarray
+    """(n_t, e) the same for Z."""
+    Y_norm: np.ndarray
+    """(n_t, e) ||Y||_F."""
+    Y: np.ndarray
+    """(e, M, M) the trained decoder."""
+    Z: np.ndarray
+    """(e, M, M) the trained attention logits."""
+
+
+def _main_sgd(cfg: Config, stream: str, seq_len: int, progress: bool) -> SgdRun:
+    ey, ez, seed_idx = _members(*cfg.main_eta, cfg.n_seeds)
+    out = train_sgd(cfg.layout, eta_y=ey, eta_z=ez, seed_of_member=seed_idx,
+                    generators=_generators(cfg, stream, cfg.n_seeds), seq_len=seq_len, batch_size=cfg.batch_size,
+                    steps=cfg.steps, momentum=cfg.momentum, init=cfg.init, dtype=cfg.torch_dtype,
+                    device=cfg.torch_device, progress=progress, desc=stream)
+    return SgdRun(eta_y=to_numpy(ey), eta_z=to_numpy(ez), seed_index=to_numpy(seed_idx), seq_len=seq_len, **out)
+
+
+def sgd(cfg: Config, *, progress: bool = False) -> SgdRun:
+    """The main SGD run at T = seq_len."""
+    return _main_sgd(cfg, "sgd", cfg.seq_len, progress)
+
+
+def sgd_long(cfg: Config, *, progress: bool = False) -> SgdRun:
+    """The main SGD run at T = seq_len_long (closer to the T -> infinity mean field R1)."""
+    return _main_sgd(cfg, "sgd_long", cfg.seq_len_long, progress)
+
+
+# --------------------------------------------------------------------------------- ODEs
+@dataclass
+class R1Run:
+    """R1 (or R1m) on the main layout from Y = Z = 0, for the pairs of groups 0-2 of `Config.ode_members`."""
+
+    t: np.ndarray
+    """(n_t,) output times."""
+    eta_y: np.ndarray
+    """(e,) eta_Y of each pair."""
+    eta_z: np.ndarray
+    """(e,) eta_Z of each pair."""
+    group: np.ndarray
+    """(e,) int 0: main SGD pairs, 1: snap grid, 2: ratio grid."""
+    z: np.ndarray
+    """(n_t, e, Q, M_c) query rows of Z."""
+    Y_final: np.ndarray
+    """(e, M_c, M) the decoder at t_max on the contextual rows."""
+    p_correct: np.ndarray
+    """(n_t, e) class-mean alpha at the true next token."""
+    zdot_norm: np.ndarray
+    """(n_t, e, Q) ||dz_m/dt||."""
+    n_evaluations: int
+    """Right-hand-side evaluations of the integration."""
+
+
+@dataclass
+class R2Run:
+    """R2, the paper's reduced dynamics, for every pair of `Config.ode_members` (groups 0-3)."""
+
+    t: np.ndarray
+    """(n_t,) output times."""
+    eta_y: np.ndarray
+    """(e,) eta_Y of each pair."""
+    eta_z: np.ndarray
+    """(e,) eta_Z of each pair."""
+    group: np.ndarray
+    """(e,) int 0-2 as R1 (same pairs, same order), 3: the sweep's grid (eta_Z slow, ratio fast)."""
+    z: np.ndarray
+    """(n_t, e, Q, M_c) query rows of Z."""
+    gamma: np.ndarray
+    """(n_t, e) Theorem 1's gamma(t)."""
+    entropy: np.ndarray
+    """(n_t, e) distinct-token entropy of c_n."""
+    n_evaluations: int
+    """Right-hand-side evaluations of the integration."""
+
+
+def _r1(cfg: Config, modified: bool) -> R1Run:
+    members = cfg.ode_members
+    mean_field = members["group"] <= 2
+    ey, ez = members["eta_y"][mean_field], members["eta_z"][mean_field]
+    sol = theory.MeanField.of(cfg.layout).solve_r1(ey, ez, cfg.ode_times, modified=modified)
+    return R1Run(eta_y=ey, eta_z=ez, group=members["group"][mean_field], **sol)
+
+
+def r1(cfg: Config) -> R1Run:
+    """R1, the exact long-sequence mean field."""
+    return _r1(cfg, modified=False)
+
+
+def r1m(cfg: Config) -> R1Run:
+    """R1m, R1 with Lemma 3's modified decoder gradient."""
+    return _r1(cfg, modified=True)
+
+
+def r2(cfg: Config) -> R2Run:
+    """R2, the reduced logit dynamics (Lemma 4, Eq. 10)."""
+    members, lay = cfg.ode_members, cfg.layout
+    sol = theory.MeanField.of(lay).solve_r2(members["eta_y"], members["eta_z"], cfg.ode_times)
+    c = theory.class_attention(sol["z"], lay)
+    return R2Run(**sol, **members, entropy=theory.distinct_entropy(c, lay))
+
+
+# -------------------------------------------------------------------------------- sweep
+@dataclass
+class R2Sweep:
+    """R2 on one sweep layout over the sweep's (eta_Z, ratio) grid (one pair per grid cell)."""
+
+    t: np.ndarray
+    """(n_t,) output times."""
+    eta_y: np.ndarray
+    """(pairs,) eta_Y of each cell."""
+    eta_z: np.ndarray
+    """(pairs,) eta_Z of each cell (slow axis)."""
+    ratio: np.ndarray
+    """(pairs,) eta_Y / eta_Z of each cell (fast axis)."""
+    entropy: np.ndarray
+    """(n_t, pairs) distinct-token entropy of c_n."""
+    common_mass: np.ndarray
+    """(n_t, pairs) attention mass on common tokens."""
+
+
+@dataclass
+class SweepPanel:
+    """Fig. 6 on one Syn-Medium layout: SGD under the paper's protocol over the grid x n_seeds seeds,
+    and R2 on the same grid (n_t = sweep.steps + 1 for SGD)."""
+
+    eta_y: np.ndarray
+    """(e,) eta_Y of each member."""
+    eta_z: np.ndarray
+    """(e,) eta_Z of each member."""
+    ratio: np.ndarray
+    """(e,) eta_Y / eta_Z of each member."""
+    seed_index: np.ndarray
+    """(e,) int seed index of each member."""
+    steps: np.ndarray
+    """(n_t,) int the observed steps."""
+    loss: np.ndarray
+    """(n_t, e) batch loss."""
+    p_correct: np.ndarray
+    """(n_t, e) batch mean of alpha at the true next token."""
+    entropy: np.ndarray
+    """(n_t, e) distinct-token entropy of c_n."""
+    Y_rowsum_drift: np.ndarray
+    """(n_t, e) largest change of a row sum of Y since initialisation."""
+    Z_rowsum_drift: np.ndarray
+    """(n_t, e) the same for Z."""
+    z_final: np.ndarray
+    """(e, Q, M_c) the trained query rows of Z."""
+    P: np.ndarray
+    """(K, M_c) P(l|n) of the layout."""
+    r2: R2Sweep
+    """R2 on the same layout and grid."""
+
+
+Sweep = dict[str, SweepPanel]
+"""The ``sweep`` phase's result: one panel per entry of ``sweep.queries``, keyed ``str(Q)``."""
+
+
+def sweep_panel(cfg: Config, n_queries: int, *, progress: bool = False) -> SweepPanel:
+    """The Fig. 6 panel with ``n_queries`` query tokens (one of ``cfg.sweep.queries``)."""
+    sw = cfg.sweep
+    lay, grid = sw.layout(n_queries), sw.grid
+    ey, ez, seed_idx = _members(grid["eta_y"], grid["eta_z"], cfg.n_seeds)
+    out = train_sgd(lay, eta_y=ey, eta_z=ez, seed_of_member=seed_idx,
+                    generators=_generators(cfg, "sweep", cfg.n_seeds, sw.queries.index(n_queries)),
+                    seq_len=sw.seq_len, batch_size=sw.batch_size, steps=sw.steps, momentum=sw.momentum,
+                    init=sw.init, dtype=cfg.torch_dtype, device=cfg.torch_device, progress=progress,
+                    desc=f"sweep{n_queries}", z_trajectory=False)
+    sol = theory.MeanField.of(lay).solve_r2(grid["eta_y"], grid["eta_z"], cfg.ode_times)
+    c = theory.class_attention(sol["z"], lay)
+    r2_sweep = R2Sweep(t=sol["t"], eta_y=grid["eta_y"], eta_z=grid["eta_z"], ratio=grid["ratio"],
+                       entropy=theory.distinct_entropy(c, lay), common_mass=theory.common_mass(c, lay))
+    return SweepPanel(eta_y=to_numpy(ey), eta_z=to_numpy(ez), ratio=np.repeat(grid["ratio"], cfg.n_seeds),
+                      seed_index=to_numpy(seed_idx), steps=out["steps"], loss=out["loss"], p_correct=out["p_correct"],
+                      entropy=out["entropy"], Y_rowsum_drift=out["Y_rowsum_drift"],
+                      Z_rowsum_drift=out["Z_rowsum_drift"], z_final=out["z"], P=to_numpy(lay.probabilities()),
+                      r2=r2_sweep)
+
+
+def sweep(cfg: Config, *, progress: bool = False) -> Sweep:
+    """Every panel of ``cfg.sweep.queries``; a failing panel keeps the finished ones."""
+    panels: Sweep = {}
+    for q in cfg.sweep.queries:
+        try:
+            panels[str(q)] = sweep_panel(cfg, q, progress=progress)
+        except TrainingError as err:
+            err.partial = {**panels, str(q): err.partial}
+            raise
+    return panels
+
+
+# --------------------------------------------------------------------------------- JoMA
+@dataclass
+class JomaToy:
+    """JoMA's sparse-then-dense toy, one draw of targets mu per seed (e = n_seeds)."""
+
+    mu: np.ndarray
+    """(e, d) sorted targets."""
+    entropy: np.ndarray
+    """(toy_steps + 1, e) entropy of b = softmax(v^2 / tau) with self-gated components."""
+    v: np.ndarray
+    """(e, d) final v with self-gated components."""
+    uniform_entropy: np.ndarray
+    """(toy_steps + 1, e) the same with uniform gating b_j = 1/d."""
+    uniform_v: np.ndarray
+    """(e, d) final v with uniform gating."""
+    uniform_v_closed_form: np.ndarray
+    """(e, d) its closed form mu + (v0 - mu)(1 - eta/d)^steps."""
+
+
+def joma_toy(cfg: Config) -> JomaToy:
+    steps = cfg.joma.toy_steps
+    mu = joma.toy_targets(_generators(cfg, "joma_toy", cfg.n_seeds))
+    gated = joma.run_toy(mu, steps, gating="softmax")
+    uniform = joma.run_toy(mu, steps, gating="uniform")
+    return JomaToy(mu=to_numpy(mu), entropy=to_numpy(gated["entropy"]), v=to_numpy(gated["v"]),
+                   uniform_entropy=to_numpy(uniform["entropy"]), uniform_v=to_numpy(uniform["v"]),
+                   uniform_v_closed_form=to_numpy(joma.toy_uniform_closed_form(mu, steps)))
+
+
+@dataclass
+class MlpRun:
+    """Exp attention -> MLP -> decoder by GD on the main layout (T -> infinity), n_seeds seeds per
+    activation (e = 3 n_seeds, activation-major); n_t = mlp_steps + 1."""
+
+    activation: np.ndarray
+    """(e,) int index into `joma.ACTIVATIONS` (linear, relu, silu)."""
+    loss: np.ndarray
+    """(n_t, e) class-mean loss."""
+    entropy: np.ndarray
+    """(n_t, e) distinct-token entropy of c_n."""
+    invariant: np.ndarray
+    """(n_t, e) largest |residual| of JoMA's invariant with the discretisation term."""
+    invariant_continuous: np.ndarray
+    """(n_t, e) the same without the discretisation term."""
+    z: np.ndarray
+    """(e, Q, M_c) trained query rows of Z."""
+    W1: np.ndarray
+    """(e, H, M_c) trained first MLP layer (H = 4 M)."""
+    W1_init: np.ndarray
+    """(e, H, M_c) its initialisation."""
+    V: np.ndarray
+    """(e, M, H) trained decoder."""
+
+
+def mlp(cfg: Config) -> MlpRun:
+    acts = torch.arange(len(joma.ACTIVATIONS)).repeat_interleave(cfg.n_seeds)
+    out = joma.run_mlp(cfg.layout, acts, _generators(cfg, "mlp", len(acts)), steps=cfg.joma.mlp_steps,
+                       lr=cfg.joma.mlp_lr, dtype=cfg.torch_dtype, device=cfg.torch_device)
+    return MlpRun(activation=to_numpy(acts), **{k: to_numpy(v) for k, v in out.items()})
+
+
+# --------------------------------------------------------------------------- the bound
+@dataclass
+class SnapBound:
+    """B_n(t) of Eq. 129 for the paper's parameter sets (`theory.BN_PARAMETER_SETS`), keyed by
+    the set's index ``str(j)``."""
+
+    t: np.ndarray
+    """(n_t,) times."""
+    labels: tuple[str, ...]
+    """(sets,) the figure each set comes from."""
+    n_classes: np.ndarray
+    """(sets,) int K."""
+    vocab: np.ndarray
+    """(sets,) int M."""
+    eta_y: np.ndarray
+    """(sets,) eta_Y."""
+    eta_z: np.ndarray
+    """(sets,) eta_Z."""
+    exact: dict[str, np.ndarray]
+    """str(j) -> (n_t,) B_n(t)."""
+    scanning: dict[str, np.ndarray]
+    """str(j) -> (n_t,) its O(ln t) scanning asymptote."""
+    snapping: dict[str, np.ndarray]
+    """str(j) -> (n_t,) its O(ln ln t) snapping asymptote."""
+
+
+def bn(cfg: Config) -> SnapBound:
+    pred = theory.predict(cfg)
+    sets = theory.BN_PARAMETER_SETS
+    curves = [pred["bn"][label] for label, *_ in sets]
+    return SnapBound(t=pred["bn_t"], labels=tuple(s[0] for s in sets),
+                     n_classes=np.array([s[1] for s in sets]), vocab=np.array([s[2] for s in sets]),
+                     eta_y=np.array([s[3] for s in sets], dtype=np.float64),
+                     eta_z=np.array([s[4] for s in sets], dtype=np.float64),
+                     **{kind: {str(j): c[kind] for j, c in enumerate(curves)} for kind in ("exact", "scanning", "snapping")})
+
+
+# ----------------------------------------------------------------------------------- run
+PHASES = (
+    Phase("layout", layout),
+    Phase("grad", grad, grad=True),          # autograd is the reference Lemma 1 is checked against
+    Phase("sgd", sgd),
+    Phase("sgd_long", sgd_long),
+    Phase("r1", r1),
+    Phase("r1m", r1m),
+    Phase("r2", r2),
+    Phase("sweep", sweep),
+    Phase("joma_toy", joma_toy),
+    Phase("mlp", mlp, grad=True),            # GD through the MLP by autograd
+    Phase("bn", bn),
+)
+
+
+def run(config: Config, *, progress: bool = True) -> Record:
+    """Every phase at ``config``; deterministic given the config (seed and device included)."""
+    from studies.scan_snap import NAME
+
+    return run_phases(NAME, config, PHASES, progress=progress)

@@ -39,6 +39,13 @@ from workbench.ode import integrate
 
 from studies.scan_snap.data import SequenceClasses
 
+BN_PARAMETER_SETS = (
+    # (label, K, M, eta_Y, eta_Z): Fig. 3 (K = 10, M = 1000, eta_Z = 0.5) and Fig. 9 panels.
+    ("Fig. 3, eta_Y=0.5", 10, 1000, 0.5, 0.5), ("Fig. 3, eta_Y=1", 10, 1000, 1.0, 0.5),
+    ("Fig. 3, eta_Y=2", 10, 1000, 2.0, 0.5), ("Fig. 3, eta_Y=5", 10, 1000, 5.0, 0.5),
+    ("Fig. 9, nu=10, M=100", 10, 100, 10.0, 1.0), ("Fig. 9, nu=1, M=1e4", 10, 10_000, 1.0, 1.0),
+)
+
 
 # ------------------------------------------------------------------------ decoder (Lemma 6)
 def decoder_h(s: np.ndarray, eta_y: np.ndarray, M: int, *, tol: float = 1e-15, max_iter: int = 200) -> np.ndarray:
@@ -259,3 +266,22 @@ def distinct_entropy(c: np.ndarray, layout: SequenceClasses) -> np.ndarray:
 def common_mass(c: np.ndarray, layout: SequenceClasses) -> np.ndarray:
     """Attention mass on common tokens, mean over classes: (..., K, M_c) -> (...)."""
     return c[..., layout.common_mask().numpy()].sum(-1).mean(-1)
+
+
+# ----------------------------------------------------------------------------- predict
+def predict(config) -> dict:
+    """Closed-form theory (no training, no ODE): P(l|n), the initial common mass, t_0 and the
+    orthogonal-class snap time for the main members, and B_n(t) for the paper's parameters."""
+    layout = config.layout
+    P = layout.probabilities().numpy()
+    K, M = layout.n_classes, layout.vocab
+    eta_main = config.main_eta[0]
+    t = np.logspace(-1, 5, 241)
+    bn = {label: snap_bound(t, ey, ez, Mv, Kv) for label, Kv, Mv, ey, ez in BN_PARAMETER_SETS}
+    return {
+        "P": P, "vocab": M, "n_classes": K,
+        "initial_common_mass": float(P[0, layout.common_mask().numpy()].sum()),
+        "t0_main": snap_time_t0(M, K, eta_main),
+        "snap_time_orthogonal_main": snap_time_orthogonal(M, K, eta_main),
+        "bn_t": t, "bn": bn,
+    }
