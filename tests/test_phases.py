@@ -92,3 +92,70 @@ def test_unstorable_values_are_named():
 def test_needs_must_name_earlier_phases():
     with pytest.raises(ValueError, match="needs \\['first'\\]"):
         run_phases("toy", Cfg(), (PHASES[1], PHASES[0]), progress=False)
+
+
+# ------------------------------------------------------------------------------ phase cache
+from workbench.phases import phase_cache  # noqa: E402
+
+CALLS: list[str] = []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cfg2(StudyConfig):
+    steps: int = 3
+    """Primary: read by 'primary' only."""
+    toy_steps: int = 2
+    """Read by 'toy' only."""
+
+
+@dataclass
+class Toy:
+    x: np.ndarray
+
+
+def toy(cfg: Cfg2) -> Toy:
+    CALLS.append("toy")
+    return Toy(x=np.arange(cfg.toy_steps, dtype=np.float64) + cfg.seed)
+
+
+def primary(cfg: Cfg2) -> Toy:
+    CALLS.append("primary")
+    return Toy(x=np.full(cfg.steps, 2.0))
+
+
+def with_memory(cfg: Cfg2) -> First:
+    CALLS.append("with_memory")
+    return first(Cfg(steps=cfg.toy_steps))
+
+
+CACHED = (Phase("primary", primary), Phase("toy", toy, inputs=lambda cfg: cfg.toy_steps),
+          Phase("memory", with_memory, inputs=lambda cfg: cfg.toy_steps))
+
+
+def test_a_phase_whose_inputs_are_unchanged_is_reused_bit_identically(tmp_path):
+    CALLS.clear()
+    with phase_cache(tmp_path, "code-1"):
+        a = run_phases("toy", Cfg2(), CACHED, progress=False)
+        b = run_phases("toy", Cfg2(steps=5), CACHED, progress=False)       # a primary field swept
+    assert CALLS == ["primary", "toy", "with_memory", "primary", "with_memory"]
+    assert b.info["phases_reused"] == ["toy"]                                  # transient results never are
+    assert a["toy.x"].tobytes() == b["toy.x"].tobytes() and b["primary.x"].shape == (5,)
+    CALLS.clear()
+    with phase_cache(tmp_path, "code-1"):
+        run_phases("toy", Cfg2(toy_steps=4), CACHED, progress=False)        # its own input changed
+        run_phases("toy", Cfg2(seed=1), CACHED, progress=False)             # a run-level field changed
+    with phase_cache(tmp_path, "code-2"):
+        run_phases("toy", Cfg2(), CACHED, progress=False)                   # the code changed
+    assert CALLS.count("toy") == 3
+    run_phases("toy", Cfg2(), CACHED, progress=False)                       # no cache outside the block
+    assert CALLS.count("toy") == 4
+
+
+def test_a_damaged_cache_file_is_recomputed(tmp_path):
+    with phase_cache(tmp_path, "c"):
+        run_phases("toy", Cfg2(), CACHED, progress=False)
+        for f in tmp_path.glob("toy-*.npz"):
+            f.write_bytes(b"not a zip")
+        CALLS.clear()
+        rec = run_phases("toy", Cfg2(), CACHED, progress=False)
+    assert "toy" in CALLS and "phases_reused" not in rec.info

@@ -24,11 +24,14 @@ fitted models) but not written.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import time
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -52,12 +55,35 @@ class Phase:
     """Earlier phases whose results ``fn`` takes as keyword arguments of the same names."""
     grad: bool = False
     """Run with autograd on (default: off, as every exact trainer computes its own gradients)."""
+    inputs: Callable[[Any], Any] | None = None
+    """The part of the config the phase (and every phase it needs) reads, e.g. ``lambda cfg: cfg.toy``.
+    With it the phase is reused from the phase cache whenever those inputs (and the run-level
+    seed, n_seeds, dtype, device and the code) are unchanged: sweeping a primary field then reruns
+    only the phases that read it.  Without it the phase always runs."""
 
     @property
     def result_type(self) -> type | None:
         """The dataclass ``fn`` is annotated to return (None for a dict of arrays)."""
-        hint = typing.get_type_hints(self.fn).get("return")
+        hint = self.return_annotation
         return hint if dataclasses.is_dataclass(hint) else None
+
+    @property
+    def return_annotation(self) -> Any:
+        return typing.get_type_hints(self.fn).get("return")
+
+
+_PHASE_CACHE: contextvars.ContextVar[tuple[Path, str] | None] = contextvars.ContextVar("phase_cache", default=None)
+
+
+@contextlib.contextmanager
+def phase_cache(folder: str | Path, fingerprint: str):
+    """Within this block `run_phases` reuses (and stores) the results of phases that declare their
+    ``inputs``, in ``folder`` (the runner passes ``<runs>/<study>/.phases`` and the code fingerprint)."""
+    token = _PHASE_CACHE.set((Path(folder), fingerprint))
+    try:
+        yield
+    finally:
+        _PHASE_CACHE.reset(token)
 
 
 def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bool = True) -> Record:
@@ -74,6 +100,7 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                 for p in phases}
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    reused_phases: list[str] = []
     bar = _bar(study, len(phases)) if progress else None
     try:
         with single_thread(config.torch_device):
@@ -81,6 +108,16 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                 if bar is not None:
                     bar.set_postfix_str(phase.name)
                 start = time.perf_counter()
+                cached = _cache_path(study, config, phase)
+                reused = _reuse(cached, phase)
+                if reused is not None:
+                    results[phase.name], arrays = reused
+                    record.arrays.update(arrays)
+                    reused_phases.append(phase.name)
+                    timings[phase.name] = round(time.perf_counter() - start, 3)
+                    if bar is not None:
+                        bar.update(1)
+                    continue
                 kwargs = {need: results[need] for need in phase.needs}
                 if "progress" in inspect.signature(phase.fn).parameters:
                     kwargs["progress"] = progress
@@ -94,6 +131,8 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                     raise
                 results[phase.name] = result
                 store(record, phase.name, result)
+                if cached is not None:
+                    _save_cached(cached, {k: v for k, v in record.arrays.items() if k.startswith(phase.name + ".")})
                 del result
                 for name in [n for n in results if last_use[n] <= index]:
                     del results[name]  # no later phase needs it: free its in-memory (transient) parts
@@ -104,7 +143,71 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
         if bar is not None:
             bar.close()
     record.info["phase_seconds"] = timings
+    if reused_phases:
+        record.info["phases_reused"] = reused_phases
     return record
+
+
+def _cache_path(study: str, config: Any, phase: Phase) -> Path | None:
+    """Where the phase cache keeps this phase's result at this config (None: not cacheable here)."""
+    where = _PHASE_CACHE.get()
+    if where is None or phase.inputs is None:
+        return None
+    kind = phase.result_type
+    if kind is not None and any(not f.metadata.get("store", True) for f in dataclasses.fields(kind)):
+        return None  # a result with in-memory parts cannot be rebuilt from its arrays
+    import hashlib
+    import json
+
+    folder, fingerprint = where
+    inputs = phase.inputs(config)
+    blob = json.dumps({"study": study, "phase": phase.name, "code": fingerprint,
+                       "run": [config.seed, config.n_seeds, config.dtype, str(config.device)],
+                       "inputs": _canonical(inputs)}, sort_keys=True, default=repr)
+    return folder / f"{phase.name}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.npz"
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__qualname__,
+                **{f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, (tuple, list)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return value
+
+
+def _reuse(path: Path | None, phase: Phase) -> tuple[Any, dict[str, np.ndarray]] | None:
+    """(typed result, arrays) of a cached phase, or None (no cache, a miss, or an unreadable file)."""
+    if path is None or not path.is_file():
+        return None
+    from workbench.record import load_npz
+
+    try:
+        arrays = load_npz(path)
+        annotation = phase.return_annotation
+        result = _unflatten(arrays, phase.name, annotation) if annotation is not None else arrays
+    except Exception:  # a damaged or stale cache file is recomputed, never trusted
+        return None
+    return result, arrays
+
+
+def _save_cached(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write a phase's arrays atomically (a concurrent writer of the same key writes the same bytes)."""
+    import os
+    import tempfile
+
+    from workbench.record import save_npz
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        save_npz(Path(tmp), arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation: a full disk only costs a recomputation
 
 
 def _partial(record: Record, phase: str, partial: Any) -> Record:

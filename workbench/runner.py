@@ -35,6 +35,7 @@ from workbench.config import named
 from workbench.errors import (OutOfMemoryError, RecordError, RunsDirectoryError, TooLargeError, TrainingError)
 from workbench.record import (Record, environment_meta, file_sha256, load_record, partial_arrays, quarantine,
                               read_meta, save_npz, save_record, verify_record, write_directory, _write_json)
+from workbench.phases import phase_cache
 from workbench.registry import get_study
 
 
@@ -188,7 +189,9 @@ def execute(study: ModuleType | str, config: StudyConfig | None = None, *, prese
         start = time.perf_counter()
         try:
             try:
-                record = study.run(cfg, progress=progress)
+                with phase_cache(path.parent / ".phases", fingerprint) if path is not None and not force \
+                        else contextlib.nullcontext():
+                    record = study.run(cfg, progress=progress)
             except (MemoryError, RuntimeError) as err:
                 oom = None if isinstance(err, TrainingError) else out_of_memory(err, study.NAME, cfg)
                 if oom is None:
