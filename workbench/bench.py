@@ -212,6 +212,26 @@ def summarise(kernels: list[KernelTiming], presets: list[PresetTiming], device: 
     return lines
 
 
+def bench_random_draws(device: str, members: int = 512, steps: int = 64, draws: int = 100) -> dict[str, float]:
+    """float64 normal draws per second for (members, steps, draws): one call of `workbench.streams`
+    against a loop of one `torch.Generator` per member (the scheme the streams replace)."""
+    from workbench.runtime import single_thread
+    from workbench.streams import bench_streams
+
+    with single_thread(device):
+        philox = bench_streams(members, steps, draws, device=device)
+        gens = [torch.Generator().manual_seed(i) for i in range(members)]
+        start = time.perf_counter()
+        for g in gens:
+            torch.randn(steps, draws, generator=g, dtype=torch.float64).to(device)
+        _sync(device)
+        loop = members * steps * draws / (time.perf_counter() - start)
+    print(f"Random draws ({members} members x {steps} steps x {draws} normals, float64): workbench.streams "
+          f"{philox / 1e6:.1f} M/s in one call, per-member torch.Generator loop {loop / 1e6:.1f} M/s "
+          f"(x{philox / loop:.2f})", flush=True)
+    return {"streams": philox, "generator_loop": loop}
+
+
 def main(members: Sequence[int] = (1, 8, 64, 512), device: str = "cpu", studies: Sequence[str] = (),
          presets: bool = True, include_reproduce: bool = False, out: str | None = None, json_path: str | None = None,
          loop_members: int | None = None) -> int:
@@ -226,6 +246,7 @@ def main(members: Sequence[int] = (1, 8, 64, 512), device: str = "cpu", studies:
     print(f"workbench bench on {device} ({machine}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("Training kernels: ensemble of M members as one program vs a Python loop over members")
     kernels = bench_kernels(mods, members, device, loop_members=loop_members)
+    streams = bench_random_draws(device)
     timings: list[PresetTiming] = []
     if presets:
         print("Presets (fresh subprocess each):")
@@ -235,7 +256,7 @@ def main(members: Sequence[int] = (1, 8, 64, 512), device: str = "cpu", studies:
         print("  " + line)
     if json_path:
         data = {"device": device, "machine": machine, "torch": torch.__version__,
-                "kernels": [dict(k.__dict__, speedup=k.speedup) for k in kernels],
+                "kernels": [dict(k.__dict__, speedup=k.speedup) for k in kernels], "random_draws_per_s": streams,
                 "presets": [p.__dict__ for p in timings]}
         with open(json_path, "w") as f:
             json.dump(data, f, indent=2)
