@@ -1,18 +1,25 @@
-"""Theory checks of the random-feature attention study, computed from a record's arrays only: one
+"""Checks of the random-feature attention study, computed from a record's arrays only: one
 function per claim group, each reading its phase's typed result.
 
-Part 2 (FAVOR+) compares closed forms with Monte Carlo at a stated number of standard errors.
-Part 1 (learning) checks the orderings that the theory of Fu et al. predicts (spec A5-A7), with the
-margins of the spec, the infinite-head kernel against Monte Carlo (A8), and the extension BRFA+-.
-Each check says its regime; where a threshold is a margin rather than a derived number, the claim
-says so.
+Kinds.  Part 2 (FAVOR+) and the kernel limit are ``theory`` checks: closed forms against Monte
+Carlo at a stated number of Monte-Carlo standard errors, each beside its nearest rival (i.i.d. vs
+orthogonal features, trigonometric vs positive features, the sign fix vs none, kappa_1 vs its
+linear part, ...), computed the same way.  Part 1 (learning) is reconstructed from the abstract of
+Fu et al.; its ``theory`` checks test the orderings and rates that the kernel picture of the
+chapter predicts, against the rival "no effect" (or a rival rate), with tolerances from the
+seed-to-seed spread (Student-t at `LEVEL`).  Thresholds that came from the spec with no
+prediction behind them are ``observation`` checks (reported, never counted), and an exact
+property of an estimator is an ``identity``.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
+from scipy import stats
 
+from studies.random_features import favor as fv
 from studies.random_features import model as rf
 from studies.random_features.simulate import (FavorAttention, FavorEstimates, FavorMSweep, HeadsSweep, InterceptFit,
                                               KernelLimit, LearnSweep, NKeysSweep)
@@ -28,6 +35,12 @@ Z_MAX_SWEEP = 4.5
 MAX_REL_SE = 0.05
 """A sweep point enters the angle-sweep check only if the Monte Carlo resolves its MSE to 5%
 (theoretical standard error of the sample MSE, heavy tails of exp(w.z) make the rest unreliable)."""
+LEVEL = 0.99
+"""Confidence level of the seed-based tolerances of the learning checks: Student-t over the seeds,
+t_{LEVEL, e-1} standard errors of the seed mean for a one-sided claim (an ordering, a rate faster
+than the rival's), t_{(1+LEVEL)/2, e-1} for a two-sided one (a slope equal to its prediction)."""
+MIN_SEEDS = 3
+"""The learning checks with seed-based tolerances are asserted only with at least this many seeds."""
 
 
 def _t(name: str) -> int:
@@ -36,6 +49,36 @@ def _t(name: str) -> int:
 
 def _m(name: str) -> int:
     return rf.MODELS.index(name)
+
+
+def _t_crit(n_seeds: int, two_sided: bool = False) -> float:
+    """Standard errors of a seed mean at LEVEL, one- or two-sided (NaN for one seed)."""
+    q = 0.5 + LEVEL / 2 if two_sided else LEVEL
+    return float(stats.t.ppf(q, n_seeds - 1)) if n_seeds >= 2 else float("nan")
+
+
+def _mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of the mean over seeds (the last axis); SE NaN for one seed."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[-1]
+    se = v.std(-1, ddof=1) / math.sqrt(n) if n >= 2 else np.full(v.shape[:-1], np.nan)
+    return v.mean(-1), se
+
+
+def _slope(x, y) -> float:
+    """Log-log slope, NaN unless every y is positive."""
+    y = np.asarray(y, dtype=float)
+    return loglog_slope(x, y) if np.all(y > 0) else float("nan")
+
+
+def _seed_regime(rec: Record, two_sided: bool = False) -> str:
+    e = rec.config.n_seeds
+    side = "two-sided" if two_sided else "one-sided"
+    return f"{e} seeds; tolerance t = {_t_crit(e, two_sided):.3g} SE of the seed mean (Student-t, {LEVEL:.0%} {side})"
+
+
+def _enough_seeds(check: Check, rec: Record) -> Check:
+    return check.only_if(rec.config.n_seeds >= MIN_SEEDS, f"fewer than {MIN_SEEDS} seeds: no seed-to-seed SE to test with")
 
 
 def checks(record: Record) -> list[Check]:
@@ -63,33 +106,47 @@ def favor_mse_checks(rec: Record) -> list[Check]:
     """A1: the closed-form MSEs of the three i.i.d. estimators, and unbiasedness."""
     f, regime = load(rec, "favor", FavorEstimates), _favor_regime(rec)
     s = f.index("a1")
+    pos = float(f.pred.iid["pos"][s])
+    rivals = {"pos": ("orthogonal instead of i.i.d. features (the exact ORF series)", float(f.pred.orf["pos"][s])),
+              "trig": ("the positive features' MSE at the same (x, y)", pos),
+              "hyp": ("2m independent positive features: MSE^+ / 2", pos / 2)}
     out = []
     for kind, label in (("pos", "positive"), ("trig", "trigonometric"), ("hyp", "hyperbolic")):
         pred, meas = float(f.pred.iid[kind][s]), float(f.iid[kind].mse[s])
         se = float(f.pred.iid_mc_se[kind][s])
+        alt, alt_pred = rivals[kind]
         out.append(Check.close(f"favor_mse_{kind}", f"the MSE of the i.i.d. {label} estimator of exp(x.y) equals its closed form",
-                               pred, meas, atol=Z_MAX * se, regime=f"{regime}; |x|=|y|=0.6, cos 0.3; tolerance 4 SE of the MC MSE"))
-    z = max(abs(float(m.mean[s]) - float(f.sm[s])) / float(m.se_mean[s])
-            for m in (f.iid["pos"], f.iid["trig"], f.iid["hyp"], f.orf["pos"]))
+                               pred, meas, atol=Z_MAX * se, alternative=alt, alternative_predicted=alt_pred,
+                               regime=f"{regime}; |x|=|y|=0.6, cos 0.3; tolerance 4 SE of the MC MSE"))
+    estimators = (f.iid["pos"], f.iid["trig"], f.iid["hyp"], f.orf["pos"])
+    z = max(abs(float(m.mean[s]) - float(f.sm[s])) / float(m.se_mean[s]) for m in estimators)
+    # the rival: a relative bias as large as that of the sqrt(d)-norm features at this |z| (Bessel formula)
+    bias = float(fv.bias_fixed_norms(np.linalg.norm(f.x[s] + f.y[s]), f.x.shape[-1]))
+    z_rival = max(abs(bias) * float(f.sm[s]) / float(m.se_mean[s]) for m in estimators)
     out.append(Check.at_most("favor_unbiased", "the trigonometric, positive, hyperbolic and orthogonal estimators are unbiased",
-                             Z_MAX, z, predicted="|z| = 0 (z-score of mean - SM)", regime=f"{regime}; |x|=|y|=0.6, cos 0.3"))
+                             Z_MAX, z, predicted="|z| = 0 (z-score of mean - SM)",
+                             alternative=f"a relative bias {bias:+.2g}, that of sqrt(d)-norm features here", alternative_predicted=z_rival,
+                             regime=f"{regime}; |x|=|y|=0.6, cos 0.3; largest |z| of the four"))
     return out
 
 
 def variance_checks(rec: Record) -> list[Check]:
-    """A2: zero variance where an estimator is exact; A3: the positive estimator's small variance where SM is small."""
+    """A2: zero error where an estimator is exact; A3: the positive estimator's small variance where SM is small."""
     f, regime = load(rec, "favor", FavorEstimates), _favor_regime(rec)
     worst = max(float(f.iid["pos"].max_rel_err[f.index("id_pos")]), float(f.orf["pos"].max_rel_err[f.index("id_pos")]),
                 float(f.iid["trig"].max_rel_err[f.index("id_trig")]))
+    # an identity: at z = 0 (Delta = 0) every feature's term is exactly 1, so the estimate is SM draw by draw
     out = [Check.at_most("favor_exact_identities", "the positive estimator is exact at y = -x and the trigonometric one at y = x, for every draw",
-                         1e-12, worst, predicted="0 (relative error)", regime=f"{regime}; |x| = 0.6; float64")]
+                         1e-12, worst, predicted="0 (relative error)", kind="identity", regime=f"{regime}; |x| = 0.6; float64")]
     s = f.index("a3")
     mt, mp = float(f.iid["trig"].mse[s]), float(f.iid["pos"].mse[s])
     pred_ratio = float(f.pred.iid["trig"][s] / f.pred.iid["pos"][s])
     rel = math.hypot(float(f.pred.iid_mc_se["trig"][s] / f.pred.iid["trig"][s]),
                      float(f.pred.iid_mc_se["pos"][s] / f.pred.iid["pos"][s]))
     out.append(Check.close("positive_beats_trig", "where SM is small the positive estimator's MSE is ~100x below the trigonometric one's (closed-form ratio)",
-                           pred_ratio, mt / mp, atol=Z_MAX * rel * pred_ratio, regime=f"{regime}; |x|=|y|=1, cos -0.9 (SM = e^-0.9)"))
+                           pred_ratio, mt / mp, atol=Z_MAX * rel * pred_ratio,
+                           alternative="no advantage of positive features (equal MSEs)", alternative_predicted=1.0,
+                           regime=f"{regime}; |x|=|y|=1, cos -0.9 (SM = e^-0.9); tolerance 4 SE of the ratio"))
     return out
 
 
@@ -98,18 +155,28 @@ def orthogonal_checks(rec: Record) -> list[Check]:
     f, regime = load(rec, "favor", FavorEstimates), _favor_regime(rec)
     s = f.index("a1")
     mo, se_o = float(f.orf["pos"].mse[s]), float(f.orf["pos"].se_mse[s])
-    bound = float(f.pred.orf_bound[s])
+    mi, se_i = float(f.iid["pos"].mse[s]), float(f.iid["pos"].se_mse[s])
+    bound, iid_pred, orf_pred = float(f.pred.orf_bound[s]), float(f.pred.iid["pos"][s]), float(f.pred.orf["pos"][s])
+    ratio_pred = orf_pred / iid_pred
+    ratio_se = mo / mi * math.hypot(se_o / mo, se_i / mi)       # independent i.i.d. and orthogonal draws
     out = [Check.at_most("orf_theorem_bound", "orthogonal features obey the Performers bound MSE_ort <= MSE_iid - 2(m-1)/(m(d+2)) (SM - e^{-(|x|^2+|y|^2)/2})^2",
-                         bound + 3 * se_o, mo, predicted=f"<= {bound:.4g} (+3 SE)", regime=f"{regime}; |x|=|y|=0.6, cos 0.3; sign-fixed QR, chi_d norms"),
+                         bound + 3 * se_o, mo, predicted=f"<= {bound:.4g} (+3 SE)",
+                         alternative="orthogonal features no better than i.i.d. (MSE_iid)", alternative_predicted=iid_pred,
+                         regime=f"{regime}; |x|=|y|=0.6, cos 0.3; sign-fixed QR, chi_d norms"),
            Check.close("orf_exact_mse", "the MSE of orthogonal positive features equals the exact series derived here",
-                       float(f.pred.orf["pos"][s]), mo, atol=Z_MAX * se_o, regime=f"{regime}; |x|=|y|=0.6, cos 0.3; tolerance 4 SE"),
-           Check.at_most("orf_lowers_mse", "orthogonal features lower the MSE of the positive estimator (spec A4: ratio < 0.95)",
-                         0.95, mo / float(f.iid["pos"].mse[s]), regime=f"{regime}; m <= d; |x|=|y|=0.6, cos 0.3")]
+                       orf_pred, mo, atol=Z_MAX * se_o, alternative="the Performers bound attained (equality)", alternative_predicted=bound,
+                       regime=f"{regime}; |x|=|y|=0.6, cos 0.3; tolerance 4 SE"),
+           Check.close("orf_lowers_mse", "orthogonal features lower the MSE of the positive estimator by the closed-form ratio MSE_ort / MSE_iid",
+                       ratio_pred, mo / mi, atol=Z_MAX * ratio_se, alternative="no gain from orthogonality", alternative_predicted=1.0,
+                       regime=f"{regime}; m <= d; |x|=|y|=0.6, cos 0.3; tolerance 4 SE of the ratio")]
     s = f.index("e1")
-    sm = float(f.sm[s])
-    z_orf = (float(f.orf["pos"].mean[s]) - sm) / float(f.orf["pos"].se_mean[s])
+    sm, se_mean = float(f.sm[s]), float(f.orf["pos"].se_mean[s])
+    z_orf = (float(f.orf["pos"].mean[s]) - sm) / se_mean
     out.append(Check.at_most("orf_unbiased_e1", "sign-fixed orthogonal features stay unbiased where the unfixed QR is most biased (z along e_1)",
-                             Z_MAX, abs(z_orf), predicted="|z| = 0", regime=f"{regime}; x = y = e_1/2"))
+                             Z_MAX, abs(z_orf), predicted="|z| = 0",
+                             alternative="the sign fix does not matter: the unfixed-QR bias (eq. rf-qr-bias)",
+                             alternative_predicted=abs(float(f.pred.bias_unfixed[s])) * sm / se_mean,
+                             regime=f"{regime}; x = y = e_1/2"))
     return out
 
 
@@ -125,11 +192,14 @@ def pitfall_checks(rec: Record) -> list[Check]:
     se_n = float(f.orf_sqrtd["pos"].se_mean[s]) / sm
     return [
         Check.close("pitfall_unfixed_qr_bias", "without the QR sign fix the relative bias for z along e_1 is n_blocks (2 Phi(-|z|) - 1) / m (derived here)",
-                    pred_u, bias_u, atol=Z_MAX * se_u, regime=f"{regime}; x = y = e_1/2; LAPACK Householder QR (torch.linalg.qr)"),
+                    pred_u, bias_u, atol=Z_MAX * se_u, alternative="no bias: the QR signs do not matter", alternative_predicted=0.0,
+                    regime=f"{regime}; x = y = e_1/2; LAPACK Householder QR (torch.linalg.qr)"),
         Check.at_most("pitfall_unfixed_qr_detectable", "the unfixed-QR bias is statistically detectable at this number of draws",
-                      -Z_MAX, bias_u / se_u, predicted=f"z = {pred_u / se_u:.3g}", regime=f"{regime}; x = y = e_1/2"),
+                      -Z_MAX, bias_u / se_u, predicted=f"z = {pred_u / se_u:.3g}",
+                      alternative="no bias", alternative_predicted=0.0, regime=f"{regime}; x = y = e_1/2"),
         Check.close("pitfall_sqrt_d_norms_bias", "with every feature norm set to sqrt(d) the relative bias is the Bessel-function formula derived here",
-                    float(f.pred.bias_sqrtd[s]), bias_n, atol=Z_MAX * se_n, regime=f"{regime}; |z| = 1"),
+                    float(f.pred.bias_sqrtd[s]), bias_n, atol=Z_MAX * se_n,
+                    alternative="no bias: norm sqrt(d) as good as chi_d", alternative_predicted=0.0, regime=f"{regime}; |z| = 1"),
     ]
 
 
@@ -137,15 +207,18 @@ def angle_sweep_checks(rec: Record) -> list[Check]:
     """The closed-form MSEs at every angle, where the Monte Carlo resolves the MSE."""
     f, regime = load(rec, "favor", FavorEstimates), _favor_regime(rec)
     angles = f.family("angle")
-    worst_z, used = 0.0, 0
+    worst_z, worst_rival, used = 0.0, 0.0, 0
     for kind in ("pos", "trig", "hyp"):
         pred, se = f.pred.iid[kind], f.pred.iid_mc_se[kind]
         for k in angles:
             if pred[k] > 0 and se[k] <= MAX_REL_SE * pred[k]:
                 worst_z = max(worst_z, abs(float(f.iid[kind].mse[k] - pred[k])) / float(se[k]))
+                # the rival's |z|: how far its MSE lies from the closed form, in the same SEs
+                worst_rival = max(worst_rival, abs(float(f.pred.iid["pos"][k] - pred[k])) / float(se[k]))
                 used += 1
     return [Check.at_most("favor_mse_angle_sweep", "the closed-form MSEs hold at every angle between x and y (trig, positive, hyperbolic)",
                           Z_MAX_SWEEP, worst_z, predicted="|z| = 0 (largest over the sweep)",
+                          alternative="one MSE for all three estimators (the positive features' MSE^+)", alternative_predicted=worst_rival,
                           regime=f"{regime}; |x|=|y|=1, 9 angles in [0, pi]; {used} of 27 points resolved to 5% by the MC")]
 
 
@@ -155,8 +228,10 @@ def m_sweep_checks(rec: Record) -> list[Check]:
     zs = []
     for kind, mc in (("iid", s.iid), ("orf", s.orf)):
         zs += list(np.abs(mc.mse - s.pred[kind]) / mc.se_mse)
+    rival = float(np.max(np.abs(s.pred["iid"] - s.pred["orf"]) / s.orf.se_mse))
     return [Check.at_most("favor_mse_vs_m", "the MSE of i.i.d. and orthogonal positive features follows the closed forms for every m (1/m; blocks of d when m > d)",
                           Z_MAX_SWEEP, float(max(zs)), predicted="|z| = 0 (largest over m)",
+                          alternative="orthogonal features no better than i.i.d. (MSE_iid for both)", alternative_predicted=rival,
                           regime=f"d={c.d}, m in {list(c.grid)}, {c.draws} draws per point; |x|=|y|=0.6, cos 0.3")]
 
 
@@ -165,8 +240,11 @@ def attention_checks(rec: Record) -> list[Check]:
     c, a = rec.config.attn, load(rec, "attn", FavorAttention)
     pred_att = float(a.pred["iid"][-1])
     meas_att, se_att = float(a.iid.mse[-1]), float(a.iid.se_mse[-1])
+    Q, K, V = (torch.from_numpy(np.asarray(t)) for t in (a.Q, a.K, a.V))
+    rival = fv.favor_attention_mse(Q, K, V, int(a.grid[-1]), centred=False)
     return [Check.close("favor_attention_mse", "the MSE of FAVOR+ attention outputs matches the delta-method formula (1/m leading order)",
                         pred_att, meas_att, rtol=0.1, atol=Z_MAX * se_att,
+                        alternative="the normaliser D treated as exact (v_j for v_j - o_l)", alternative_predicted=rival,
                         regime=f"L={c.length} tokens, d={c.d}, m={c.grid[-1]}, i.i.d. features, {c.draws} draws; 10% for O(1/m^2) terms + 4 SE")]
 
 
@@ -178,68 +256,99 @@ def _at_n_train(rec: Record) -> np.ndarray:
 
 def _regime(rec: Record) -> str:
     cfg = rec.config
-    return f"d={cfg.d}, N={cfg.n_keys}, M={cfg.n_heads} (P={cfg.n_params}), n={cfg.n_train}, {cfg.n_seeds} seed(s); worst seed"
+    return f"d={cfg.d}, N={cfg.n_keys}, M={cfg.n_heads} (P={cfg.n_params}), n={cfg.n_train}"
 
 
 def kernel_limit_checks(rec: Record) -> list[Check]:
-    """A8: the feature Gram matrices converge to the infinite-head kernels."""
+    """A8: the feature Gram matrices converge to the infinite-head kernels (not to their linear part)."""
     c, k = rec.config.kernel, load(rec, "kernel", KernelLimit)
+    x0, X = torch.from_numpy(k.x0), torch.from_numpy(k.X)
     out = []
     for name, label, heads, gram in (("rfa", "RFA", "heads", k.rfa), ("rfmlp", "RFMLP", "features", k.rfmlp)):
         f, mc, se = gram.formula, gram.mc, gram.se
+        lin = rf.linearised_kernel(name, x0, X, x0, X).numpy()
         reg = (f"{c.sets} random inputs, N={c.n_keys}, {c.heads} {heads}; largest relative deviation "
                f"{np.max(np.abs(mc - f) / f):.2%}, largest relative SE {np.max(se / f):.2%}")
         out.append(Check.at_most(f"{name}_kernel_limit", f"the {label} feature Gram matrix converges to the closed-form (arc-cos) kernel",
-                                 Z_MAX_SWEEP, float(np.max(np.abs(mc - f) / se)), predicted="|z| = 0 (largest entry)", regime=reg))
+                                 Z_MAX_SWEEP, float(np.max(np.abs(mc - f) / se)), predicted="|z| = 0 (largest entry)",
+                                 alternative="kappa_1 linearised, 1/(2 pi) + rho/4 (Gaussian-equivalent kernel)",
+                                 alternative_predicted=float(np.max(np.abs(lin - f) / se)), regime=reg))
     return out
 
 
 def sequence_length_checks(rec: Record) -> list[Check]:
     """A5: RFA beats RFMLP and is independent of N; RFMLP and its kernel degrade with N."""
     cfg, s = rec.config, load(rec, "nkeys", NKeysSweep)
-    d, M, n = cfg.d, cfg.n_heads, cfg.n_train
+    d, M, n, e = cfg.d, cfg.n_heads, cfg.n_train, cfg.n_seeds
+    t = _t_crit(e)
     grid = list(cfg.nkeys.grid)
-    nk = s.test_mse                                # (2 models [rfa, rfmlp], N, e, T)
     g1 = _t("geg1")
+    nk = s.test_mse[:, :, :, g1]                   # (2 models [rfa, rfmlp], N, e)
+    krr = s.krr_rfmlp_test_mse[:, :, g1]           # (N, e)
     long_ = [j for j, v in enumerate(grid) if v >= 4]
-    gap = min(float(np.min(nk[1, j, :, g1] - nk[0, j, :, g1])) for j in long_) if long_ else float("nan")
-    rfa_N = nk[0, :, :, g1].mean(-1)
-    rfmlp_N = nk[1, :, :, g1].mean(-1)
-    krr = s.krr_rfmlp_test_mse[:, :, g1].mean(-1)
-    return [
-        Check.at_least("rfa_beats_rfmlp", "RFA learns the permutation-invariant geg1 far better than RFMLP with as many parameters",
-                       0.3, gap, predicted="RFMLP - RFA >= 0.3 (margin)",
-                       regime=f"geg1, N in {[grid[j] for j in long_]}, d={d}, M={M}, n={n}; smallest gap over seeds"),
-        Check.at_most("rfa_flat_in_N", "RFA's error does not grow with the sequence length N (its bound has no N)",
-                      2.0, float(rfa_N.max() / rfa_N.min()), predicted="max/min over N = 1 (N-free)",
-                      regime=f"geg1, N in {grid}, seed mean; tolerance a factor 2"),
-        Check.at_least("rfmlp_degrades_with_N", "RFMLP's error grows with N (its eigenvalues shrink like (N+2)^-(r+s))",
-                       0.3, float(rfmlp_N[-1] - rfmlp_N[0]), predicted="err(N_max) - err(N_min) >= 0.3 (margin)",
-                       regime=f"geg1, N = {grid[0]} -> {grid[-1]}, seed mean"),
+    gaps = nk[1] - nk[0]                           # (N, e) RFMLP - RFA, same data and seed
+    if long_:
+        j = min(long_, key=lambda i: gaps[i].mean())
+        gap, gap_se = _mean_se(gaps[j])
+    else:
+        j, gap, gap_se = 0, float("nan"), float("nan")
+    slope = _slope(grid, nk[0].mean(-1))
+    slope_se = _mean_se([_slope(grid, nk[0, :, k]) for k in range(e)])[1]
+    t2 = _t_crit(e, two_sided=True)
+    rival_slope = _slope(grid, krr.mean(-1))
+    grow, grow_se = _mean_se(nk[1, -1] - nk[1, 0])
+    kgrow, kgrow_se = _mean_se(krr[-1] - krr[0])
+    D2 = {N: math.comb(d * (N + 1) + 1, 2) for N in grid}
+    counts = f"D_2(N) = {', '.join(f'{D2[N]}' for N in grid)} for N = {grid}, against n = {n} and d^2 = {d * d}"
+    seeds = _seed_regime(rec)
+    return [_enough_seeds(c, rec) for c in (
+        Check.at_least("rfa_beats_rfmlp", "RFA learns the permutation-invariant geg1 better than RFMLP with as many parameters",
+                       t * gap_se, gap, predicted="RFMLP - RFA > 0 (RFMLP's degree-2 block outgrows n, RFA's (1,1) block d^2 does not)",
+                       alternative="no advantage of RFA over RFMLP", alternative_predicted=0.0,
+                       regime=f"geg1, N={grid[j] if long_ else '-'} (smallest gap over N >= 4), d={d}, M={M}, n={n}; {counts}; {seeds}")
+        .only_if(bool(long_), "no N >= 4 in nkeys.grid"),
+        Check.close("rfa_flat_in_N", "RFA's error does not depend on the sequence length N (its feature map is a mean embedding): log-log slope in N",
+                    0.0, slope, atol=t2 * slope_se, alternative="RFMLP's scaling in N (slope of its kernel-ridge error)",
+                    alternative_predicted=rival_slope, regime=f"geg1, N in {grid}, n={n}, seed mean; {_seed_regime(rec, True)}"),
+        Check.at_least("rfmlp_degrades_with_N", "RFMLP's error grows with N (the bilinear part of geg1 sits in a degree-2 block of dimension D_2 ~ (d(N+1))^2/2)",
+                       t * grow_se, grow, predicted="err(N_max) - err(N_min) > 0",
+                       alternative="N-free, as RFA", alternative_predicted=0.0,
+                       regime=f"geg1, N = {grid[0]} -> {grid[-1]}, seed mean; {counts}; {seeds}"),
         Check.at_least("rfmlp_kernel_degrades_with_N", "the growth with N is in RFMLP's kernel itself (P -> infinity), not its finite width",
-                       0.3, float(krr[-1] - krr[0]), predicted="err(N_max) - err(N_min) >= 0.3 (margin)",
-                       regime=f"kernel ridge with the RFMLP kernel, geg1, n={n}, N = {grid[0]} -> {grid[-1]}"),
-    ]
+                       t * kgrow_se, kgrow, predicted="err(N_max) - err(N_min) > 0",
+                       alternative="N-free, as RFA", alternative_predicted=0.0,
+                       regime=f"kernel ridge with the RFMLP kernel, geg1, n={n}, N = {grid[0]} -> {grid[-1]}; {seeds}"),
+    )]
 
 
 def bias_checks(rec: Record) -> list[Check]:
     """A6: a bias lets BRFA learn the zonal geg2 that RFA cannot; A7: it costs on the control sep11."""
     cfg, at_n, regime = rec.config, _at_n_train(rec), _regime(rec)
     g2, s11 = _t("geg2"), _t("sep11")
+    t = _t_crit(cfg.n_seeds)
     block = rf.gegenbauer_dim(cfg.d, 2) ** 2
+    reach = min(cfg.n_train, cfg.n_params)
+    rfa, rfa_se = _mean_se(at_n[_m("rfa"), :, g2])
+    gain, gain_se = _mean_se(at_n[_m("rfa"), :, g2] - at_n[_m("brfa"), :, g2])
     return [
-        Check.at_least("rfa_fails_geg2", f"unbiased RFA cannot learn geg2 when n and P are below the (2,2) harmonic block's dimension B(d,2)^2 = {block}",
-                       0.9, float(at_n[_m("rfa"), :, g2].min()), predicted="~1 (spec A6: >= 0.9)", regime=regime),
-        Check.at_most("brfa_learns_geg2", "a mean alpha I on the query-key matrices gives direct access to <x_0, x_i> and learns geg2",
-                      0.75, float(at_n[_m("brfa"), :, g2].max()), predicted="< 0.75 (spec A6)", regime=f"{regime}; alpha={cfg.bias_alpha:.3g}"),
-        Check.at_least("bias_costs_sep11", "the bias hurts on the non-zonal control sep11 (BRFA worse than RFA)",
-                       0.15, float(np.min(at_n[_m("brfa"), :, s11] - at_n[_m("rfa"), :, s11])),
-                       predicted="BRFA - RFA > 0.15 (spec A7)", regime=f"{regime}; alpha={cfg.bias_alpha:.3g}"),
+        _enough_seeds(Check.at_least(
+            "rfa_fails_geg2", f"unbiased RFA learns nothing of geg2 when n and P are below the (2,2) harmonic block's dimension B(d,2)^2 = {block}",
+            1 - t * rfa_se, rfa, predicted="1 (the error of predicting 0)",
+            alternative=f"ridgeless learning of an isotropic (2,2) block: 1 - min(n, P)/B(d,2)^2",
+            alternative_predicted=1 - reach / block, regime=f"{regime}; {_seed_regime(rec)}"), rec)
+        .only_if(reach < block, "n and P reach B(d,2)^2"),
+        _enough_seeds(Check.at_least(
+            "brfa_learns_geg2", "a mean alpha I on the query-key matrices gives direct access to S(alpha <x_0, x_i>) and learns geg2, which RFA cannot",
+            t * gain_se, gain, predicted="RFA - BRFA > 0", alternative="the bias does not help", alternative_predicted=0.0,
+            regime=f"{regime}; alpha={cfg.bias_alpha:.3g}; paired by seed; {_seed_regime(rec)}"), rec),
+        Check.at_least("bias_costs_sep11", "observed: the bias hurts on the non-zonal control sep11 (BRFA worse than RFA; no prediction of its size)",
+                       0.15, float(np.min(at_n[_m("brfa"), :, s11] - at_n[_m("rfa"), :, s11])), kind="observation",
+                       predicted="BRFA - RFA > 0.15 (spec A7 margin)", regime=f"{regime}; alpha={cfg.bias_alpha:.3g}; worst seed"),
     ]
 
 
 def extension_checks(rec: Record) -> list[Check]:
-    """Extensions: the sign-mixed bias BRFA+-, and an intercept against the mean-feature bound."""
+    """Extensions: the sign-mixed bias BRFA+-, and an intercept beside the mean-feature bound."""
     cfg, at_n, regime = rec.config, _at_n_train(rec), _regime(rec)
     zonal = [_t(t) for t in ("geg1", "geg2", "geg3", "pow3")]
     best_other = np.minimum(at_n[_m("rfa")], at_n[_m("brfa")])            # (e, T)
@@ -249,45 +358,57 @@ def extension_checks(rec: Record) -> list[Check]:
     zon = [_t("geg1"), _t("geg2")]
     gap = float(np.max(im_[0][:, zon] - ib[0][zon]))
     return [
-        Check.at_most("brfa_pm_dominates_zonal", "extension: half +alpha, half -alpha heads beat both RFA and BRFA on every zonal target",
-                      -0.02, margin, predicted="BRFA+- - min(RFA, BRFA) < 0",
-                      regime=f"{regime}; targets geg1, geg2, geg3, pow3"),
-        Check.at_most("brfa_intercept_mean_feature_bound", "extension: with one constant feature, BRFA's error on geg1 and geg2 is at most the mean-feature residual 1 - R^2(F(u); 1, S(alpha u)) (derived here)",
-                      0.0, gap, predicted=f"geg1 <= {ib[0][zon[0]]:.3g}, geg2 <= {ib[0][zon[1]]:.3g}",
-                      regime=f"{regime}; alpha={cfg.bias_alpha:.3g}; the bound is the M, n -> infinity risk; measured - bound, worst seed"),
+        Check.at_most("brfa_pm_dominates_zonal", "observed (extension): half +alpha, half -alpha heads beat both RFA and BRFA on every zonal target",
+                      -0.02, margin, predicted="BRFA+- - min(RFA, BRFA) < -0.02 (margin)", kind="observation",
+                      regime=f"{regime}; targets geg1, geg2, geg3, pow3; worst seed"),
+        Check.at_most("brfa_intercept_mean_feature_bound", "observed (extension): with one constant feature, BRFA's error on geg1 and geg2 is below the mean-feature residual 1 - R^2(F(u); 1, S(alpha u)), a bound on the M, n -> infinity risk only",
+                      0.0, gap, predicted=f"geg1 <= {ib[0][zon[0]]:.3g}, geg2 <= {ib[0][zon[1]]:.3g} (at M, n = infinity)", kind="observation",
+                      regime=f"{regime}; alpha={cfg.bias_alpha:.3g}; finite n and M: the bound does not apply here and its being met does not test it; measured - bound, worst seed"),
     ]
 
 
 def sample_size_checks(rec: Record) -> list[Check]:
     """The interplay of sample size and target complexity: ordering by degree, and decreasing curves."""
     cfg = rec.config
-    mean = load(rec, "learn", LearnSweep).test_mse.mean(1)              # (model, K, T)
-    pm = mean[_m("brfa_pm")]
-    ordered = bool(np.all(pm[:, _t("geg1")] < pm[:, _t("geg2")]) and np.all(pm[:, _t("geg2")] < pm[:, _t("geg3")]))
+    sweep = load(rec, "learn", LearnSweep).test_mse                    # (model, e, K, T)
+    pm = sweep[_m("brfa_pm")]                                          # (e, K, T)
+    t_stats = []
+    for lo, hi in (("geg1", "geg2"), ("geg2", "geg3")):
+        gap, se = _mean_se(np.moveaxis(pm[:, :, _t(hi)] - pm[:, :, _t(lo)], 0, -1))   # (K,)
+        t_stats += list(gap / se)
+    mean = sweep.mean(1)                                               # (model, K, T)
     sizes = np.array(cfg.n_sizes)
-    slopes = ([loglog_slope(sizes, mean[_m("rfa"), :, _t("geg1")]), loglog_slope(sizes, mean[_m("brfa_pm"), :, _t("geg2")])]
+    slopes = ([_slope(sizes, mean[_m("rfa"), :, _t("geg1")]), _slope(sizes, mean[_m("brfa_pm"), :, _t("geg2")])]
               if len(sizes) >= 2 else [float("nan")])
+    pmm = mean[_m("brfa_pm")]
     return [
-        Check.holds("harder_targets_need_more_samples", "higher Gegenbauer degree needs more samples: err(geg1) < err(geg2) < err(geg3) at every n",
-                    ordered, measured=f"{pm[-1, _t('geg1')]:.3g} < {pm[-1, _t('geg2')]:.3g} < {pm[-1, _t('geg3')]:.3g} at n={cfg.n_sizes[-1]}",
-                    predicted="ordered at every n", tolerance="strict", regime=f"BRFA+-, n in {list(cfg.n_sizes)}, seed mean"),
-        Check.at_most("learning_curves_decrease", "learnable targets get better with n (RFA on geg1, BRFA+- on geg2): log-log slope",
-                      -0.25, float(max(slopes)), predicted="<= -1/2 for the excess-risk bound (quoted); margin -0.25",
+        _enough_seeds(Check.at_least(
+            "harder_targets_need_more_samples", "higher Gegenbauer degree needs more samples: err(geg1) < err(geg2) < err(geg3) at every n (BRFA+-)",
+            _t_crit(cfg.n_seeds), float(min(t_stats)),
+            predicted=f"ordered (at n={cfg.n_sizes[-1]}: {pmm[-1, _t('geg1')]:.3g} < {pmm[-1, _t('geg2')]:.3g} < {pmm[-1, _t('geg3')]:.3g})",
+            alternative="the degree does not matter (equal errors)", alternative_predicted=0.0,
+            regime=f"BRFA+-, n in {list(cfg.n_sizes)}; measured: the smallest t-statistic (gap / SE over seeds) of the two gaps over n; {_seed_regime(rec)}"), rec),
+        Check.at_most("learning_curves_decrease", "observed: learnable targets get better with n (RFA on geg1, BRFA+- on geg2): log-log slope",
+                      -0.25, float(max(slopes)), kind="observation",
+                      predicted="<= -0.25 (margin; the quoted excess-risk bound's -1/2 is not a prediction of this slope)",
                       regime=f"n in {list(cfg.n_sizes)}, seed mean; larger of the two slopes"),
     ]
 
 
 def heads_checks(rec: Record) -> list[Check]:
-    """M -> infinity: finite heads approach kernel ridge regression."""
-    c, h = rec.config.heads, load(rec, "heads", HeadsSweep)
+    """M -> infinity: finite heads approach kernel ridge regression at the rate O(1/M)."""
+    cfg, c, h = rec.config, rec.config.heads, load(rec, "heads", HeadsSweep)
     g1 = _t("geg1")
-    hm = h.test_mse.mean(1)                                              # (M, T)
-    kr = h.krr_test_mse.mean(0)                                          # (T,)
-    excess = hm[:, g1] - kr[g1]
-    rate = math.sqrt(c.grid[0] / c.grid[-1])
-    return [Check.holds("heads_approach_kernel_limit", "as M grows the RFA error decreases to the kernel-ridge (M = infinity) error, at least as fast as the M^-1/2 of the bound",
-                        bool(np.all(np.diff(excess) < 0) and excess[-1] >= -0.02 and excess[-1] <= rate * excess[0]),
-                        measured=" > ".join(f"{v:.3g}" for v in hm[:, g1]) + f" -> {kr[g1]:.3g}",
-                        predicted=f"monotone; excess(M_max) <= {rate:.3g} excess(M_min)",
-                        tolerance="strict decrease; final excess in [-0.02, sqrt(M_min/M_max) excess_0]",
-                        regime=f"geg1, M in {list(c.grid)}, n={c.n_train}, seed mean")]
+    excess = h.test_mse[:, :, g1] - h.krr_test_mse[None, :, g1]         # (M, e) RF error over its kernel limit
+    slope = _slope(c.grid, excess.mean(1))
+    se = _mean_se([_slope(c.grid, excess[:, k]) for k in range(cfg.n_seeds)])[1]
+    t = _t_crit(cfg.n_seeds)
+    hm = h.test_mse[:, :, g1].mean(1)
+    resolved = bool(t * se < 0.25)       # the seed SE separates -1 from -1/2 (half their distance)
+    return [_enough_seeds(Check.at_most(
+        "heads_approach_kernel_limit", "as M grows the RFA error decreases to the kernel-ridge (M = infinity) error, faster than the M^-1/2 of the bound: log-log slope of the excess",
+        -0.5 - t * se, slope, predicted="-1 (the Gram fluctuation is mean-zero: O(1/M) excess for M large); one-sided, rejects -1/2",
+        alternative="the bound's rate M^-1/2 is tight", alternative_predicted=-0.5,
+        regime=(f"geg1, M in {list(c.grid)}, n={c.n_train}; error " + " > ".join(f"{v:.3g}" for v in hm)
+                + f" -> {h.krr_test_mse[:, g1].mean():.3g} at M = infinity; slope NaN unless every excess > 0; {_seed_regime(rec)}"))
+        .only_if(resolved, f"t SE = {t * se:.2g} of the slope does not separate -1 from -1/2 (needs < 0.25)"), rec)]

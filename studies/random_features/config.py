@@ -254,8 +254,9 @@ class Config(StudyConfig):
     # ------------------------------------------------------------------------------ presets
     @classmethod
     def smoke(cls) -> "Config":
-        """Seconds on one core: small sizes, one seed (a subset regime; see the chapter)."""
+        """Seconds on one core: small sizes, three seeds (a subset regime; see the chapter)."""
         return cls(
+            n_seeds=3,                   # the learning checks' tolerances are Student-t intervals over seeds
             n_heads=64,                  # P = 576 features: the fits take milliseconds
             n_train=600,                 # still above P, so the primary (P x P) ridge path runs
             n_test=500, n_val=300,       # enough points for errors resolved to a few percent
@@ -271,7 +272,7 @@ class Config(StudyConfig):
     @classmethod
     def quick(cls) -> "Config":
         """About a minute on two cores: the spec's d = 8, N = 8, M = 128, n = 1000."""
-        return cls(n_seeds=3)  # three seeds, so the checks' worst seed and the figures' bands mean something
+        return cls(n_seeds=3)  # three seeds: the learning checks' Student-t intervals and the figures' bands
 
     @classmethod
     def paper(cls) -> "Config":

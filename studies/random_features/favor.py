@@ -232,13 +232,15 @@ def favor_attention(Q: Tensor, K: Tensor, V: Tensor, omega: Tensor) -> Tensor:
     return num / den
 
 
-def favor_attention_mse(Q: Tensor, K: Tensor, V: Tensor, m: int) -> float:
+def favor_attention_mse(Q: Tensor, K: Tensor, V: Tensor, m: int, *, centred: bool = True) -> float:
     """Leading-order (delta method, large m) MSE of FAVOR+ attention with i.i.d. positive features,
     summed over value coordinates and averaged over queries (derived in the chapter):
 
         (1/m) mean_l (1/D_l^2) sum_{j,j'} A_lj A_lj' (e^{(q_l + k_j).(q_l + k_j')} - 1) (v_j - o_l).(v_j' - o_l),
 
     with q = Q / d^{1/4}, k = K / d^{1/4}, A = exp(q k^T), D_l = sum_j A_lj, o = exact output.
+    ``centred=False`` is the rival of the check: the normaliser D_l treated as exact, so v_j
+    replaces v_j - o_l (the error of the numerator alone, divided by D_l).
     """
     d = Q.shape[-1]
     q, k = Q / d ** 0.25, K / d ** 0.25
@@ -247,7 +249,7 @@ def favor_attention_mse(Q: Tensor, K: Tensor, V: Tensor, m: int) -> float:
     o = (A @ V) / D[:, None]                                                  # (l, v)
     s = q[:, None, :] + k[None, :, :]                                         # (l, j, d): q_l + k_j
     C = torch.exp(torch.einsum("ljd,lkd->ljk", s, s)) - 1                     # (l, j, j')
-    dv = V[None, :, :] - o[:, None, :]                                        # (l, j, v)
+    dv = V[None, :, :] - o[:, None, :] if centred else V[None, :, :].expand(len(q), -1, -1)   # (l, j, v)
     G = torch.einsum("ljv,lkv->ljk", dv, dv)                                  # (l, j, j')
     per_query = torch.einsum("lj,lk,ljk->l", A, A, C * G) / D ** 2
     return float(per_query.mean()) / m

@@ -208,6 +208,27 @@ def rfmlp_kernel(x0: Tensor, X: Tensor, y0: Tensor, Y: Tensor) -> Tensor:
     return kappa1(zz / (N + 2))
 
 
+def kappa1_linear(rho: Tensor) -> Tensor:
+    """The linear part of kappa_1 at rho = 0, 1/(2 pi) + rho/4 (kappa_1'(0) = Pr(s > 0, s' > 0) = 1/4 at
+    rho = 0): the Gaussian-equivalent kernel, which drops the rho^2/(4 pi) + ... of the ReLU."""
+    return 1 / (2 * math.pi) + rho / 4
+
+
+def linearised_kernel(model: str, x0: Tensor, X: Tensor, y0: Tensor, Y: Tensor) -> Tensor:
+    """`rfa_kernel` or `rfmlp_kernel` with kappa_1 replaced by `kappa1_linear`: the rival hypothesis
+    of the kernel checks (small inputs only: no chunking).  Shapes as in `rfa_kernel`."""
+    if model == "rfa":
+        a = x0 @ y0.T                                              # (n, n')
+        t = torch.einsum("nid,pjd->npij", X, Y) + 1                # (n, n', i, j): <x~_i, y~_j>
+        rho = t * ((1 + a) / 4)[:, :, None, None]
+        return (kappa1_linear(rho) * t).mean(dim=(-1, -2))
+    if model == "rfmlp":
+        N = X.shape[-2]
+        zz = 1 + x0 @ y0.T + torch.einsum("nid,pid->np", X, Y)
+        return kappa1_linear(zz / (N + 2))
+    raise ValueError(f"no closed-form kernel for model {model!r} (only rfa and rfmlp)")
+
+
 def model_kernel(model: str) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
     if model == "rfa":
         return rfa_kernel
