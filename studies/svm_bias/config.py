@@ -331,14 +331,15 @@ class Config(StudyConfig):
     @classmethod
     def smoke(cls) -> "Config":
         """Seconds: every sub-experiment at a small size.  ``A6_random_gd_log_growth`` is shown but
-        not asserted here (``norms.gd_steps`` < `GD_LOG_REGIME_STEPS`)."""
+        not asserted here (``norms.gd_steps`` < `GD_LOG_REGIME_STEPS`), nor is the sweep's z-test
+        ``SWEEP_global_grows_with_d`` (fewer than `checks.SWEEP_MIN_INITS` inits per width)."""
         return cls(
             n_seeds=4,                                    # four seeds show the spread; the test suite runs this
             toy=ToyConfig(gd_steps=3000),                 # seconds; the toy's ln k slope (A6) passes from ~3000 on
             norms=NormsConfig(n_seeds=3,                  # three random instances per optimiser
                               gd_steps=3000),             # below plain GD's ln k regime: A6 random not asserted
             equal=EqualConfig(n_inits=6),                 # six inits per query kind
-            sweep=SweepConfig(n_inits=6, rank_instances=3,  # six runs and three SVM ranks per width
+            sweep=SweepConfig(n_inits=6, rank_instances=3,  # six runs and three SVM ranks per width (no z-test power)
                               widths=(4, 8)),             # one width below max(T-1, n) = 7, one above
         )
 

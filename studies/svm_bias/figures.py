@@ -104,6 +104,9 @@ def fig_toy_trajectories(record):
     ax[0, 1].set_title("direction W_k z_i / ||W_k||_F")
     for axis in ax[0]:
         axis.set_aspect("equal")
+        axis.set_xlabel("first coordinate")
+    ax[0, 0].set_ylabel("second coordinate of W_k z_i")
+    ax[0, 1].set_ylabel("second coordinate of W_k z_i / ||W_k||_F")
     ax[0, 0].legend(fontsize=6, loc="lower left")
     return fig
 

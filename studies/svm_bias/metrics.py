@@ -3,7 +3,8 @@
 - correlation: the Frobenius cosine <W, W'> / (||W||_F ||W'||_F) (also against the nuclear and
   operator solutions, spec pitfall 3);
 - margin efficiency in a norm: eff(W) = min_{i, t != alpha_i} (x_ialpha - x_it)^T W z_i / ||W|| * ||W^mm||,
-  at most 1, invariant to rescaling and to the choice among tied minimisers;
+  at most 1, invariant to rescaling and to the choice among tied minimisers (also of the SVM of a
+  rival norm: what a run would score had it followed the rival bias);
 - support tokens and TF-SVM's local optimality of alpha;
 - softmax saturation: max_i (1 - max_t s_it).
 
@@ -60,6 +61,18 @@ def efficiencies(inst, run, norm: str) -> np.ndarray:
     for i in range(len(W)):
         if np.all(np.isfinite(S[i])):
             out[i] = m[i] / matrix_norm(W[i], norm) * matrix_norm(S[i], norm)
+    return out
+
+
+def svm_efficiencies(inst, svms, of: str, norm: str) -> np.ndarray:
+    """eff_norm of the stored SVM in norm ``of`` (e,): the efficiency a run would have if it reached
+    the direction of a rival bias (``of``) instead of its own; NaN where infeasible."""
+    S_of, S = svms.solution(of), svms.solution(norm)
+    out = np.full(len(S), np.nan)
+    for i in range(len(S)):
+        if svms.feasible[i] and np.all(np.isfinite(S_of[i])) and np.all(np.isfinite(S[i])):
+            m = np.nanmin(margins(inst.X[i:i + 1], inst.Z[i:i + 1], svms.alpha[i:i + 1], S_of[i:i + 1]))
+            out[i] = m / matrix_norm(S_of[i], norm) * matrix_norm(S[i], norm)
     return out
 
 

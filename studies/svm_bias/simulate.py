@@ -34,12 +34,12 @@ from studies.svm_bias.instances import (Instance, equal_scores_instance, instanc
                                         mmts_single_instance, random_instance, toy_instance)
 from studies.svm_bias.model import empirical_risk, risk_gradient_W, selected_tokens
 from studies.svm_bias.svm import NORMS, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp
-from studies.svm_bias.theory import MMTS_STARTS, predicted_norm, toy_solutions
+from studies.svm_bias.theory import MMTS_STARTS, predicted_norm, rival_norm, toy_solutions
 from studies.svm_bias.training import TrainedRun, init_params, train_attention
 
 STREAMS = {"main": 0, "main_init": 100_000, "norms_init": 200_000, "equal": 300_000,
            "equal_init": 400_000, "sweep": 500_000, "sweep_init": 600_000, "alpha": 700_000,
-           "toy_init": 800_000}
+           "toy_init": 800_000, "main_alpha": 900_000}
 SWEEP_STRIDE = 10_000
 NAIVE_SEEDS = 4
 """The naive forward pass runs on the first min(NAIVE_SEEDS, norms.n_seeds) norms instances."""
@@ -136,9 +136,22 @@ class SolvedRun(SVMs, Run):
 
 
 @dataclass(kw_only=True)
-class MainResult(SVMs, Run, Instances):
-    """The primary run (check A3): its instances, its run and its SVMs (Frobenius, and the predicted
-    norm when it is not Frobenius; the scipy cross-check)."""
+class RandomAlpha:
+    """A uniformly random alpha per instance and its Frobenius Att-SVM: the rival of the local-
+    optimality checks (any feasible alpha, rather than a locally optimal one)."""
+
+    alpha_random: np.ndarray
+    """(R, n) a uniformly random alpha."""
+    random_feasible: np.ndarray
+    """(R,) bool: Att-SVM(alpha_random) is feasible."""
+    random_support: np.ndarray
+    """(R, n, T) bool: the support tokens of its Frobenius SVM (all False where infeasible)."""
+
+
+@dataclass(kw_only=True)
+class MainResult(RandomAlpha, SVMs, Run, Instances):
+    """The primary run (check A3): its instances, its run and its SVMs (Frobenius, the predicted
+    norm and its rival, `theory.rival_norm`; the scipy cross-check), and a random alpha per seed."""
 
 
 @dataclass(kw_only=True)
@@ -190,9 +203,9 @@ class FreeRiders(EqualResult):
 
 
 @dataclass(kw_only=True)
-class SweepWidth(SVMs, Run, Instances):
+class SweepWidth(RandomAlpha, SVMs, Run, Instances):
     """One width of the sweep: the NGD runs and their SVMs, and on the first ``rank_instances``
-    instances the SVMs of alpha = opt and the feasibility of a uniformly random alpha (A7)."""
+    instances the SVMs of alpha = opt and the feasibility and support of a uniformly random alpha (A7)."""
 
     W0: np.ndarray
     """(e, d, d) the initial W."""
@@ -202,10 +215,6 @@ class SweepWidth(SVMs, Run, Instances):
     """(R, d, d) the nuclear SVM of alpha = opt, NaN where infeasible."""
     rank_feasible: np.ndarray
     """(R,) bool: Att-SVM(opt) is feasible."""
-    alpha_random: np.ndarray
-    """(R, n) a uniformly random alpha."""
-    random_feasible: np.ndarray
-    """(R,) bool: Att-SVM(alpha_random) is feasible."""
 
 
 Sweep = dict[str, SweepWidth]
@@ -319,6 +328,22 @@ def solve_run(inst: Instance, run: TrainedRun, norms: Sequence[str], cache: SVMC
     return _join(SolvedRun, Run.of(run, trajectory=trajectory), svms)
 
 
+def random_alpha(inst: Instance, gens: Sequence[torch.Generator], cache: SVMCache) -> RandomAlpha:
+    """A uniformly random alpha for each of the first len(gens) instances, with its Frobenius SVM's
+    feasibility and support."""
+    R, (_, n, T, _) = len(gens), inst.X.shape
+    X, Z = inst.X[:R].detach().cpu().double().numpy(), inst.Z[:R].detach().cpu().double().numpy()
+    alpha = np.stack([torch.randint(0, T, (n,), generator=g).numpy() for g in gens])
+    feasible, support = np.zeros(R, dtype=bool), np.zeros((R, n, T), dtype=bool)
+    for r in range(R):
+        try:
+            support[r] = cache.solve(X[r], Z[r], alpha[r], "fro").support
+            feasible[r] = True
+        except InfeasibleSVMError:
+            pass
+    return RandomAlpha(alpha_random=alpha, random_feasible=feasible, random_support=support)
+
+
 def _on_device(inst: Instance, cfg: Config) -> Instance:
     return inst.to(device=cfg.torch_device, dtype=cfg.torch_dtype)
 
@@ -339,8 +364,10 @@ def main(cfg: Config, *, solver: SVMCache, progress: bool = True) -> MainResult:
     run = train_attention(_on_device(inst, cfg), init, optimizer=cfg.optimizer, lr=cfg.lr, steps=cfg.steps,
                           loss=cfg.loss, ngd_per=cfg.ngd_per, grad_floor=cfg.grad_floor,
                           progress=progress, desc="main")
-    norms = tuple(dict.fromkeys(("fro", predicted_norm(cfg.param, cfg.optimizer))))
-    return _join(MainResult, Instances.of(inst), solve_run(inst, run, norms, solver, ldp=True))
+    # the predicted norm and its rival (A3's alternative), and the Frobenius SVM of a random alpha
+    norms = tuple(dict.fromkeys(("fro", predicted_norm(cfg.param, cfg.optimizer), rival_norm(cfg.param, cfg.optimizer))))
+    rand = random_alpha(inst, _gens(cfg, "main_alpha", cfg.n_seeds), solver)
+    return _join(MainResult, Instances.of(inst), solve_run(inst, run, norms, solver, ldp=True), rand)
 
 
 def toy(cfg: Config, *, solver: SVMCache, progress: bool = True) -> ToyResult:
@@ -380,7 +407,7 @@ def norms(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NormsResul
     }
     solved = {name: solve_run(inst, trained, NORMS, solver, ldp=name == "ngd") for name, trained in runs.items()}
     gd = train_attention(dev, zeros, optimizer="gd", lr=c.gd_lr, steps=c.gd_steps, desc="norms GD", **common)
-    solved["gd"] = solve_run(inst, gd, ("fro",), solver)
+    solved["gd"] = solve_run(inst, gd, ("fro", "nuc"), solver)       # nuc: the rival slope of A6
     k = min(NAIVE_SEEDS, e)
     sub = Instance(dev.X[:k], dev.Z[:k], dev.Y[:k], dev.v[:k])
     naive = train_attention(sub, {"W": zeros["W"][:k]}, optimizer="ngd", lr=c.lr, steps=c.steps,
@@ -388,20 +415,22 @@ def norms(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NormsResul
     return _join(NormsResult, Instances.of(inst), **solved, naive=Run.of(naive))
 
 
-def _equal_scores(cfg: Config, queries: str, solver: SVMCache, progress: bool) -> tuple[Instance, EqualResult]:
+def _equal_scores(cfg: Config, queries: str, solver: SVMCache, progress: bool,
+                  norms: Sequence[str] = ("fro",)) -> tuple[Instance, EqualResult]:
     c = cfg.equal
     inst = equal_scores_instance(_gens(cfg, "equal", c.n_inits), c.n, c.T, c.d, queries=queries)
     init = init_params("W", _gens(cfg, "equal_init", c.n_inits), c.d, c.d, c.init_std,
                        dtype=cfg.torch_dtype, device=cfg.torch_device)
     run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
                           grad_floor=cfg.grad_floor, progress=progress, desc=f"equal scores ({queries})")
-    solved = solve_run(inst, run, ("fro",), solver, trajectory=False)
+    solved = solve_run(inst, run, norms, solver, trajectory=False)
     return inst, _join(EqualResult, Instances.of(inst), solved, W0=to_numpy(init["W"]))
 
 
 def equal(cfg: Config, *, solver: SVMCache, progress: bool = True) -> EqualResult:
-    """Equal non-opt scores with orthonormal queries from random initialisations (A4)."""
-    return _equal_scores(cfg, "orthonormal", solver, progress)[1]
+    """Equal non-opt scores with orthonormal queries from random initialisations (A4); the nuclear
+    SVM is the rival direction of A4's direction check."""
+    return _equal_scores(cfg, "orthonormal", solver, progress, norms=("fro", "nuc"))[1]
 
 
 def equal_rq(cfg: Config, *, solver: SVMCache, progress: bool = True) -> FreeRiders:
@@ -433,13 +462,11 @@ def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
         run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
                               grad_floor=cfg.grad_floor, progress=progress, desc=f"sweep d={d}")
         solved = solve_run(inst, run, ("fro",), solver, trajectory=False)
-        # the SVM rank study, alpha = opt, and the feasibility of a uniformly random alpha
+        # the SVM rank study, alpha = opt, and the feasibility and support of a uniformly random alpha
         X, Z = inst.X[:R].numpy(), inst.Z[:R].numpy()
         opt = inst.opt[:R].numpy()
-        alpha_rand = np.stack([torch.randint(0, c.T, (c.n,), generator=g).numpy()
-                               for g in _gens(cfg, "alpha", R, SWEEP_STRIDE * j)])
         W_ldp, W_nuc = np.full((R, d, d), np.nan), np.full((R, d, d), np.nan)
-        feas_opt, feas_rand = np.zeros(R, dtype=bool), np.zeros(R, dtype=bool)
+        feas_opt = np.zeros(R, dtype=bool)
         for r in range(R):
             try:
                 W_ldp[r] = att_svm_ldp(X[r], Z[r], opt[r])[0]
@@ -447,14 +474,9 @@ def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
                 feas_opt[r] = True
             except InfeasibleSVMError:
                 pass
-            try:
-                solver.solve(X[r], Z[r], alpha_rand[r], "fro")
-                feas_rand[r] = True
-            except InfeasibleSVMError:
-                pass
-        out[width_key(d)] = _join(SweepWidth, Instances.of(inst), solved,
-                                  W0=to_numpy(init["W"]), rank_fro_W=W_ldp, rank_nuc_W=W_nuc, rank_feasible=feas_opt,
-                                  alpha_random=alpha_rand, random_feasible=feas_rand)
+        rand = random_alpha(inst, _gens(cfg, "alpha", R, SWEEP_STRIDE * j), solver)
+        out[width_key(d)] = _join(SweepWidth, Instances.of(inst), solved, rand,
+                                  W0=to_numpy(init["W"]), rank_fro_W=W_ldp, rank_nuc_W=W_nuc, rank_feasible=feas_opt)
     return out
 
 

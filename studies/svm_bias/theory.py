@@ -36,6 +36,13 @@ def predicted_norm(param: str, optimizer: str) -> str:
     return "op" if optimizer == "spectral" else "fro"
 
 
+def rival_norm(param: str, optimizer: str) -> str:
+    """The nearest rival of `predicted_norm`, the alternative the checks rule out: the nuclear SVM
+    for W by GD or NGD (what the (K, Q) parametrisation would give), the Frobenius SVM for (K, Q)
+    and for spectral descent (what W by GD would give)."""
+    return "nuc" if predicted_norm(param, optimizer) == "fro" else "fro"
+
+
 #: Direction tolerances of check A3 for the primary run, per (parametrisation, optimiser): the
 #: calibrations of the spec with about 2x slack.  Plain GD converges in direction like 1 / log k,
 #: so its bar is low; (K, Q) stops at the float64 horizon after a few hundred steps.
@@ -100,6 +107,7 @@ def predict(config) -> dict:
         "toy": toy,
         "toy_gd_slope": toy["fro_value"],
         "main_norm": predicted_norm(config.param, config.optimizer),
+        "main_rival_norm": rival_norm(config.param, config.optimizer),
         "main_direction_bar": DIRECTION_BAR[(config.param, config.optimizer)],
         "rank_bound": config.sweep.n,
         "feasibility_width": feasibility_width(config.sweep.n, config.sweep.T),
