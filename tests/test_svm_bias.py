@@ -439,9 +439,16 @@ def test_sweep_z_test():
     assert not passes(8, 14, 25) and not passes(8, 8, 25) and not passes(25, 25, 25)
 
 
-def test_sweeping_lr_reruns_the_primary_run_only(smoke_record):
-    """At lr = 0.1 every phase but the primary run is bit-identical to the lr = 0.5 smoke run."""
-    other = sb.run(Config.smoke().replace(lr=0.1), progress=False)
+def test_sweeping_lr_reruns_the_primary_run_only(smoke_record, tmp_path):
+    """At lr = 0.1 every phase but the primary run is bit-identical to the lr = 0.5 smoke run, and
+    through the runner (`workbench sweep --grid lr=...`) the battery is reused, not recomputed."""
+    from workbench.phases import phase_cache
+    from workbench.runner import code_fingerprint
+
+    with phase_cache(tmp_path, code_fingerprint(sb)):
+        sb.run(Config.smoke(), progress=False)
+        other = sb.run(Config.smoke().replace(lr=0.1), progress=False)
+    assert other.info["phases_reused"] == ["toy", "norms", "equal", "equal_rq", "sweep", "mmts", "horizon"]
     a, b = smoke_record.arrays, other.arrays
     assert set(a) == set(b)
     battery = [k for k in a if not k.startswith("main.")]

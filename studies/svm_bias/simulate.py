@@ -527,16 +527,22 @@ def horizon(cfg: Config) -> HorizonResult:
                          grad_norm=np.array(g_stable_norm))
 
 
+def _reads(name: str):
+    """The inputs of a battery phase: its own sub-config and the run-wide gradient floor (the seed,
+    dtype and device are part of every phase's cache key), so sweeping a primary field reuses it."""
+    return lambda cfg: (getattr(cfg, name), cfg.grad_floor)
+
+
 PHASES = (
     Phase("solver", solver),                                # the shared SVM cache (stores nothing)
-    Phase("main", main, needs=("solver",)),
-    Phase("toy", toy, needs=("solver",)),
-    Phase("norms", norms, needs=("solver",), grad=True),    # the naive forward pass needs autograd
-    Phase("equal", equal, needs=("solver",)),
-    Phase("equal_rq", equal_rq, needs=("solver",)),
-    Phase("sweep", sweep, needs=("solver",)),
-    Phase("mmts", mmts, needs=("solver",)),
-    Phase("horizon", horizon, grad=True),                   # autograd gradients against the closed form
+    Phase("main", main, needs=("solver",)),                 # the primary run: always recomputed
+    Phase("toy", toy, needs=("solver",), inputs=_reads("toy")),
+    Phase("norms", norms, needs=("solver",), grad=True, inputs=_reads("norms")),  # naive forward: autograd
+    Phase("equal", equal, needs=("solver",), inputs=_reads("equal")),
+    Phase("equal_rq", equal_rq, needs=("solver",), inputs=_reads("equal")),
+    Phase("sweep", sweep, needs=("solver",), inputs=_reads("sweep")),
+    Phase("mmts", mmts, needs=("solver",), inputs=_reads("mmts")),
+    Phase("horizon", horizon, grad=True, inputs=lambda cfg: cfg.horizon),  # autograd against the closed form
 )
 PRIMARY = PHASES[:2]
 """The phases of ``suite=False``: the primary run alone."""
