@@ -351,21 +351,145 @@ def smoke_record():
 
 def test_smoke_preset_runs_and_passes(smoke_record):
     record = smoke_record
-    assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "bound", "paths", "grad", "noci",
-                                           "cluster", "toy"]
+    assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "precision", "bound", "paths", "grad",
+                                           "noci", "cluster", "toy"]
     assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
     assert len(checks) >= 25
-    failed = [c.name for c in checks if not c.passed]
+    failed = [c.name for c in checks if not c.ok]
     assert not failed, failed
     figs = rc.figures(record)
-    assert {"relative_residual", "cubic_scan", "explicit_bound", "paths", "two_token_phase",
+    assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "paths", "two_token_phase",
             "noci_depth_scaling", "clustering"} <= set(figs)
     import matplotlib.pyplot as plt
     for f in figs.values():
         plt.close(f)
     pred = rc.predict(Config.smoke())
     assert pred["cubic_exponent"] == 3 and list(pred["path_counts_skip"]) == [1, 6, 12, 8]
+
+
+# ----------------------------------------------------------------------------- checks that discriminate
+def test_every_check_has_a_kind_and_every_theory_check_a_rival(smoke_record):
+    checks = rc.checks(smoke_record)
+    kinds = {c.name: c.kind for c in checks}
+    for name in ("path_decomposition_skip", "path_length_counts", "two_token_recursion", "uniform_witness",
+                 "noci_residual_frozen", "qk_gradient_vanishes", "residual_definitions"):
+        assert kinds[name] == "identity", name
+    assert kinds["collapse_gap_float64"] == kinds["full_model_keeps_rank"] == "observation"
+    assert kinds["extended_precision_matches_float64"] == "numerics"
+    theory_checks = [c for c in checks if c.kind == "theory"]
+    assert len(theory_checks) >= 18
+    for c in theory_checks:
+        assert c.alternative, f"{c.name}: a theory check names its rival (or why there is none)"
+        if c.asserted and c.alternative_predicted is not None:
+            assert c.discriminates, c.name
+
+
+def test_negative_controls_fed_the_rival_every_theory_check_fails(smoke_record):
+    """Fed the rival's prediction, each theory check fails; the one without a rival (a sign
+    condition) fails on a negative step."""
+    controlled = []
+    for c in rc.checks(smoke_record):
+        if c.kind != "theory":
+            continue
+        if c.alternative_predicted is None:
+            assert c.name == "cluster_energy_monotone"
+            assert not c.passes(-1e-6)
+        else:
+            assert not c.passes(float(c.alternative_predicted)), c.name
+        controlled.append(c.name)
+    assert {"doubly_exponential_collapse", "explicit_bound", "explicit_bound_tight", "skip_decay_rate",
+            "skip_vs_san", "noci_mean_growth_invsqrt"} <= set(controlled)
+
+
+def _with(record, **arrays):
+    """A copy of ``record`` with some arrays replaced (an alternative measurement)."""
+    return rc.simulate.Record(study=record.study, config=record.config, arrays={**record.arrays, **arrays})
+
+
+def _check(record, name):
+    return next(c for c in rc.checks(record) if c.name == name)
+
+
+def test_doubly_exponential_check_rejects_an_exponential_trajectory(smoke_record):
+    """An exponential decay of 3.4 decades per layer (which passes the float64 'three layers from
+    1e-2 to 1e-12' threshold) fails the layer-to-layer slope; the measured trajectory passes."""
+    rho = smoke_record.arrays["precision.log10_rho"]
+    exponential = -0.5 - 3.4 * np.arange(rho.shape[1], dtype=float)
+    assert _check(smoke_record, "doubly_exponential_collapse").passed
+    fake = _with(smoke_record, **{"precision.log10_rho": np.broadcast_to(exponential, rho.shape).copy()})
+    check = _check(fake, "doubly_exponential_collapse")
+    assert not check.passed and check.measured == pytest.approx(1.0)
+
+
+def test_explicit_bound_checks_catch_an_error_in_the_constants(smoke_record):
+    """A bound 3x (or 30x) too small fails `explicit_bound`; one 2x too small fails `explicit_bound_tight`."""
+    measured = smoke_record.arrays["bound.measured"]
+    for factor, name in ((3.0, "explicit_bound"), (30.0, "explicit_bound"), (2.0, "explicit_bound_tight")):
+        assert _check(smoke_record, name).passed
+        assert not _check(_with(smoke_record, **{"bound.measured": measured * factor}), name).passed, (name, factor)
+
+
+def test_explicit_bound_tight_limit_at_two_tokens():
+    """n = 2, d = 1, zero token mean: measured / bound = 1 / (sqrt 2 (e^{2 eps_E} + 1)) exactly, -> 1/(2 sqrt 2)."""
+    spec = TransformerSpec(depth=1, d_model=1, n_heads=1)
+    for a, w, delta in ((0.7, 1.3, 1e-2), (-2.0, 0.4, 3e-2), (5.0, -1.1, 0.2)):
+        p = {"W_Q": torch.tensor(math.sqrt(abs(a))).reshape(1, 1, 1, 1, 1).to(F64),
+             "W_K": torch.tensor(math.copysign(math.sqrt(abs(a)), a)).reshape(1, 1, 1, 1, 1).to(F64),
+             "W_V": torch.tensor(w, dtype=F64).reshape(1, 1, 1, 1, 1), "W_O": torch.ones(1, 1, 1, 1, 1, dtype=F64)}
+        X = torch.tensor([[[delta / 2], [-delta / 2]]], dtype=F64)
+        out = rc.norms.residual_norm(transformer_forward(X, p, spec).output).item()
+        eps_E = abs(a) * delta ** 2 / 4
+        bound = theory.explicit_bound(2, eps_E, composite_norm(residual_mean(X)).item(), abs(w))
+        assert out / bound == pytest.approx(1 / (math.sqrt(2) * (math.exp(2 * eps_E) + 1)), rel=1e-6)  # float64 cancellation
+        assert out / bound < theory.EXPLICIT_BOUND_TIGHT
+    assert theory.EXPLICIT_BOUND_TIGHT == pytest.approx(1 / (2 * math.sqrt(2)))
+
+
+def test_skip_decay_rate_check_rejects_no_decay_and_doubly_exponential(smoke_record):
+    """The rate check fed SAN+skip trajectories: decay at the predicted rate passes; no decay (the
+    'skips keep the rank' reading) and a doubly exponential collapse to the float floor fail."""
+    from studies.rank_collapse.checks import skip_checks
+
+    cfg = smoke_record.config.replace(depth=24)  # the check's regime: L >= 24
+    S, N = len(cfg.qk_scale), cfg.n_seeds
+    rate = theory.skip_decay_rate(cfg.d_model, cfg.alpha, cfg.value_scale)
+    layers = np.arange(cfg.depth + 1)
+    jitter = np.random.default_rng(0).normal(0, 0.005, (S, N, 1)) * layers  # seed-to-seed spread of the rate
+    for log_rho, ok in ((rate * layers + jitter, True), (0.0 * layers + jitter / 10, False),
+                        (np.maximum(-(3.0 ** layers), -16.0) + jitter / 10, False)):
+        rho = 10.0 ** np.broadcast_to(log_rho, (S, N, cfg.depth + 1))
+        fake = {f"sweep.{q}.{k}": rho for q in ("rho", "rho_fro") for k in ("san", "san_skip", "full")}
+        record = rc.simulate.Record(study=rc.NAME, config=cfg, arrays={**smoke_record.arrays, **fake})
+        check = next(c for c in skip_checks(record) if c.name == "skip_decay_rate")
+        assert check.asserted and check.passed == ok, (ok, check.measured, check.tolerance)
+
+
+def test_mean_lyapunov_exponent_against_monte_carlo():
+    """lambda by quadrature against E log ||e_1 (I + alpha W)||^2 over init_transformer's W = sum_h W_V,h W_O,h
+    (5 standard errors), and below the log of the expectation (Jensen)."""
+    d, H, alpha, sigma = 8, 2, 0.8, 1.3
+    spec = TransformerSpec(depth=1, d_model=d, n_heads=H)
+    p = init_transformer(spec, member_generators(0, 20000), value_std=sigma)
+    W = model.value_maps(p, 0).sum(1)  # (e, d, d)
+    growth = torch.log((torch.eye(d, dtype=F64)[0] + alpha * W[:, 0]).pow(2).sum(-1)).numpy()
+    lam = theory.mean_lyapunov_exponent(d, alpha, sigma)
+    assert abs(growth.mean() - lam) <= 5 * growth.std() / math.sqrt(growth.size)
+    assert lam < math.log(1 + alpha ** 2 * sigma ** 2)
+
+
+def test_extended_precision_forward_matches_float64():
+    """`san_forward_extended` is `transformer_forward` (pure SAN, two heads) in more digits: the same
+    rho_l where float64 resolves it, and the cubic law below its floor."""
+    spec = TransformerSpec(depth=5, d_model=4, n_heads=2)
+    p = init_transformer(spec, member_generators(21, 1), qk_std=1.0)
+    X = torch.randn(1, 5, 4, generator=_gen(22), dtype=F64)
+    rho64 = rc.norms.relative_residual(torch.stack(transformer_forward(X, p, spec).hidden, 1))[0].numpy()
+    log_rho = model.san_forward_extended(X[0].numpy(), {k: v[0].numpy() for k, v in p.items()}, digits=400)
+    ok = rho64 >= 1e-8
+    assert ok.sum() >= 3
+    np.testing.assert_allclose(log_rho[ok], np.log10(rho64[ok]), atol=1e-8)
+    assert log_rho[-1] < -30 and log_rho[-1] / log_rho[-2] > 2.5  # far below float64's floor, still cubic
 
 
 def _t(array: np.ndarray) -> torch.Tensor:
@@ -395,6 +519,10 @@ def test_record_reverifies_from_its_saved_inputs_and_weights(smoke_record):
     np.testing.assert_array_equal(rc.norms.residual_norm(Xs).reshape(S, N, -1).numpy(), scan.input_residual)
     y = transformer_forward(Xs, p, TransformerSpec(depth=1, d_model=cfg.scan.d_model, n_heads=cfg.scan.n_heads)).output
     np.testing.assert_array_equal(rc.norms.residual_norm(y).reshape(S, N, -1).numpy(), scan.output_residual["sa"])
+
+    prec = load(arrays, "precision", simulate.Precision)
+    again = model.san_forward_extended(prec.X[0], {k: v[0] for k, v in prec.weights.items()}, cfg.precision.digits)
+    np.testing.assert_array_equal(again, prec.log10_rho[0])
 
     bound = load(arrays, "bound", simulate.Bound)
     measured = []

@@ -3,7 +3,8 @@
 Dong, Cordonnier & Loukas (ICML 2021) show that a stack of pure attention layers drives its input
 towards a rank-one, token-uniform matrix: one layer maps a residual of size eps to O(eps^3), so L
 layers leave O(eps^(3^L)) (their Thm 2.2, via the path decomposition of Thm 2.1); skip connections
-keep a length-0 path and stop the collapse (Claim 3.1), MLPs do not.  With the Noci et al. (2022)
+keep a length-0 path and stop the doubly exponential collapse (Claim 3.1), MLPs do not.  At random
+weights with skips the rank is still lost, exponentially, at the Lyapunov rate of the token mean.  With the Noci et al. (2022)
 signal-propagation extension (uniform attention, the 1/sqrt(L) branch scaling, vanishing query/key
 gradients) and the Geshkovski et al. (2023) clustering dynamics on the sphere.
 

@@ -130,10 +130,11 @@ class GradConfig(ModelCopy):
 class BoundConfig(SubConfig):
     """The explicit-bound trials: random single-head layers at random (s, sigma_v, input residual)."""
 
-    tokens: tuple[int, ...] = (4, 16, 64)
-    """Token counts n."""
-    widths: tuple[int, ...] = (8, 32)
-    """Widths d."""
+    tokens: tuple[int, ...] = (2, 4, 16, 64)
+    """Token counts n; n = 2 with d = 1 is the case where the bound is tight up to 2 sqrt 2, so an
+    error in its constants larger than that shows (`explicit_bound_tight`)."""
+    widths: tuple[int, ...] = (1, 8, 32)
+    """Widths d (d = 1: see ``tokens``)."""
     trials: int = 50
     """Random draws per (n, d) pair."""
 
@@ -147,6 +148,37 @@ class BoundConfig(SubConfig):
     def groups(self) -> list[tuple[int, int]]:
         """The (n, d) pairs, n-major: group g uses the generators seeded ``seed + g * trials``."""
         return [(n, d) for n in self.tokens for d in self.widths]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecisionConfig(SubConfig):
+    """The pure SAN in extended precision (mpmath): the cubic law followed through depth past the
+    float64 floor, where the residual of layer l is of order 10^(-3^l)."""
+
+    n_tokens: int = 4
+    """n: small, since each layer costs n^2 exponentials at ``digits`` digits."""
+    d_model: int = 4
+    """d: model width (one head)."""
+    depth: int = 8
+    """L: 8 layers take the residual to about 1e-300 .. 1e-1000, five cubic steps below 1e-5."""
+    qk_scale: float = 1.0
+    """s: W_Q, W_K ~ N(0, s^2/d)."""
+    value_scale: float = 1.0
+    """sigma_v: W_V ~ N(0, sigma_v^2/d)."""
+    digits: int = 1500
+    """Working precision in decimal digits; residuals below 10^-(digits - 30) are at its floor and
+    are not fitted (as float64's are not)."""
+    runs: int = 6
+    """Independent networks (seeds of their own stream); about half a second each at the defaults."""
+
+    def validate(self) -> None:
+        require_int(self, "n_tokens", low=2)
+        require_int(self, "d_model", low=1)
+        require_int(self, "depth", low=3)
+        require_float(self, "qk_scale", low=0.0, low_open=True)
+        require_float(self, "value_scale", low=0.0, low_open=True)
+        require_int(self, "digits", low=50)
+        require_int(self, "runs", low=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +328,8 @@ class Config(StudyConfig):
     # ---------------------------------------------------------------- the other sub-experiments
     scan: ScanConfig = field(default_factory=ScanConfig)
     """The cubic-law scan (one and two layers)."""
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    """The pure SAN in extended precision (the doubly exponential law through depth)."""
     bound: BoundConfig = field(default_factory=BoundConfig)
     """The explicit-bound trials."""
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -367,7 +401,8 @@ class Config(StudyConfig):
             scaling_depths=(1, 4, 16),                  # three 1/sqrt(L) depths instead of seven
             scan=ScanConfig(epsilons=coarse),           # the coarse eps grid
             grad=GradConfig(epsilons=coarse),           # the gradient scan on the same coarse grid
-            bound=BoundConfig(tokens=(4, 16), widths=(8,), trials=20),  # 2 (n, d) pairs x 20 trials, not 6 x 50
+            bound=BoundConfig(tokens=(2, 16), widths=(1, 8), trials=20),  # 4 (n, d) pairs (with the tight n=2, d=1) x 20 trials
+            precision=PrecisionConfig(depth=7, digits=800, runs=2),  # 2 networks, 7 layers: four cubic steps below 1e-5
             noci=NociConfig(depth=6, samples=300),      # a smaller Monte Carlo: its tolerance is its own 4 SE
             cluster=ClusterConfig(betas=(1.0, 4.0), time=12.0),  # one merging, one metastable beta; t=12 merges beta=1
             toy=ToyConfig(grid=21, depth=12),           # a coarser, shallower phase diagram
@@ -384,6 +419,7 @@ class Config(StudyConfig):
         return cls(
             n_seeds=20,                                 # the spec's ensemble, as quick
             bound=BoundConfig(trials=100),              # twice the random layers per (n, d)
+            precision=PrecisionConfig(depth=9, digits=4000, runs=20),  # one more cubic step, 20 networks (minutes)
             paths=PathsConfig(depth=4),                 # 81 paths instead of 27
             noci=NociConfig(samples=10000),             # a standard error sqrt(10) below quick's
             cluster=ClusterConfig(time=200.0),          # 10x longer, to follow the metastable clusters at large beta

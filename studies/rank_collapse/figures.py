@@ -9,9 +9,9 @@ from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure, seed_b
 from workbench.record import Record
 
 from studies.rank_collapse import theory
-from studies.rank_collapse.checks import FIT_WINDOW, fitted_slopes
+from studies.rank_collapse.checks import FIT_WINDOW, NOCI_Z, PRECISION_MARGIN, fitted_slopes
 from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths,
-                                            Scaling, Scan, Sweep, TwoToken)
+                                            Precision, Scaling, Scan, Sweep, TwoToken)
 
 _SCALE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -102,6 +102,45 @@ def cubic_scan_figure(record: Record):
     ax.set_xticks(range(len(SCAN_KEYS) + 1), [*SCAN_KEYS, "2 layers / 3"], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("fitted log-log slope")
     ax.set_title("fitted slopes (all seeds)")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def precision_figure(record: Record):
+    """The pure SAN through depth in extended precision: -log10 rho_l on a log axis (a doubly
+    exponential law is a straight line of slope log10 3 there, an exponential one flattens), and
+    log rho_(l+1) against log rho_l (slope 3 against an exponential law's slope 1)."""
+    pc, p = record.config.precision, load(record, "precision", Precision)
+    floor = pc.digits - PRECISION_MARGIN
+    fig, axes = new_figure(2, 1, width=3.4, height=3.0)
+    layers = np.arange(pc.depth + 1)
+    depth_of = np.where(p.log10_rho < -floor, np.nan, -p.log10_rho)  # decades below 1; NaN at the floor
+    ax = axes[0, 0]
+    for r in range(pc.runs):
+        ax.semilogy(layers, depth_of[r], "o-", ms=3, lw=0.8, color="tab:blue", alpha=0.6,
+                    label=f"{pc.digits}-digit SAN" if r == 0 else None)
+        f64 = -np.log10(np.maximum(p.rho_float64[r], 1e-300))
+        ax.semilogy(layers, np.where(p.rho_float64[r] > 1e-15, f64, np.nan), "x", ms=4, color="tab:red",
+                    label="float64 (above its floor)" if r == 0 else None)
+    start = int(np.nanargmin(np.abs(np.log10(np.nanmedian(depth_of, 0)) - 1)))  # about 10 decades
+    ref = np.nanmedian(depth_of[:, start])
+    after = layers[start:]
+    ax.semilogy(after, ref * 3.0 ** (after - start), "k--", lw=0.8, label=r"$\times 3$ per layer (cubic)")
+    ax.semilogy(after, ref * (1 + (after - start)), "k:", lw=0.8, label="constant decades per layer")
+    ax.set_ylim(1e-2, floor * 3)
+    ax.set_xlabel("layer l")
+    ax.set_ylabel(r"$-\log_{10}\rho_l$")
+    ax.set_title(f"pure SAN, n={pc.n_tokens}, d={pc.d_model}, s={pc.qk_scale:g}", fontsize=8)
+    ax.legend(fontsize=6)
+    ax = axes[0, 1]
+    x, y = depth_of[:, :-1], depth_of[:, 1:]
+    ax.loglog(x.ravel(), y.ravel(), "o", ms=3, color="tab:blue")
+    grid = np.logspace(0, np.log10(floor), 20)
+    ax.loglog(grid, 3 * grid, "k--", lw=0.8, label="slope 3 (doubly exponential)")
+    ax.loglog(grid, grid + 3.4, "k:", lw=0.8, label="exponential, 3.4 decades per layer")
+    ax.set_xlabel(r"$-\log_{10}\rho_l$")
+    ax.set_ylabel(r"$-\log_{10}\rho_{l+1}$")
+    ax.set_title("layer to layer", fontsize=8)
     ax.legend(fontsize=6)
     return fig
 
@@ -227,6 +266,11 @@ def noci_figure(record: Record):
                                 for L in depths], -1), 0)
     ax.plot(L_all[1:], pred1, "k-", lw=1.2, label=r"uniform attention, $\alpha=1$")
     ax.plot(depths, pred2, "k--", lw=1.2, label=r"uniform attention, $\alpha=1/\sqrt{L}$")
+    half = cfg.depth // 2  # the Lyapunov rate of the token mean (check skip_decay_rate), from the median at L/2
+    rate = theory.skip_decay_rate(cfg.d_model, 1.0, cfg.value_scale)
+    anchor = np.median(sw.rho_fro["san_skip"][:, :, half])
+    ax.plot(L_all[half:], anchor * 10 ** (rate * (L_all[half:] - half)), "r:", lw=1.2,
+            label=fr"Lyapunov rate {rate:.3f} dec./layer")
     ax.set_yscale("log")
     ax.set_xlabel("depth L")
     ax.set_ylabel(r"$\rho_F = \|res(X_L)\|_F/\|X_L\|_F$")
@@ -238,13 +282,14 @@ def noci_figure(record: Record):
     for i, (alpha, color) in enumerate(zip(noci.alphas, ("tab:blue", "tab:orange"))):
         mean = ratios[i].mean(0)
         se = ratios[i].std(0, ddof=1) / np.sqrt(ratios.shape[1])
-        ax.errorbar(layers, mean, yerr=2 * se, fmt="o", ms=3, color=color, label=fr"Monte Carlo $\alpha$={alpha:.3g} ($\pm$2 SE)")
+        ax.errorbar(layers, mean, yerr=NOCI_Z * se, fmt="o", ms=3, color=color,
+                    label=fr"Monte Carlo $\alpha$={alpha:.3g} ($\pm${NOCI_Z:g} SE, the check's tolerance)")
         ax.plot(layers, theory.noci_mean_growth(float(alpha), nc.value_scale, layers), "-", color=color, lw=1,
-                label=r"$(1+\alpha^2\sigma_v^2)^l$")
+                label=fr"$(1+\alpha^2\sigma_v^2)^l$, $\alpha$={alpha:.3g}")
     ax.set_yscale("log")
     ax.set_xlabel("layer l")
     ax.set_ylabel(r"$\|m_l\|^2/\|m_0\|^2$")
-    ax.set_title(f"uniform attention + skip, {ratios.shape[1]} networks")
+    ax.set_title(f"uniform attention + skip ({ratios.shape[1]} nets)", fontsize=8)
     ax.legend(fontsize=6)
     return fig
 
@@ -299,6 +344,7 @@ def figures(record: Record) -> dict:
     return {
         "relative_residual": relative_residual_figure(record),
         "cubic_scan": cubic_scan_figure(record),
+        "doubly_exponential": precision_figure(record),
         "explicit_bound": bound_figure(record),
         "paths": paths_figure(record),
         "two_token_phase": toy_figure(record),

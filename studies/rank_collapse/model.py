@@ -11,7 +11,7 @@ so that sum_h W_V,h W_O,h is norm-preserving in expectation when sigma_v = 1, an
 s (the ``qk_scale`` sweep) sets the logit size.  The ensemble axis is (QK scale, seed) flattened
 scale-major: member ``j * n_seeds + i`` is seed i at scale s_j.
 
-Also here: the exact path decomposition (Dong et al. Thm 2.1 and Claim 3.1), gradients of a
+Also here: the pure SAN in extended precision (`san_forward_extended`, mpmath), the exact path decomposition (Dong et al. Thm 2.1 and Claim 3.1), gradients of a
 linear loss with respect to the query/key weights (Noci et al. 2022), and the sphere dynamics of
 Geshkovski et al. (2023).
 """
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
+from mpmath import mp
 from torch import Tensor
 
 from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
@@ -31,7 +33,7 @@ from studies.rank_collapse.theory import enumerate_paths
 STREAM_STRIDE = 1_000_003
 """Seed offset between the random streams of the different experiments (member i of stream k
 uses the generator seeded ``seed + i + k * STREAM_STRIDE``)."""
-STREAMS = {"sweep": 0, "scan": 1, "bound": 2, "paths": 3, "noci": 4, "cluster": 5, "grad": 6}
+STREAMS = {"sweep": 0, "scan": 1, "bound": 2, "paths": 3, "noci": 4, "cluster": 5, "grad": 6, "precision": 7}
 
 
 def stream_generators(seed: int, stream: str, n_members: int) -> list[torch.Generator]:
@@ -108,6 +110,46 @@ def centred_unit(R: Tensor) -> Tensor:
     """Mean-centre over tokens and scale to ||R||_{1,inf} = 1, (m, n, d)."""
     R = residual_mean(R)
     return R / composite_norm(R)[:, None, None]
+
+
+# ----------------------------------------------------------------------------- extended precision
+def san_forward_extended(X: np.ndarray, params: dict[str, np.ndarray], digits: int) -> np.ndarray:
+    """log10 rho_l of the pure SAN (``transformer_forward`` without skip, MLP or norm) computed in
+    ``digits``-digit arithmetic, for l = 0..L.
+
+    X (n, d) and the weights of one network, W_Q, W_K, W_V (L, h, d, k) and W_O (L, h, k, d), are
+    float64 and converted exactly; every product, softmax and norm is then taken in mpmath at
+    ``digits`` digits, so rho_l is exact down to about 10^-digits where float64 stops at 1e-16
+    (a residual that rounds to exactly 0 is reported at that floor, -digits).
+    The same operations as `workbench.attention.multi_head_attention`: logits Q K^T / sqrt(k),
+    row softmax (shifted by the row maximum, which does not change it), sum over heads of P X W_V W_O.
+    """
+    with mp.workdps(digits):
+        exact = np.vectorize(mp.mpf, otypes=[object])
+        exp = np.vectorize(mp.exp, otypes=[object])
+
+        def log10_rho(H):  # ||res(H)||_{1,inf} / ||H||_{1,inf} in the composite norm
+            R = H - H.sum(axis=0) / H.shape[0]
+            comp = lambda M: mp.sqrt(max(np.abs(M).sum(axis=0)) * max(np.abs(M).sum(axis=1)))
+            res = comp(R)
+            return float(mp.log10(res / comp(H))) if res != 0 else -float(digits)  # rows equal to every digit: the floor
+
+        H = exact(X)  # (n, d) object array of mpf
+        weights = {k: exact(v) for k, v in params.items()}
+        L, heads, _, k = params["W_Q"].shape
+        scale = 1 / mp.sqrt(k)
+        out = [log10_rho(H)]
+        for l in range(L):
+            new = 0
+            for h in range(heads):
+                Q, K = H.dot(weights["W_Q"][l, h]), H.dot(weights["W_K"][l, h])  # (n, k)
+                logits = Q.dot(K.T) * scale  # (n, n)
+                E = exp(logits - logits.max(axis=1)[:, None])
+                P = E / E.sum(axis=1)[:, None]  # row-stochastic (n, n)
+                new = new + P.dot(H.dot(weights["W_V"][l, h])).dot(weights["W_O"][l, h])  # (n, d)
+            H = new
+            out.append(log10_rho(H))
+    return np.array(out, dtype=float)
 
 
 # ----------------------------------------------------------------------------- paths

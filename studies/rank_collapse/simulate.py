@@ -29,8 +29,9 @@ from workbench.record import Record
 
 from studies.rank_collapse.config import Config
 from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters, init_weights, layer_trajectory,
-                                         path_decomposition, qk_value_gradients, rank_one_plus, slice_layers,
-                                         sphere_flow, stream_generators, tile_members, value_maps, variant_specs)
+                                         path_decomposition, qk_value_gradients, rank_one_plus, san_forward_extended,
+                                         slice_layers, sphere_flow, stream_generators, tile_members, value_maps,
+                                         variant_specs)
 from studies.rank_collapse.norms import (composite_norm, relative_residual, residual_argmin, residual_mean,
                                          residual_norm)
 
@@ -134,6 +135,20 @@ class Scan:
     """Variant -> (S, N, E) ||f(X)||_{1,inf}."""
     two_layer: TwoLayerScan
     """The two-layer scan on the same x and R0."""
+
+
+@dataclass
+class Precision:
+    """The pure SAN in extended precision (`model.san_forward_extended`) beside the same networks in float64."""
+
+    X: np.ndarray
+    """(R, n, d) inputs X_0, one per network."""
+    weights: dict[str, np.ndarray]
+    """The attention weights as run (QK scale applied), (R, L, 1, ...)."""
+    log10_rho: np.ndarray
+    """(R, L+1) log10 rho_l at ``precision.digits`` digits."""
+    rho_float64: np.ndarray
+    """(R, L+1) rho_l of the same networks through `transformer_forward` in float64."""
 
 
 @dataclass
@@ -424,6 +439,24 @@ def cubic_scan(cfg: Config) -> Scan:
         output_norm=output_norm, two_layer=two_layer))
 
 
+# ----------------------------------------------------------------------------- extended precision
+def extended_precision(cfg: Config) -> Precision:
+    """The pure SAN at ``precision.digits`` digits, so that rho_l can be followed through the
+    cubic steps 10^-5 -> 10^-15 -> 10^-45 -> ... that float64 (floor 1e-16) cuts off after one."""
+    pc, dt = cfg.precision, cfg.torch_dtype
+    n, d = pc.n_tokens, pc.d_model
+    gens = stream_generators(cfg.seed, "precision", pc.runs)
+    X = _randn(gens, (n, d), dt)  # (R, n, d), on the CPU: mpmath reads it there
+    spec = TransformerSpec(depth=pc.depth, d_model=d, n_heads=1)
+    p = init_transformer(spec, gens, qk_std=pc.qk_scale, value_std=pc.value_scale, dtype=dt)
+    hidden = torch.stack(transformer_forward(X, p, spec).hidden, 1)  # (R, L+1, n, d)
+    X_np, weights = _np(X), _np(p)
+    log10_rho = np.stack([san_forward_extended(X_np[r], {k: v[r] for k, v in weights.items()}, pc.digits)
+                          for r in range(pc.runs)])
+    return _finite("precision", Precision(X=X_np, weights=weights, log10_rho=log10_rho,
+                                          rho_float64=_np(relative_residual(hidden))))
+
+
 # ----------------------------------------------------------------------------- explicit bound
 def bound_trials(cfg: Config) -> Bound:
     """One random single-head layer per trial, at random s in [1/4, 4], sigma_v in [1/4, 4] and
@@ -601,6 +634,7 @@ PHASES = (
     Phase("witness", uniform_witness, needs=("sweep",)),
     Phase("scaling", depth_scaling, needs=("sweep",)),
     Phase("scan", cubic_scan),
+    Phase("precision", extended_precision),
     Phase("bound", bound_trials),
     Phase("paths", path_experiment),
     Phase("grad", gradient_experiment, grad=True),

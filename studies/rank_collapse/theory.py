@@ -7,7 +7,8 @@ References (see the book chapter for the derivations):
   and the cubic one-layer contraction behind Thm 2.2.  The explicit bound `explicit_bound` is our
   own derivation of that contraction with computable constants (the paper's gamma is not used).
 * Noci et al. (2022), *Signal propagation in transformers*, NeurIPS: the uniform-attention growth
-  law of the token mean, `noci_mean_growth`, and the 1/sqrt(L) branch scaling.
+  law of the token mean, `noci_mean_growth`, and the 1/sqrt(L) branch scaling; its almost-sure
+  counterpart `mean_lyapunov_exponent` (our addition) sets how fast SAN + skip still loses rank.
 * Geshkovski, Letrouit, Polyanskiy & Rigollet (2023), *A mathematical perspective on
   Transformers*: the interaction energy `cluster_energy`, nondecreasing along the sphere dynamics.
 
@@ -19,7 +20,7 @@ import math
 from itertools import product
 
 import numpy as np
-from scipy.special import comb, expit
+from scipy.special import comb, expit, roots_genlaguerre, roots_hermitenorm
 
 # ------------------------------------------------------------------------------ cubic law
 CUBIC_EXPONENT = 3.0
@@ -45,6 +46,14 @@ def explicit_bound(n_tokens, max_logit_deviation, residual_norm, value_norm):
     n = np.asarray(n_tokens, dtype=float)
     return (2.0 * (1.0 - 1.0 / n) * np.sqrt(n) * np.expm1(2.0 * np.asarray(max_logit_deviation))
             * np.asarray(residual_norm) * np.asarray(value_norm))
+
+
+EXPLICIT_BOUND_TIGHT = 1.0 / (2.0 * math.sqrt(2.0))
+"""The limit of measured / `explicit_bound` at n = 2, d = 1 as the residual vanishes (derived in the
+chapter): there res(SA(X)) / (||R|| |W|) = |1 - p - q| <= tanh(eps_E) (attained at a zero token
+mean), against the bound's sqrt(2) (e^{2 eps_E} - 1), so the ratio is 1 / (sqrt 2 (e^{2 eps_E} + 1))
+-> 1/(2 sqrt 2): the softmax sandwich gives away a factor 2 and the centring and column-sum factors
+2 (1 - 1/n) sqrt(n) a factor sqrt 2, and nothing else."""
 
 
 def centring_norm(n_tokens: int) -> float:
@@ -101,6 +110,45 @@ def noci_relative_residual(residual_sq, mean_sq, n_tokens: int, alpha: float, va
     grow = noci_mean_growth(alpha, value_scale, depth)
     residual_sq = np.asarray(residual_sq, dtype=float)
     return np.sqrt(residual_sq / (residual_sq + n_tokens * np.asarray(mean_sq) * grow))
+
+
+def noci_additive_growth(alpha: float, value_scale: float, depth) -> np.ndarray:
+    """The rival of `noci_mean_growth` in which the branches add their variance without compounding
+    (each branch sees the input's mean, not the grown stream): 1 + L alpha^2 sigma_v^2."""
+    return 1.0 + np.asarray(depth, dtype=float) * alpha ** 2 * value_scale ** 2
+
+
+def mean_lyapunov_exponent(d_model: int, alpha: float, value_scale: float, nodes: int = 60) -> float:
+    """lambda = E log ||e_1 (I + alpha W)||^2, W = sum_h W_V,h W_O,h at `init_transformer`'s scales.
+
+    Once attention is rank one (P = 1 s^T), a skip layer leaves the residual unchanged and maps the
+    token mean m -> (I + alpha W)^T m (as in `noci_mean_growth`), so log ||m_L||^2 grows like lambda L
+    for almost every network (Furstenberg-Kesten), not like L log(1 + alpha^2 sigma_v^2) (the log of
+    the expectation, which exceeds lambda by Jensen).  W's law is invariant under rotations, so
+    e_1 W = tau g with g ~ N(0, I_d) and tau^2 = sigma_v^2 chi2_d / d^2 (each W_V row has variance
+    sigma_v^2 / d, W_O entries 1/(k h), k h = d); then ||e_1 (I + alpha W)||^2 =
+    (1 + alpha tau g_1)^2 + alpha^2 tau^2 chi2_{d-1}, a three-dimensional integral done by Gauss
+    quadrature (generalised Laguerre for the chi-squares, Hermite for g_1).
+    """
+    def chi2(dof):  # nodes and weights of the chi-squared law with ``dof`` degrees of freedom
+        if dof == 0:
+            return np.zeros(1), np.ones(1)
+        y, w = roots_genlaguerre(nodes, dof / 2 - 1)
+        return 2 * y, w / w.sum()
+
+    U, wu = chi2(d_model)
+    Q, wq = chi2(d_model - 1)
+    g, wg = roots_hermitenorm(nodes)
+    wg = wg / wg.sum()
+    tau = np.sqrt(value_scale ** 2 * U / d_model ** 2)[:, None, None]
+    f = np.log((1 + alpha * tau * g[None, :, None]) ** 2 + alpha ** 2 * tau ** 2 * Q[None, None, :])
+    return float(np.einsum("u,g,q,ugq->", wu, wg, wq, f))
+
+
+def skip_decay_rate(d_model: int, alpha: float, value_scale: float) -> float:
+    """d log10 rho_F / dl of SAN + skip once attention is rank one: rho_F ~ ||R||_F / (sqrt(n) ||m_l||)
+    with R frozen, so -lambda / (2 ln 10) decades per layer (`mean_lyapunov_exponent`)."""
+    return -mean_lyapunov_exponent(d_model, alpha, value_scale) / (2 * math.log(10))
 
 
 # ------------------------------------------------------------------------------ Geshkovski et al.
@@ -174,6 +222,9 @@ def predict(config) -> dict:
         "cubic_exponent": CUBIC_EXPONENT,
         "skip_exponent": SKIP_EXPONENT,
         "two_layer_exponent": two_layer_exponent(2),
+        "depth_exponent": CUBIC_EXPONENT,
+        "explicit_bound_tight": EXPLICIT_BOUND_TIGHT,
+        "skip_decay_rate": skip_decay_rate(config.d_model, config.alpha, config.value_scale),
         "full_model_exponent": SKIP_EXPONENT if config.scan.skip else CUBIC_EXPONENT,
         "qk_gradient_exponent": QK_GRADIENT_EXPONENT,
         "alpha": config.alpha,
