@@ -84,6 +84,22 @@ def snap_time_orthogonal(M: int, K: int, eta_y: float | np.ndarray) -> float | n
     return K * (M - 2.0 + (M - 1.0) * math.log(M - 1.0)) / (M * np.asarray(eta_y, dtype=np.float64))
 
 
+def snap_time_frozen(layout: SequenceClasses, eta_y: float = 1.0, *, n_points: int = 4001) -> float:
+    """First time the class-mean alpha_nn = 1/2 with the attention frozen at Z = 0 (the setting of
+    Lemmas 5-6) but the layout's classes overlapping as they do (f_n^T f_n' > 0 through the common
+    tokens): R1 with eta_Z = 0, integrated on a grid and interpolated.  Only eta_Y t enters, so it
+    scales exactly as 1/eta_Y; for disjoint classes it equals `snap_time_orthogonal`."""
+    K, M = layout.n_classes, layout.vocab
+    t_orth = float(snap_time_orthogonal(M, K, eta_y))
+    t = np.linspace(0.0, 4.0 * t_orth, n_points)
+    pc = MeanField.of(layout).solve_r1(np.array([float(eta_y)]), np.array([0.0]), t)["p_correct"][:, 0]
+    above = np.nonzero(pc >= 0.5)[0]
+    if len(above) == 0 or above[0] == 0:
+        raise ValueError(f"the frozen-attention decoder does not reach alpha_nn = 1/2 by t = {t[-1]:g}")
+    i = above[0]
+    return float(t[i - 1] + (0.5 - pc[i - 1]) * (t[i] - t[i - 1]) / (pc[i] - pc[i - 1]))
+
+
 def snap_time_t0(M: int, K: int, eta_y: float | np.ndarray) -> float | np.ndarray:
     """t_0 = 2 K ln M / eta_Y: where gamma turns from growth to decay (Theorem 1, Sec. 6)."""
     return 2.0 * K * math.log(M) / np.asarray(eta_y, dtype=np.float64)
@@ -270,8 +286,9 @@ def common_mass(c: np.ndarray, layout: SequenceClasses) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- predict
 def predict(config) -> dict:
-    """Closed-form theory (no training, no ODE): P(l|n), the initial common mass, t_0 and the
-    orthogonal-class snap time for the main members, and B_n(t) for the paper's parameters."""
+    """The theory without training: P(l|n), the initial common mass, t_0, the orthogonal-class snap
+    time and the frozen-attention snap time of the layout's overlapping classes (one small decoder
+    ODE) for the main members, and B_n(t) for the paper's parameters."""
     layout = config.layout
     P = layout.probabilities().numpy()
     K, M = layout.n_classes, layout.vocab
@@ -283,5 +300,6 @@ def predict(config) -> dict:
         "initial_common_mass": float(P[0, layout.common_mask().numpy()].sum()),
         "t0_main": snap_time_t0(M, K, eta_main),
         "snap_time_orthogonal_main": snap_time_orthogonal(M, K, eta_main),
+        "snap_time_frozen_main": snap_time_frozen(layout, 1.0) / eta_main,
         "bn_t": t, "bn": bn,
     }
