@@ -231,6 +231,7 @@ def test_ridge_wishart_vs_direct():
     {"n_heads": (2, 3)}, {"n_heads": (1,)}, {"test_lengths": (20, 80)}, {"test_lengths": (10, 40)},
     {"cov": "toeplitz"}, {"rho": 1.0}, {"pool.n_tasks": 100}, {"lsa.init": "xavier"}, {"n_context": 5},
     {"mixed.lengths": (40,)}, {"sigma2": 0.0}, {"mixed.lr": -1.0}, {"aniso.seeds": -1},
+    {"small_n.n_context": 1}, {"small_n.seeds": 0}, {"small_n.eval_prompts": 10},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
@@ -246,10 +247,11 @@ def test_sub_experiments_own_their_fields():
     """Sweeping a primary field leaves the other sub-experiments' configs alone, and back."""
     base = icl.Config.quick()
     swept = base.replace(lr=0.01, steps=10, batch_size=32, n_observe=5)
-    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso) == (base.mixed, base.lsa, base.mc, base.pool, base.aniso)
+    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso, swept.small_n) == \
+        (base.mixed, base.lsa, base.mc, base.pool, base.aniso, base.small_n)
     assert base.replace(**{"mixed.lr": 0.01, "lsa.lr": 0.01}).lr == base.lr
     assert {"lsa.steps", "lsa.init", "mc.prompts", "pool.n_tasks", "pool.draws", "aniso.seeds", "mixed.lengths",
-            "mixed.steps"} <= set(icl.Config.field_names())
+            "mixed.steps", "small_n.n_context", "small_n.seeds", "small_n.eval_prompts"} <= set(icl.Config.field_names())
     with pytest.raises(ConfigError, match="mixed.lengths"):
         base.replace(**{"mixed.lengths": (40,)})
     for name in ("smoke", "quick", "paper"):   # each preset trains the mixed-length model as the primary one
@@ -260,25 +262,31 @@ def test_sub_experiments_own_their_fields():
 
 
 # ---------------------------------------------------------------------------- smoke run
-def test_smoke_run_checks_and_figures(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_record():
+    return icl.run(icl.Config.smoke(), progress=False)
+
+
+def test_smoke_run_checks_and_figures(tmp_path, smoke_record):
     from workbench.phases import flatten, load
     from workbench.record import Record, load_record, save_record
 
-    rec = icl.run(icl.Config.smoke(), progress=False)
+    rec = smoke_record
     cs = icl.checks(rec)
     # checks recomputed from a saved and reloaded record are the same
     loaded, _ = load_record(save_record(rec, tmp_path / "rec", cs), icl.Config)
     assert [(c.name, c.passed, c.measured) for c in icl.checks(loaded)] == [(c.name, c.passed, c.measured) for c in cs]
     names = {c.name for c in cs}
     for required in ("A1_lsa_risk_closed_form", "A2_lsa_exact_gd_risk", "A3_gd_risk", "A3_dgd_risk", "A3_ols_risk",
-                     "A4_pair_risk", "A4_zero_sum", "A5_one_head", "A6_length_softmax", "A6_length_lsa",
-                     "A7_pool_decreasing", "A8_aniso_preconditioner", "X_mixed_gamma"):
+                     "A4_pair_risk", "A4_zero_sum", "A4_small_n_pair_risk", "A5_one_head", "A6_length_softmax",
+                     "A6_length_lsa", "A6_softmax_generalises", "A6_softmax_vs_lsa_norm_M", "A7_pool_decreasing",
+                     "A7_pool_slope", "A8_aniso_preconditioner", "X_mixed_gamma"):
         assert required in names
     assert all(isinstance(c.passed, bool) for c in cs)
     # the closed-form checks hold even at smoke size
     passed = {c.name: c.passed for c in cs}
     for exact in ("A1_lsa_risk_closed_form", "A3_gd_risk", "A3_dgd_risk", "A3_ols_risk", "A3_ridge_risk", "A6_length_lsa",
-                  "A7_pool_decreasing"):
+                  "A7_pool_decreasing", "A7_pool_slope", "A7_pool_in_distribution"):
         assert passed[exact], exact
     # smoke trains 150 softmax steps: every check passes or is declared outside its regime
     assert all(c.ok for c in cs), [c.name for c in cs if not c.ok]
@@ -287,16 +295,82 @@ def test_smoke_run_checks_and_figures(tmp_path):
     assert int(rec["eval.seed"][0]) == rec.config.seed
     assert set(rec.info["phase_seconds"]) == {p.name for p in icl.PHASES}
     # the evaluation phase is a function of the typed results it needs: rerun it from the saved record
-    needs = {"lsa": sim.LSATraining, "softmax": sim.SoftmaxTraining, "mixed": sim.SoftmaxTraining}
+    needs = {"lsa": sim.LSATraining, "softmax": sim.SoftmaxTraining, "mixed": sim.SoftmaxTraining,
+             "small_n": sim.SoftmaxTraining}
     again = sim.evaluation(loaded.config, **{name: load(loaded, name, cls) for name, cls in needs.items()})
     for key, value in flatten("eval", again).items():
         np.testing.assert_array_equal(value, rec[key])
     # the trained-softmax checks are asserted from 3000 steps of their own training on
-    longer = Record(study=rec.study, config=rec.config.replace(**{"mixed.steps": 3000}), arrays=rec.arrays)
+    longer = Record(study=rec.study, config=rec.config.replace(**{"mixed.steps": 3000, "small_n.steps": 3000}),
+                    arrays=rec.arrays)
     asserted = {c.name: c.asserted for c in icl.checks(longer)}
-    assert asserted["X_mixed_gamma"] and not asserted["A4_pair_risk"] and asserted["A1_lsa_risk_closed_form"]
+    assert asserted["X_mixed_zero_sum"] and asserted["A4_small_n_pair_risk"] and not asserted["A4_pair_risk"]
+    assert asserted["A1_lsa_risk_closed_form"]
+    # the small-N members start from the primary pair members' initial weights
+    i0 = int(np.flatnonzero(rec["softmax.steps"] == 0)[0])
+    pair0 = int(np.flatnonzero((rec["softmax.heads"] == 2) & (rec["softmax.seed_index"] == 0))[0])
+    np.testing.assert_array_equal(rec["small_n.KQ_traj"][i0, 0], rec["softmax.KQ_traj"][i0, pair0])
+    assert rec["eval.small_n.risk"].shape == (rec.config.small_n.seeds, 1)
     figs = icl.figures(loaded)
     assert len(figs) == 8
     import matplotlib.pyplot as plt
     for f in figs.values():
         plt.close(f)
+
+
+# ------------------------------------------------------------------ kinds, rivals, negative controls
+def test_every_theory_check_names_its_rival(smoke_record):
+    """At smoke size every theory check carries an alternative (with its prediction) or a reason there is none."""
+    cs = icl.checks(smoke_record)
+    theory = [c for c in cs if c.kind == "theory"]
+    assert len(theory) >= 12
+    for c in theory:
+        assert c.alternative is not None, c.name
+        assert c.alternative.startswith("none: ") or c.alternative_predicted is not None, c.name
+    kinds = {c.name: c.kind for c in cs}
+    assert kinds["A1_lsa_risk_closed_form"] == kinds["A3_gd_risk"] == kinds["A6_length_lsa"] == "identity"
+    # at N = 40 plain GD passes the pair-risk and step bars: those are observations, never theory
+    assert {kinds[n] for n in ("A4_pair_risk", "A4_gamma_eff", "A5_multi_head_risk", "A6_length_softmax")} == {"observation"}
+    assert kinds["A4_small_n_pair_risk"] == "theory"
+
+
+def test_negative_controls(smoke_record):
+    """Fed its rival's prediction, every theory check fails (the smoke record's tolerances)."""
+    rec = smoke_record
+    cs = {c.name: c for c in icl.checks(rec)}
+    for c in cs.values():
+        if c.kind != "theory" or c.alternative_predicted is None or c.name == "A6_softmax_generalises":
+            continue
+        assert not c.passes(float(c.alternative_predicted)), c.name
+    # A6_softmax_generalises: the smoke pair's Gamma_eff is far from trained, so the frozen-normaliser rival is fed
+    # as it is realised by the trained fixed-1/N LSA (its measured R(M_max) / R(N))
+    ev = rec.config.n_context_index
+    fixed_ratio = float(rec["eval.lsa_fixed.risk"][-1] / rec["eval.lsa_fixed.risk"][ev])
+    assert not cs["A6_softmax_generalises"].passes(fixed_ratio)
+    # the discriminating regime: R*_GD(N) lies outside the small-N tolerance, at both ends of the seeds' spread
+    pred = icl.predict(rec.config)
+    c = cs["A4_small_n_pair_risk"]
+    assert not c.passes(pred["R_star_gd_small"]) and c.passes(pred["R_star_dgd_small"])
+    assert pred["R_star_dgd_small"] / pred["R_star_gd_small"] - 1 > 0.05
+    # at N = 40 the bar of A4_pair_risk admits plain GD: that is why it is an observation
+    assert cs["A4_pair_risk"].passes(pred["R_star_gd_main"])
+    # the pool rate: a T^(-1/2) law fails A7_pool_slope, a constant twice the delta method's fails A7_pool_rate
+    assert not cs["A7_pool_slope"].passes(-0.5)
+    assert not cs["A7_pool_rate"].passes(2 * pred["pool_constant"])
+
+
+def test_weakest_member_selection():
+    from studies.icl_regression.checks import weakest
+    # member 1 is inside the tolerance but the rival is barely outside its own: it is the weakest
+    m, se = np.array([0.529, 0.508, 0.520]), np.array([0.004, 0.004, 0.004])
+    assert weakest(m, se, 0.519, 0.494) == 1
+    assert weakest(np.array([0.530, 0.519]), np.array([0.004, 0.004]), 0.519, 0.494) == 0
+
+
+def test_plain_gd_mixture_optimum():
+    """The plain-GD rival of Gamma_pi is stationary for the length-averaged plain-GD risk."""
+    S = dt.covariance(4, "ar", 0.3)
+    B = 0.25 * torch.eye(4, dtype=F64)
+    G = th.gamma_mixed_gd(S, B, 0.1, (10, 20, 40)).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(sum(th.gd_risk(G, S, B, 0.1, M) for M in (10, 20, 40)), G)
+    assert grad.abs().max() < 1e-12

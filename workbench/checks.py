@@ -204,7 +204,9 @@ def summary(checks: Sequence[Check]) -> str:
     theory = [c for c in asserted if c.kind == "theory"]
     parts = [f"{sum(c.passed for c in theory)}/{len(theory)} theory checks passed"]
     if theory:
-        parts[0] += f" ({sum(bool(c.discriminates) for c in theory)} discriminate)"
+        rivals = sum(c.discriminates is None and (c.alternative or "").startswith("none:") for c in theory)
+        parts[0] += f" ({sum(bool(c.discriminates) for c in theory)} discriminate" + (
+            f", {rivals} {'has' if rivals == 1 else 'have'} no rival)" if rivals else ")")
     others = [f"{sum(c.passed for c in asserted if c.kind == k)}/{n} {k}"
               for k in KINDS[1:] if (n := sum(c.kind == k for c in asserted))]
     text = "; ".join(parts + others)

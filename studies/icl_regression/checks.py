@@ -3,16 +3,25 @@
 Everything is computed from the record's typed results (`workbench.phases.load`) and the closed
 forms of `theory`; nothing is re-simulated.  Default regime of the quick preset: d = 5, N = 40,
 sigma^2 = 0.1, psi^2 = 1/d (He et al.'s setting).
+
+Kinds (`workbench.checks`): the closed forms of fixed estimators against Monte Carlo (A1, A3, A6_length_lsa)
+and the pool optimum's in-sample bound (A7_pool_in_distribution) are ``identity`` (exact algebra, checked by
+simulation); the claims about what training finds are ``theory``, each with its nearest rival computed with
+the same closed forms.  At He et al.'s N = 40 plain GD and debiased GD differ by less than the measurement
+resolves (R*_GD = 0.2398 vs R*_DGD = 0.2429, gamma* = 0.860 vs gamma_D* = 0.879), so the N = 40 risk and
+step claims are ``observation`` with the plain-GD rival shown, and the debiased-GD risk is asserted at
+``small_n.n_context`` (A4_small_n_*), where the two differ by about eight standard errors.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from workbench.checks import Check
 from workbench.phases import load
 
 from studies.icl_regression import theory as th
-from studies.icl_regression.data import INIT_TAGS
+from studies.icl_regression.data import COV_TAGS, INIT_TAGS
 from studies.icl_regression.model import effective_gamma, head_statistics, zero_sum
 from studies.icl_regression.simulate import Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, TaskPool, TheoryCurves
 
@@ -22,15 +31,20 @@ SOFTMAX_CONVERGED_STEPS = 3000
 """The trained-softmax claims (A4, A5, A6 softmax, A8, mixed lengths) are about the heads' fixed point; at
 He et al.'s Adam lr 1e-3 the quick preset's 3000 steps reach it (every such check passes there), the smoke
 preset's 150 do not, so below this they are shown but not asserted (the mixed-length checks count
-``mixed.steps``, the others ``steps``)."""
-SOFTMAX_TRAINED = ("A4_", "A5_", "A6_length_softmax", "A6_softmax_vs_fixed_lsa", "A8_", "X_mixed_")
+``mixed.steps``, the small-N checks ``small_n.steps``, the others ``steps``)."""
+SOFTMAX_TRAINED = ("A4_", "A5_", "A6_length_softmax", "A6_softmax_", "A8_", "X_mixed_")
 """Name prefixes of the trained-softmax checks."""
+Z = 3.0
+"""Statistical tolerances are Z standard errors (a two-sided z-test at about the 0.3% level)."""
+NO_CANCELLATION = 1.0
+"""|sum mu| / sum |mu| of heads that do not cancel the mean label (one head, or heads of one sign)."""
+NO_PATTERN = "no emergent pattern: the same statistic of the circuits as initialised"
 
 
 def checks(record) -> list[Check]:
     out = (lsa_closed_form_checks(record) + lsa_training_checks(record) + monte_carlo_checks(record)
-           + pair_checks(record) + head_count_checks(record) + length_checks(record) + aniso_checks(record)
-           + pool_checks(record) + mixed_checks(record))
+           + pair_checks(record) + small_n_checks(record) + head_count_checks(record) + length_checks(record)
+           + aniso_checks(record) + pool_checks(record) + mixed_checks(record))
     return [_in_regime(c, record.config) for c in out]
 
 
@@ -38,7 +52,12 @@ def _in_regime(check: Check, cfg) -> Check:
     """A trained-softmax check declared not asserted below `SOFTMAX_CONVERGED_STEPS` of its training."""
     if not check.name.startswith(SOFTMAX_TRAINED):
         return check
-    name, steps = ("mixed.steps", cfg.mixed.steps) if check.name.startswith("X_mixed_") else ("steps", cfg.steps)
+    if check.name.startswith("X_mixed_"):
+        name, steps = "mixed.steps", cfg.mixed.steps
+    elif check.name.startswith("A4_small_n_"):
+        name, steps = "small_n.steps", cfg.small_n.steps
+    else:
+        name, steps = "steps", cfg.steps
     return check.only_if(steps >= SOFTMAX_CONVERGED_STEPS,
                          f"{name} = {steps} < {SOFTMAX_CONVERGED_STEPS}: the softmax heads are far from their trained "
                          "fixed point")
@@ -65,6 +84,20 @@ def _softmax_regime(cfg) -> str:
             f"{cfg.eval_prompts} evaluation prompts")
 
 
+def _initial(s: SoftmaxTraining) -> tuple[np.ndarray, np.ndarray]:
+    """The circuits (KQ, OV) as initialised: the trajectory's step-0 observation."""
+    i0 = int(np.flatnonzero(s.steps == 0)[0])
+    return s.KQ_traj[i0], s.OV_traj[i0]
+
+
+def weakest(measured: np.ndarray, se: np.ndarray, predicted: float, alternative: float) -> int:
+    """Index of the member closest to failing either side of a z-test per member: the smallest of
+    (Z se - |m - predicted|) (how far inside the tolerance) and (|m - alternative| - Z se) (how far the
+    rival lies outside it).  If that member passes and rejects the rival, every member does."""
+    margin = np.minimum(Z * se - np.abs(measured - predicted), np.abs(measured - alternative) - Z * se)
+    return int(np.argmin(margin))
+
+
 # ------------------------------------------------------------------ A1: LSA closed form
 def lsa_closed_form_checks(record) -> list[Check]:
     cfg, mc = record.config, load(record, "mc", MonteCarlo)
@@ -72,24 +105,31 @@ def lsa_closed_form_checks(record) -> list[Check]:
     return [Check.at_most(
         "A1_lsa_risk_closed_form", "The Isserlis closed form of the full-LSA population risk equals its Monte Carlo estimate "
         "(max |z| over 3 random parameter sets with random Sigma and B).", 4.0, float(z.max()),
-        predicted="|z| <= 4",
+        predicted="|z| <= 4", kind="identity",
         regime=f"d={int(mc.lsa_d.item())}, N={int(mc.lsa_N.item())}, {cfg.mc.prompts} prompts per set, "
                "query integrated analytically")]
 
 
 # ------------------------------------------------------------------ A2: exact GD on LSA
 def lsa_training_checks(record) -> list[Check]:
-    cfg, lsa = record.config, load(record, "lsa", LSATraining)
+    cfg, lsa, pred = record.config, load(record, "lsa", LSATraining), th.predict(record.config)
     sel = lsa.init == INIT_TAGS[cfg.lsa.init]
     regime = (f"{cfg.lsa.init} init, Sigma in {{I, AR({cfg.rho:g})}}, {cfg.n_seeds} seeds, {cfg.lsa.steps} GD steps at "
               f"lr {cfg.lsa.lr:g}; d={cfg.d}, N={cfg.n_context}")
+    tag = {v: k for k, v in COV_TAGS.items()}
+    covs = [tag[int(c)] for c in lsa.cov[sel]]
+    # the rival: the LSA learns debiased GD (He et al.'s softmax mechanism) instead of plain GD
+    alt_gap = max(abs(pred[f"R_star_dgd_{c}"] - pred[f"R_star_gd_{c}"]) for c in covs)
+    alt_err = max(float(rel_dist(pred[f"Gamma_dgd_star_{c}"], pred[f"Gamma_star_{c}"])) for c in covs)
+    rival = "the LSA learns debiased GD (R*_DGD, Gamma_D*)"
     return [
         Check.at_most(
             "A2_lsa_exact_gd_risk", "Full-batch GD on the exact LSA risk reaches the one-step-GD optimum R* (max |R - R*|).",
-            1e-10, float(np.abs(lsa.gap[-1][sel]).max()), regime=regime),
+            1e-10, float(np.abs(lsa.gap[-1][sel]).max()), regime=regime, alternative=rival, alternative_predicted=alt_gap),
         Check.at_most(
             "A2_lsa_exact_gd_gamma", "The trained Gamma = p_y K_x^T + k_y p_x^T equals Gamma* = B Sigma G_N^{-1} "
-            "(max relative Frobenius error).", 1e-6, float(lsa.gamma_err[-1][sel].max()), regime=regime),
+            "(max relative Frobenius error).", 1e-6, float(lsa.gamma_err[-1][sel].max()), regime=regime,
+            alternative=rival, alternative_predicted=alt_err),
     ]
 
 
@@ -97,17 +137,23 @@ def lsa_training_checks(record) -> list[Check]:
 def monte_carlo_checks(record) -> list[Check]:
     cfg, mc, pred = record.config, load(record, "mc", MonteCarlo), th.predict(record.config)
     regime = f"{_setting(cfg)}, {cfg.mc.prompts} Monte Carlo prompts"
-    out = [Check.close(name, claim, predicted, mean.item(), atol=3 * se.item(), regime=regime)
-           for name, predicted, mean, se, claim in (
+    S = torch.as_tensor(pred["Sigma_main"])
+    B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
+    # "centring is free": the plain-GD law at the same Gamma_D* and N
+    free_centring = float(th.gd_risk(torch.as_tensor(pred["Gamma_dgd_star_main"]), S, B, cfg.sigma2, cfg.n_context))
+    out = [Check.close(name, claim, predicted, mean.item(), atol=Z * se.item(), regime=regime, kind="identity", **alt)
+           for name, predicted, mean, se, claim, alt in (
                ("A3_gd_risk", pred["R_star_gd_main"], mc.gd, mc.gd_se,
-                "The optimal one-step GD risk R*_GD = R_N(Gamma*) matches Monte Carlo."),
+                "The optimal one-step GD risk R*_GD = R_N(Gamma*) matches Monte Carlo.", {}),
                ("A3_dgd_risk", pred["R_star_dgd_main"], mc.dgd, mc.dgd_se,
-                "Debiased GD at Gamma_D* has risk R*_GD(N-1): centring removes one sample in law."),
-               ("A3_ols_risk", pred["R_ols"], mc.ols, mc.ols_se, "OLS risk sigma^2 (1 + d/(N-d-1)) matches Monte Carlo."))]
+                "Debiased GD at Gamma_D* has risk R*_GD(N-1): centring removes one sample in law.",
+                {"alternative": "centring is free: the plain-GD law R_N(Gamma_D*)", "alternative_predicted": free_centring}),
+               ("A3_ols_risk", pred["R_ols"], mc.ols, mc.ols_se, "OLS risk sigma^2 (1 + d/(N-d-1)) matches Monte Carlo.", {}))]
     se = float(np.hypot(mc.ridge_se.item(), mc.ridge_wishart_se.item()))
     out.append(Check.close(
         "A3_ridge_risk", "The Bayes (ridge) risk sigma^2 + sigma^2 E tr[Sigma (X^T X + lambda I)^{-1}] (Wishart Monte Carlo) "
-        "matches the ridge predictor on prompts.", mc.ridge_wishart.item(), mc.ridge.item(), atol=3 * se, regime=regime))
+        "matches the ridge predictor on prompts.", mc.ridge_wishart.item(), mc.ridge.item(), atol=Z * se, regime=regime,
+        kind="identity"))
     return out
 
 
@@ -116,40 +162,87 @@ def pair_checks(record) -> list[Check]:
     cfg, pred = record.config, th.predict(record.config)
     s, risk = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation).softmax.risk
     stats = head_statistics(s.KQ, s.OV)
+    stats0 = head_statistics(*_initial(s))
     H2, iN, regime = cfg.pair_heads, cfg.n_context_index, _softmax_regime(cfg)
     pair, multi = s.where(cfg.cov, H2), s.where(cfg.cov) & (s.heads >= 2)
     R_dgd, G_D = pred["R_star_dgd_main"], pred["Gamma_dgd_star_main"]
     strong = (np.abs(stats["mu"]) >= STRONG_HEAD * np.abs(stats["mu"] * s.mask).max(-1, keepdims=True)) & (s.mask > 0)
     strong_pair = strong[pair]
+    small = f"N = {cfg.small_n.n_context}: A4_small_n_"
     out = [Check.at_most(
-        "A4_pair_risk", f"{H2} softmax heads reach the debiased-GD optimum: risk <= 1.03 R*_DGD (max over seeds).",
-        1.03 * R_dgd, float(risk[pair, iN].max()), regime=regime, predicted=f"R*_DGD = {R_dgd:.4f}")]
+        "A4_pair_risk", f"{H2} softmax heads reach the debiased-GD optimum: risk <= 1.03 R*_DGD (max over seeds). At N = "
+        f"{cfg.n_context} plain GD's R*_GD passes too, so this is reported, not asserted; the debiased-GD risk is "
+        f"asserted at {small}pair_risk.",
+        1.03 * R_dgd, float(risk[pair, iN].max()), regime=regime, predicted=f"R*_DGD = {R_dgd:.4f}", kind="observation",
+        alternative="plain GD: R*_GD", alternative_predicted=pred["R_star_gd_main"])]
     if cfg.cov == "iso":
         out.append(Check.at_least(
             "A4_kq_diagonal", "Each trained KQ_h restricted to x is diagonal: ||diag|| / ||KQ_xx||_F (min over strong heads).",
-            0.99, float(stats["diag_ratio"][pair][strong_pair].min()), regime=regime))
+            0.99, float(stats["diag_ratio"][pair][strong_pair].min()), regime=regime, predicted="1 (>= 0.99)",
+            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_ratio"][pair][strong_pair].min())))
         out.append(Check.at_most(
             "A4_kq_homogeneous", "The diagonal of KQ_h,xx is homogeneous: Var(diag)/mean^2 (max over strong heads).",
-            0.005, float(stats["diag_spread"][pair][strong_pair].max()), regime=regime))
+            0.005, float(stats["diag_spread"][pair][strong_pair].max()), regime=regime, predicted="0 (<= 0.005)",
+            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_spread"][pair][strong_pair].max())))
     else:
         A = s.KQ[..., :cfg.d, :cfg.d]
         cos = np.einsum("...ij,ji->...", A, G_D) / (np.linalg.norm(A, axis=(-2, -1)) * np.linalg.norm(G_D))
+        cos_iso = float(np.trace(G_D) / (np.sqrt(cfg.d) * np.linalg.norm(G_D)))
         out.append(Check.at_least(
             "A4_kq_aligned", "Each trained KQ_h,xx is proportional to Gamma_D*^T: |cosine| (min over strong heads).",
-            0.98, float(np.abs(cos[pair][strong_pair]).min()), regime=regime))
+            0.98, float(np.abs(cos[pair][strong_pair]).min()), regime=regime, predicted="1 (>= 0.98)",
+            alternative="an isotropic pattern KQ_xx proportional to I", alternative_predicted=cos_iso))
     out.append(Check.at_least(
         "A4_ov_last_entry", "Each OV_h reads only the label: |OV_{d+1}| / ||OV|| (min over strong heads).",
-        0.99, float(stats["ov_ratio"][pair][strong_pair].min()), regime=regime))
+        0.99, float(stats["ov_ratio"][pair][strong_pair].min()), regime=regime, predicted="1 (>= 0.99)",
+        alternative=NO_PATTERN, alternative_predicted=float(stats0["ov_ratio"][pair][strong_pair].min())))
     out.append(Check.at_most(
         "A4_zero_sum", "The heads' output weights sum to zero, cancelling the mean label: |sum mu| / sum |mu| "
-        "(max over members with >= 2 heads).", 0.05, float(zero_sum(s.OV[multi], s.mask[multi]).max()), regime=regime))
+        "(max over members with >= 2 heads).", 0.05, float(zero_sum(s.OV[multi], s.mask[multi]).max()), regime=regime,
+        predicted="0 (<= 0.05)", alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION))
     scale = scale_along(effective_gamma(s.KQ, s.OV, s.mask)[multi], G_D)
     out.append(Check.at_most(
         "A4_gamma_eff", "The effective step sum_h mu_h KQ_h,xx^T is the optimal debiased-GD preconditioner: "
-        "|<Gamma_eff, Gamma_D*> / |Gamma_D*|^2 - 1| (max over members with >= 2 heads).", 0.05,
-        float(np.abs(scale - 1).max()), regime=regime,
-        predicted=f"1 (gamma_D* = {pred['gamma_dgd_iso']:.4f})" if cfg.cov == "iso" else "1"))
+        f"|<Gamma_eff, Gamma_D*> / |Gamma_D*|^2 - 1| (max over members with >= 2 heads). At N = {cfg.n_context} plain GD's "
+        "step is within the 5% too: reported, not asserted.", 0.05,
+        float(np.abs(scale - 1).max()), regime=regime, kind="observation",
+        predicted=f"0 (gamma_D* = {th.gamma_dgd_iso(cfg.d, cfg.psi2, cfg.sigma2, cfg.n_context):.4f})" if cfg.cov == "iso" else "0",
+        alternative="plain GD's step Gamma*",
+        alternative_predicted=float(abs(scale_along(pred["Gamma_star_main"], G_D) - 1))))
     return out
+
+
+# ------------------------------------------------------------------ A4 at small N: the discriminating regime
+def small_n_checks(record) -> list[Check]:
+    cfg, pred = record.config, th.predict(record.config)
+    s, ev = load(record, "small_n", SoftmaxTraining), load(record, "eval", Evaluation)
+    n_s = cfg.small_n.n_context
+    risk, se = ev.small_n.risk[:, 0], ev.small_n.risk_se[:, 0]
+    R_dgd, R_gd = pred["R_star_dgd_small"], pred["R_star_gd_small"]
+    G_D, G_gd = pred["Gamma_dgd_star_small"], pred["Gamma_star_small"]
+    regime = (f"N={n_s} (d={cfg.d}, sigma2={cfg.sigma2:g}, psi2={cfg.psi2:g}, Sigma={cfg.cov}), H={cfg.pair_heads}, "
+              f"{cfg.small_n.seeds} seeds; Adam lr {cfg.small_n.lr:g}, batch {cfg.small_n.batch_size}, "
+              f"{cfg.small_n.steps} steps; {cfg.small_n.eval_prompts} evaluation prompts")
+    w = weakest(risk, se, R_dgd, R_gd)
+    scale = scale_along(effective_gamma(s.KQ, s.OV, s.mask), G_D)
+    return [
+        Check.close(
+            "A4_small_n_pair_risk", f"At N = {n_s} the {cfg.pair_heads} softmax heads reach the debiased-GD optimum "
+            f"R*_DGD(N) = R*_GD(N-1), {100 * (R_dgd / R_gd - 1):.1f}% above plain GD's R*_GD(N): each seed within "
+            f"{Z:g} SE (the weakest seed shown).", R_dgd, float(risk[w]), atol=Z * float(se[w]), regime=regime,
+            alternative="plain GD: R*_GD(N)", alternative_predicted=R_gd),
+        Check.at_most(
+            "A4_small_n_zero_sum", f"At N = {n_s} the heads' output weights sum to zero: |sum mu| / sum |mu| (max over seeds).",
+            0.05, float(zero_sum(s.OV, s.mask).max()), regime=regime, predicted="0 (<= 0.05)",
+            alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION),
+        Check.at_most(
+            "A4_small_n_gamma_eff", f"At N = {n_s} the first-order step sum_h mu_h KQ_h,xx^T is gamma_D*(N): |<Gamma_eff, "
+            "Gamma_D*>/|Gamma_D*|^2 - 1| (max over seeds). Gamma_eff is the step of the long-context limit; the heads' "
+            "larger logits at small N make the effective step at N smaller, so no theory predicts this value: reported.",
+            0.05, float(np.abs(scale - 1).max()), regime=regime, kind="observation",
+            predicted=f"0 (gamma_D* = {th.gamma_dgd_iso(cfg.d, cfg.psi2, cfg.sigma2, n_s):.4f})" if cfg.cov == "iso" else "0",
+            alternative="plain GD's step Gamma*(N)", alternative_predicted=float(abs(scale_along(G_gd, G_D) - 1))),
+    ]
 
 
 # ------------------------------------------------------------------ A5: one head vs several
@@ -160,21 +253,25 @@ def head_count_checks(record) -> list[Check]:
     risk, risk_se, iN, regime = ev.softmax.risk, ev.softmax.risk_se, cfg.n_context_index, _softmax_regime(cfg)
     one, multi = s.where(cfg.cov, 1), s.where(cfg.cov) & (s.heads >= 2)
     R_dgd = pred["R_star_dgd_main"]
+    rival = "one head debiases like a pair: R*_DGD"
     if cfg.cov == "iso":
         R_one = float(fam.one_head_risk.min())
+        r1, se1 = risk[one, iN], risk_se[one, iN]
+        w = weakest(r1, se1, R_one, R_dgd)
         out = [Check.close(
             "A5_one_head", "One head cannot cancel the mean-label term: its risk is the best risk of He et al.'s one-head "
             f"pattern family (omega* = {fam.one_head_omega[fam.one_head_risk.argmin()]:.2f}), far above R*_DGD = "
-            f"{R_dgd:.4f} (max deviation over seeds).",
-            R_one, float(risk[one, iN][np.argmax(np.abs(risk[one, iN] - R_one))]), rtol=0.03,
-            atol=3 * float(risk_se[one, iN].max()), regime=regime)]
+            f"{R_dgd:.4f}: each seed within {Z:g} SE (the weakest seed shown).",
+            R_one, float(r1[w]), atol=Z * float(se1[w]), regime=regime, alternative=rival, alternative_predicted=R_dgd)]
     else:
         out = [Check.at_least(
             "A5_one_head", "One head cannot cancel the mean-label term: risk >= R*_DGD + 0.1 (min over seeds).",
-            R_dgd + 0.1, float(risk[one, iN].min()), regime=regime)]
+            R_dgd + 0.1, float(risk[one, iN].min()), regime=regime, alternative=rival, alternative_predicted=R_dgd)]
     out.append(Check.at_most(
-        "A5_multi_head_risk", "Every head count >= 2 reaches the debiased-GD optimum: risk <= 1.03 R*_DGD (max).",
-        1.03 * R_dgd, float(risk[multi, iN].max()), regime=f"H in {sorted(set(s.heads[multi].tolist()))}; {regime}"))
+        "A5_multi_head_risk", "Every head count >= 2 reaches the debiased-GD optimum: risk <= 1.03 R*_DGD (max). At N = "
+        f"{cfg.n_context} plain GD's R*_GD passes too: reported, not asserted.",
+        1.03 * R_dgd, float(risk[multi, iN].max()), regime=f"H in {sorted(set(s.heads[multi].tolist()))}; {regime}",
+        kind="observation", alternative="plain GD: R*_GD", alternative_predicted=pred["R_star_gd_main"]))
     return out
 
 
@@ -183,37 +280,56 @@ def length_checks(record) -> list[Check]:
     cfg, pred = record.config, th.predict(record.config)
     s, ev, lsa = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation), load(record, "lsa", LSATraining)
     risk, risk_se, lengths, iN = ev.softmax.risk, ev.softmax.risk_se, list(cfg.test_lengths), cfg.n_context_index
-    pair = s.where(cfg.cov, cfg.pair_heads)
+    pair = np.flatnonzero(s.where(cfg.cov, cfg.pair_heads))
     G_eff = effective_gamma(s.KQ, s.OV, s.mask)
-    dev, bound = [], []
-    for i in np.flatnonzero(pair):
+    S = torch.as_tensor(pred["Sigma_main"])
+    B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
+
+    def law(i, M, debiased=True, frozen=False):   # the closed form at member i's Gamma_eff and test length M
+        G = torch.as_tensor(G_eff[i]) * (M / cfg.n_context if frozen else 1.0)
+        return float((th.dgd_risk if debiased else th.gd_risk)(G, S, B, cfg.sigma2, M))
+
+    # A6_length_softmax: |R - R^DGD_M(Gamma_eff)| / tolerance, tolerance 3% + Z SE (relative), worst member and length
+    dev, dev_gd = [], []
+    for i in pair:
         for li, M in enumerate(lengths):
-            p = th.dgd_risk_matrix(G_eff[i], pred["Sigma_main"], cfg.psi2, cfg.sigma2, M)
-            dev.append(abs(risk[i, li] - p) / p)
-            bound.append(0.03 + 3 * risk_se[i, li] / p)
-    dev, bound = np.array(dev), np.array(bound)
-    worst = int(np.argmax(dev - bound))
+            p = law(i, M)
+            tol = 0.03 * p + Z * risk_se[i, li]
+            dev.append(abs(risk[i, li] - p) / tol)
+            dev_gd.append(abs(law(i, M, debiased=False) - p) / tol)
     closed = {norm_M: th.trained_lsa_risks(lsa.eval_p, lsa.eval_K, cfg.sigma_main, cfg.psi2, cfg.sigma2, cfg.n_context,
                                            lengths, normalise_by_M=norm_M) for norm_M in (True, False)}
     z_M = np.abs(ev.lsa_norm_M.risk - closed[True]) / ev.lsa_norm_M.risk_se
     z_F = np.abs(ev.lsa_fixed.risk - closed[False]) / ev.lsa_fixed.risk_se
-    soft_long, soft_N = float(risk[pair, -1].max()), float(risk[pair, iN].min())
-    fixed_long, fixed_N = float(ev.lsa_fixed.risk[-1]), float(ev.lsa_fixed.risk[iN])
+    M_max = lengths[-1]
+    ratio = risk[pair, -1] / risk[pair, iN]                                 # R(M_max) / R(N) per pair member
+    frozen = np.array([law(i, M_max, frozen=True) for i in pair]) / risk[pair, iN]
+    soft_long, lsa_M_long, lsa_F_long = float(risk[pair, -1].max()), float(ev.lsa_norm_M.risk[-1]), float(ev.lsa_fixed.risk[-1])
+    lsa_closed_ratio = max(law(i, M_max) for i in pair) / float(closed[True][-1])
     return [
         Check.at_most(
             "A6_length_softmax", "Softmax heads trained at N follow debiased GD with their own step at every test length M: "
-            "|R(M) - R^DGD_M(Gamma_eff)| / R^DGD_M (worst excess over the tolerance 3% + 3 SE).", float(bound[worst]),
-            float(dev[worst]), regime=f"M in {lengths}; {_softmax_regime(cfg)}"),
+            "|R(M) - R^DGD_M(Gamma_eff)| / (3% R^DGD_M + 3 SE) (worst member and length). Plain GD at the same Gamma_eff "
+            "is inside the tolerance too, and the 3% band is not statistical: reported, not asserted.", 1.0,
+            float(max(dev)), regime=f"M in {lengths}; {_softmax_regime(cfg)}", predicted="<= 1", kind="observation",
+            alternative="plain GD at Gamma_eff: R^GD_M(Gamma_eff)", alternative_predicted=float(max(dev_gd))),
         Check.at_most(
             "A6_length_lsa", "The trained LSA's risk at test length M matches its closed form, normalised by 1/M "
             "(R_M(Gamma)) and by a fixed 1/N (R_M(M Gamma / N)) (max |z| over lengths).", 4.0,
-            float(max(z_M.max(), z_F.max())), predicted="|z| <= 4", regime=f"M in {lengths}; {_setting(cfg)}"),
-        Check.holds(
-            "A6_softmax_vs_fixed_lsa", f"Softmax normalisation generalises to longer contexts: at M = {lengths[-1]} the "
-            "softmax risk falls below its risk at N, while LSA with a fixed 1/N rises above its own.",
-            soft_long < soft_N and fixed_long > fixed_N,
-            measured=f"softmax {soft_long:.4f} (N: {soft_N:.4f}); fixed-1/N LSA {fixed_long:.4g} (N: {fixed_N:.4f})",
-            predicted="softmax falls, fixed-1/N LSA rises", tolerance="strict inequalities", regime=_softmax_regime(cfg)),
+            float(max(z_M.max(), z_F.max())), predicted="|z| <= 4", regime=f"M in {lengths}; {_setting(cfg)}",
+            kind="identity"),
+        Check.at_most(
+            "A6_softmax_generalises", f"Normalising by the current context generalises: at M = {M_max} the softmax pair's "
+            f"risk falls below its risk at N (R(M)/R(N), max over seeds), as R^DGD_M(Gamma_eff) does; a normaliser frozen at "
+            f"training (1/N, the rival) would raise it, as the fixed-1/N LSA's measured {lsa_F_long:.4g} shows.",
+            1.0, float(ratio.max()), regime=_softmax_regime(cfg), predicted="< 1",
+            alternative="a normaliser frozen at 1/N: R^DGD_M(M Gamma_eff / N) / R(N)", alternative_predicted=float(frozen.max())),
+        Check.within(
+            "A6_softmax_vs_lsa_norm_M", f"The fair baseline: at M = {M_max} the LSA normalised by the current 1/M generalises "
+            f"as well as the softmax pair (risk ratio softmax / LSA, within 10%; closed forms R^DGD_M(Gamma_eff) / "
+            f"R_M(Gamma_LSA) = {lsa_closed_ratio:.3f}). No theory gives softmax an advantage here.",
+            0.9, 1.1, soft_long / lsa_M_long, regime=_softmax_regime(cfg), kind="observation",
+            predicted=f"~1 (closed forms {lsa_closed_ratio:.3f})"),
     ]
 
 
@@ -236,16 +352,34 @@ def aniso_checks(record) -> list[Check]:
         Check.at_most(
             "A8_aniso_risk", "With AR covariates the heads reach the preconditioned debiased-GD optimum R*_DGD(Sigma) "
             f"(any scalar step has risk >= {best_scalar:.4f}): risk <= 1.05 R*_DGD.",
-            1.05 * R_ar, float(risk[ar, cfg.n_context_index].max()), regime=regime, predicted=f"R*_DGD = {R_ar:.4f}"),
+            1.05 * R_ar, float(risk[ar, cfg.n_context_index].max()), regime=regime, predicted=f"R*_DGD = {R_ar:.4f}",
+            alternative="a scalar step (no preconditioning): min_gamma R^DGD_N(gamma I)", alternative_predicted=best_scalar),
         Check.at_most(
             "A8_aniso_preconditioner", "Gamma_eff = sum_h mu_h KQ_h,xx^T equals the preconditioner Gamma_D* = N [N Sigma + "
-            f"(tr Sigma + r) I]^{{-1}} (relative Frobenius distance; the best multiple of I is at "
-            f"{float(rel_dist(best_iso, G_Dar)):.2f}).", 0.1,
-            float(rel_dist(effective_gamma(s.KQ, s.OV, s.mask)[ar], G_Dar).max()), regime=regime),
+            "(tr Sigma + r) I]^{-1} (relative Frobenius distance).", 0.1,
+            float(rel_dist(effective_gamma(s.KQ, s.OV, s.mask)[ar], G_Dar).max()), regime=regime, predicted="0 (<= 0.1)",
+            alternative="a scalar step: the best multiple of I", alternative_predicted=float(rel_dist(best_iso, G_Dar))),
     ]
 
 
 # ------------------------------------------------------------------ A7: finite task pool
+POOL_SLOPE_FROM = 16
+"""The rate is fitted over T >= T_max / POOL_SLOPE_FROM (the last five doublings at quick), where the
+next-order term of the delta expansion is a few per cent of the excess."""
+
+
+def pool_slope(T: np.ndarray, mean_ex: np.ndarray, se_ex: np.ndarray) -> tuple[float, float, int]:
+    """Weighted least-squares slope of log E[excess] against log T over T >= T_max / POOL_SLOPE_FROM
+    (weights 1 / Var(log mean) = (mean / se)^2; the pools of different T are independent), its standard
+    error, and the number of pool sizes fitted."""
+    sel = T >= T[-1] / POOL_SLOPE_FROM
+    x, y, w = np.log(T[sel]), np.log(mean_ex[sel]), (mean_ex[sel] / se_ex[sel]) ** 2
+    X = np.stack([np.ones_like(x), x], -1)
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    b = cov @ X.T @ (w * y)
+    return float(b[1]), float(np.sqrt(cov[1, 1])), int(sel.sum())
+
+
 def pool_checks(record) -> list[Check]:
     cfg, pool, pred = record.config, load(record, "pool", TaskPool), th.predict(record.config)
     T, R_star = pool.T, pool.R_star.item()
@@ -255,19 +389,30 @@ def pool_checks(record) -> list[Check]:
     regime = f"{_setting(cfg)}; T = 1..{int(T[-1])}, {cfg.pool.draws} pools per T"
     c = pred["pool_constant"]
     in_pool = pool.risk_pool
+    slope, slope_se, n_fit = pool_slope(T, mean_ex, se_ex)
     return [
         Check.holds(
             "A7_pool_decreasing", "The new-task excess risk of the pool optimum Gamma_T decreases with the number of tasks T.",
             bool(np.all(np.diff(mean_ex) < 0)), measured=f"excess {mean_ex[0]:.3g} (T=1) -> {mean_ex[-1]:.3g} (T={int(T[-1])})",
-            predicted="strictly decreasing", tolerance="every doubling of T lowers the mean excess", regime=regime),
+            predicted="strictly decreasing", tolerance="every doubling of T lowers the mean excess", regime=regime,
+            kind="observation"),
         Check.close(
-            "A7_pool_rate", "The excess falls as c/T with c from the delta method: T E[excess] at the largest T.",
-            c, float(T[-1] * mean_ex[-1]), rtol=0.1, atol=3 * float(T[-1] * se_ex[-1]), regime=regime),
+            "A7_pool_slope", f"The excess falls as 1/T (the delta method: it is second order in Bhat - B): log-log slope "
+            f"over T >= {int(T[-1]) // POOL_SLOPE_FROM}, within {Z:g} SE.", -1.0, slope, atol=Z * slope_se,
+            regime=f"{regime}; {n_fit} pool sizes fitted",
+            alternative="first order in Bhat - B: T^(-1/2)", alternative_predicted=-0.5).only_if(
+            n_fit >= 3, f"{n_fit} pool size(s) at T >= T_max/{POOL_SLOPE_FROM}"),
+        Check.close(
+            "A7_pool_rate", "The excess is c/T with c from the delta method: T E[excess] at the largest T.",
+            c, float(T[-1] * mean_ex[-1]), rtol=0.1, atol=Z * float(T[-1] * se_ex[-1]), regime=regime,
+            no_alternative="c is the leading coefficient of an exact quadratic (the excess is tr(Sigma D G_N D^T)); the "
+            "rate's rival is A7_pool_slope's"),
         Check.at_most(
             "A7_pool_in_distribution", "On its own pool tasks Gamma_T does at least as well as Gamma*: mean pool-task risk "
-            "<= R* (max over T of mean - R*, in units of its standard error).", 3.0,
+            "<= R* (max over T of mean - R*, in units of its standard error); Gamma_T minimises the pool risk, so this "
+            "holds by construction.", 3.0,
             float(((in_pool.mean(0) - R_star) / (in_pool.std(0, ddof=1) / np.sqrt(in_pool.shape[0]))).max()),
-            predicted="<= 0 (+3 SE)", regime=regime),
+            predicted="<= 0 (+3 SE)", regime=regime, kind="identity"),
     ]
 
 
@@ -275,22 +420,25 @@ def pool_checks(record) -> list[Check]:
 def mixed_checks(record) -> list[Check]:
     cfg, mixed, pred = record.config, load(record, "mixed", SoftmaxTraining), th.predict(record.config)
     Gm = effective_gamma(mixed.KQ, mixed.OV, mixed.mask)
-    G_pi = pred["Gamma_pi"]
+    G_pi, G_N = pred["Gamma_pi"], pred["Gamma_dgd_star_main"]
     regime = (f"lengths uniform on {list(cfg.mixed.lengths)}, H={cfg.pair_heads}, {cfg.n_seeds} seed(s), "
               f"{cfg.mixed.steps} steps; {_setting(cfg)}")
-    d_pi, d_N = rel_dist(Gm, G_pi), rel_dist(Gm, pred["Gamma_dgd_star_main"])
+    d_pi, d_N = rel_dist(Gm, G_pi), rel_dist(Gm, G_N)
     return [
         Check.at_most(
             "X_mixed_gamma", "Trained on a mixture of lengths, the heads' step is the mixture optimum Gamma_pi: "
-            "|<Gamma_eff, Gamma_pi>/|Gamma_pi|^2 - 1| (max over seeds).", 0.05,
-            float(np.abs(scale_along(Gm, G_pi) - 1).max()), regime=regime,
-            predicted=f"1 (gamma_pi = {pred['gamma_pi_iso']:.4f})" if cfg.cov == "iso" else "1"),
+            "|<Gamma_eff, Gamma_pi>/|Gamma_pi|^2 - 1| (max over seeds). Plain GD's mixture optimum is inside the 5% too: "
+            "reported, not asserted.", 0.05,
+            float(np.abs(scale_along(Gm, G_pi) - 1).max()), regime=regime, kind="observation",
+            predicted=f"0 (gamma_pi = {pred['gamma_pi_iso']:.4f})" if cfg.cov == "iso" else "0",
+            alternative="plain GD's mixture optimum", alternative_predicted=float(abs(scale_along(pred["Gamma_pi_gd"], G_pi) - 1))),
         Check.at_most(
             "X_mixed_zero_sum", "Trained on a mixture of lengths the heads still pair into a zero-sum debiased GD: "
-            "|sum mu| / sum |mu| (max over seeds).", 0.05, float(zero_sum(mixed.OV, mixed.mask).max()), regime=regime),
-        Check.holds(
+            "|sum mu| / sum |mu| (max over seeds).", 0.05, float(zero_sum(mixed.OV, mixed.mask).max()), regime=regime,
+            predicted="0 (<= 0.05)", alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION),
+        Check.at_most(
             "X_mixed_separates", "Gamma_eff is closer to the mixture optimum Gamma_pi than to the fixed-length optimum "
-            "Gamma_D*(N).", bool(np.all(d_pi < d_N)),
-            measured=f"|G-G_pi|/|G_pi| = {d_pi.max():.3f}, |G-G_D*|/|G_D*| = {d_N.min():.3f}",
-            predicted="closer to Gamma_pi", tolerance="for every seed", regime=regime),
+            f"Gamma_D*(N): |G - G_pi|/|G_pi| - |G - G_D*|/|G_D*| (max over seeds; now {d_pi.max():.3f} vs {d_N.min():.3f}).",
+            0.0, float((d_pi - d_N).max()), regime=regime, predicted="< 0",
+            alternative="the fixed-length optimum Gamma_D*(N)", alternative_predicted=float(rel_dist(G_N, G_pi))),
     ]

@@ -35,6 +35,10 @@ def fig_risk_vs_n(record):
         r = ev.softmax.risk[s.where(cfg.cov, H), cfg.n_context_index]
         ax.plot(np.full(r.shape, n * 1.04), r, marker, ms=5, mfc="none", color="C3" if H == 1 else "C2",
                 label=f"trained softmax, H={H}")
+    small = load(record, "small_n", SoftmaxTraining)
+    n_s = cfg.small_n.n_context
+    ax.errorbar(np.full(small.heads.shape, n_s * 1.04), ev.small_n.risk[:, 0], yerr=3 * ev.small_n.risk_se[:, 0], fmt="s",
+                ms=5, mfc="none", color="C2", label=f"trained softmax, H={cfg.pair_heads}, N={n_s} (3 SE)")
     ax.axhline(cfg.sigma2, color="0.7", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -42,7 +46,7 @@ def fig_risk_vs_n(record):
     ax.set_ylabel("risk (incl. $\\sigma^2$)")
     ax.set_title(f"P1: risk vs N (d={cfg.d}, $\\sigma^2$={cfg.sigma2:g}, Σ={cfg.cov}); dots at N={n}: Monte Carlo",
                  fontsize=8)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=6, loc="upper right")   # clear of the short-context points at the left
     return fig
 
 

@@ -26,8 +26,8 @@ from studies.icl_regression import model as md
 from studies.icl_regression import theory as th
 from studies.icl_regression.config import Config
 
-EXP_SOFTMAX, EXP_MIXED = 0, 1
-"""Stream keys of the two softmax training programs (fixed N, mixed lengths)."""
+EXP_SOFTMAX, EXP_MIXED, EXP_SMALL_N = 0, 1, 2
+"""Stream keys of the three softmax training programs (fixed N, mixed lengths, small N)."""
 EVAL_CHUNK = 2000
 """Prompts per chunk of the evaluation set."""
 
@@ -394,6 +394,15 @@ def mixed_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     return _softmax_result(members, result, mask)
 
 
+def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
+    """The discriminating regime: the pair-head members trained at the short length ``small_n.n_context``
+    (initial weights as the primary pair members of the same seed index, batches of their own stream)."""
+    members, m = cfg.small_n_members, cfg.small_n
+    result, mask = train_softmax(cfg, members, (m.n_context,), EXP_SMALL_N, steps=m.steps, lr=m.lr,
+                                 batch_size=m.batch_size, n_observe=m.n_observe, progress=progress, desc="small N")
+    return _softmax_result(members, result, mask)
+
+
 # --------------------------------------------------------------------------- evaluation
 @dataclass
 class Risk:
@@ -417,17 +426,22 @@ class Evaluation:
     """(lengths,): the evaluated LSA (`LSATraining.eval_p`, ``eval_K``) normalised by the current 1/M."""
     lsa_fixed: Risk
     """(lengths,): the same LSA with the training normalisation 1/N kept."""
+    small_n: Risk
+    """(small_n.seeds, 1): the small-N members at their training length, on ``small_n.eval_prompts`` prompts."""
     seed: np.ndarray
     """(1,) the config seed the evaluation set derives from."""
     chunk_seeds: np.ndarray
     """(2, lengths, chunks) seed of every chunk, per covariance tag (0 where unused)."""
     test_lengths: np.ndarray
     """(lengths,) the test lengths M."""
+    small_n_chunk_seeds: np.ndarray
+    """(2, 1, chunks) seed of every chunk of the small-N evaluation (the same seeds as the primary
+    evaluation's at that length, chunk for chunk)."""
 
 
 def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed: SoftmaxTraining,
-               progress: bool = False) -> Evaluation:
-    """The trained LSA, softmax and mixed-length models on the fixed evaluation set (`risks`)."""
+               small_n: SoftmaxTraining, progress: bool = False) -> Evaluation:
+    """The trained LSA, softmax, mixed-length and small-N models on the fixed evaluation set (`risks`)."""
     device = cfg.torch_device
 
     def on_device(x: np.ndarray) -> Tensor:
@@ -456,14 +470,21 @@ def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed
     for c, idx in member_index.items():
         risk[idx], risk_se[idx] = ev[f"softmax_{c}"]
     lsa_risk = {name: Risk(ev[name][0][0], ev[name][1][0]) for name in ("lsa_norm_M", "lsa_fixed")}
-    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk,
-                      seed=np.array([cfg.seed]), chunk_seeds=chunk_seeds, test_lengths=np.array(cfg.test_lengths))
+    KQs, OVs, mask_s = on_device(small_n.KQ), on_device(small_n.OV), on_device(small_n.mask)
+    ev_s, small_seeds = risks(cfg, {"small_n": lambda Z, xq, M: md.softmax_predict_shared(KQs, OVs, mask_s, Z, xq)},
+                              {"small_n": cfg.cov}, progress, lengths=(cfg.small_n.n_context,),
+                              n_prompts=cfg.small_n.eval_prompts)
+    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk, small_n=Risk(*ev_s["small_n"]),
+                      seed=np.array([cfg.seed]), chunk_seeds=chunk_seeds, test_lengths=np.array(cfg.test_lengths),
+                      small_n_chunk_seeds=small_seeds)
 
 
 def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]], covs: dict[str, str],
-          progress: bool = False) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+          progress: bool = False, *, lengths: tuple[int, ...] | None = None,
+          n_prompts: int | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Risk and its standard error (each (e, lengths)) of every model on the fixed evaluation set,
-    and the chunk seeds (2, lengths, chunks).
+    and the chunk seeds (2, lengths, chunks).  ``lengths`` and ``n_prompts`` default to
+    ``cfg.test_lengths`` and ``cfg.eval_prompts``.
 
     Each prompt contributes (yhat - beta^T x_q)^2 + sigma^2, its squared error averaged over the
     query's label noise (which yhat does not see); this is the risk E(yhat - y_q)^2 with a smaller
@@ -475,9 +496,11 @@ def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]
     Z (b, M, d+1), x_q (b, d); ``covs[name]`` names the covariance its prompts use.
     """
     dtype, device = cfg.torch_dtype, cfg.torch_device
-    sizes = dt.eval_chunks(cfg.eval_prompts, EVAL_CHUNK)
-    seeds = np.zeros((2, len(cfg.test_lengths), len(sizes)), dtype=np.int64)
-    iterator = [(c, li, M) for c in ("iso", "ar") if c in covs.values() for li, M in enumerate(cfg.test_lengths)]
+    lengths = tuple(cfg.test_lengths if lengths is None else lengths)
+    n_tot = float(cfg.eval_prompts if n_prompts is None else n_prompts)
+    sizes = dt.eval_chunks(int(n_tot), EVAL_CHUNK)
+    seeds = np.zeros((2, len(lengths), len(sizes)), dtype=np.int64)
+    iterator = [(c, li, M) for c in ("iso", "ar") if c in covs.values() for li, M in enumerate(lengths)]
     if progress:
         from workbench.progress import progress_bar
         iterator = progress_bar(iterator, desc="evaluate", leave=False)
@@ -502,11 +525,10 @@ def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]
                                                 torch.zeros(err.shape[0], dtype=torch.float64)])
                 a[0] += err.sum(-1).double().cpu()
                 a[1] += err.pow(2).sum(-1).double().cpu()
-    n_tot = float(cfg.eval_prompts)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in models:
         means, ses = [], []
-        for li in range(len(cfg.test_lengths)):
+        for li in range(len(lengths)):
             s1, s2 = acc[(name, li)]
             m = s1 / n_tot
             means.append(m)
@@ -563,7 +585,8 @@ PHASES = (
     Phase("lsa", lsa_training, grad=True),
     Phase("softmax", softmax_training, grad=True),
     Phase("mixed", mixed_training, grad=True),
-    Phase("eval", evaluation, needs=("lsa", "softmax", "mixed")),
+    Phase("small_n", small_n_training, grad=True),
+    Phase("eval", evaluation, needs=("lsa", "softmax", "mixed", "small_n")),
     Phase("pool", task_pool),
 )
 

@@ -117,6 +117,12 @@ def gamma_mixed(Sigma: Tensor, B: Tensor, sigma2: float, lengths: Sequence[int])
     return float(np.mean(a)) * torch.linalg.solve(Gbar, (B @ Sigma).T).T
 
 
+def gamma_mixed_gd(Sigma: Tensor, B: Tensor, sigma2: float, lengths: Sequence[int]) -> Tensor:
+    """The plain-GD rival of `gamma_mixed`: argmin_Gamma E_pi R_M(Gamma) = B Sigma (E_pi[G_M])^{-1}."""
+    Gbar = sum(gd_gram(Sigma, B, sigma2, M) for M in lengths) / len(lengths)
+    return torch.linalg.solve(Gbar, (B @ Sigma).T).T
+
+
 def ols_risk(d: int, N: int, sigma2: float) -> float:
     """OLS risk sigma^2 (1 + d/(N-d-1)) for N >= d+2 (any Sigma: OLS is affine invariant)."""
     if N < d + 2:
@@ -336,10 +342,16 @@ def predict(config) -> dict[str, Any]:
         out[f"Gamma_dgd_star_{tag}"] = gamma_dgd_star(S, B, s2, N).numpy()
         out[f"dgd_envelope_{tag}"] = np.array([float(dgd_optimal_risk(S, B, s2, M)) for M in cfg.test_lengths])
     S = cfg.sigma_main
+    n_s = cfg.small_n.n_context          # the small-N regime (Sigma_main): where GD and DGD differ
+    out["R_star_gd_small"] = float(gd_optimal_risk(S, B, s2, n_s))
+    out["R_star_dgd_small"] = float(dgd_optimal_risk(S, B, s2, n_s))
+    out["Gamma_star_small"] = gamma_star(S, B, s2, n_s).numpy()
+    out["Gamma_dgd_star_small"] = gamma_dgd_star(S, B, s2, n_s).numpy()
     out["R_ols"] = ols_risk(d, N, s2)
     out["gamma_gd_iso"] = gamma_gd_iso(d, cfg.psi2, s2, N)
     out["gamma_dgd_iso"] = gamma_dgd_iso(d, cfg.psi2, s2, N)
     out["Gamma_pi"] = gamma_mixed(S, B, s2, cfg.mixed.lengths).numpy()
+    out["Gamma_pi_gd"] = gamma_mixed_gd(S, B, s2, cfg.mixed.lengths).numpy()
     out["gamma_pi_iso"] = gamma_mixed_dgd(cfg.mixed.lengths, d, cfg.psi2, s2)
     out["pool_constant"] = pool_excess_constant(S, B, s2, N)
     xi = d / N
