@@ -711,10 +711,10 @@ PHASES = (
     Phase("alpha", alpha, needs=("learn",)),
     Phase("intercept", intercept, needs=("learn",)),
     Phase("heads", heads, needs=("learn",)),
-    Phase("kernel", kernel),
-    Phase("favor", favor),
-    Phase("favor_m", favor_m),
-    Phase("attn", attn),
+    Phase("kernel", kernel, inputs=lambda cfg: cfg.kernel),
+    Phase("favor", favor, inputs=lambda cfg: cfg.favor),
+    Phase("favor_m", favor_m, inputs=lambda cfg: cfg.favor_m),
+    Phase("attn", attn, inputs=lambda cfg: cfg.attn),
 )
 
 

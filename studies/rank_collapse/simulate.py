@@ -633,14 +633,14 @@ PHASES = (
     Phase("sweep", depth_sweep),
     Phase("witness", uniform_witness, needs=("sweep",)),
     Phase("scaling", depth_scaling, needs=("sweep",)),
-    Phase("scan", cubic_scan),
-    Phase("precision", extended_precision),
-    Phase("bound", bound_trials),
-    Phase("paths", path_experiment),
-    Phase("grad", gradient_experiment, grad=True),
-    Phase("noci", noci_monte_carlo),
-    Phase("cluster", clustering),
-    Phase("toy", two_token),
+    Phase("scan", cubic_scan, inputs=lambda cfg: cfg.scan),
+    Phase("precision", extended_precision, inputs=lambda cfg: cfg.precision),
+    Phase("bound", bound_trials, inputs=lambda cfg: cfg.bound),
+    Phase("paths", path_experiment, inputs=lambda cfg: cfg.paths),
+    Phase("grad", gradient_experiment, grad=True, inputs=lambda cfg: cfg.grad),
+    Phase("noci", noci_monte_carlo, inputs=lambda cfg: cfg.noci),
+    Phase("cluster", clustering, inputs=lambda cfg: cfg.cluster),
+    Phase("toy", two_token, inputs=lambda cfg: cfg.toy),
 )
 
 

@@ -430,7 +430,7 @@ PHASES = (
     Phase("r1m", r1m),
     Phase("r2", r2),
     Phase("sweep", sweep),
-    Phase("joma_toy", joma_toy),
+    Phase("joma_toy", joma_toy, inputs=lambda cfg: cfg.joma),
     Phase("mlp", mlp, grad=True),            # GD through the MLP by autograd
     Phase("bn", bn),
 )
