@@ -10,7 +10,9 @@
    ``workbench/`` or ``studies/`` changed since the last build (jupyter-cache only sees the
    notebook text, so library changes would otherwise leave stale outputs);
 3. runs ``jupyter-book build -W -n --keep-going``, so a broken reference, an unknown citation or a
-   failing cell fails the build.
+   failing cell fails the build.  The chapters' kernels talk to the build over CurveZMQ-encrypted
+   sockets where jupyter_client and pyzmq support it (`encrypt_kernel_transport`), which also
+   keeps ipykernel's "Kernel is running over TCP without encryption" warning out of the log.
 """
 from __future__ import annotations
 
@@ -76,6 +78,37 @@ def invalidate_if_code_changed(book: Path = BOOK, quiet: bool = False) -> bool:
     return True
 
 
+def encrypt_kernel_transport() -> bool:
+    """Have jupyter_client provision CurveZMQ keys for every kernel this process starts.
+
+    ipykernel 7 warns on stderr, once per executed notebook, when its sockets are plain TCP.
+    Recent jupyter_client (8.10 here) can hand the kernel Curve keys:
+    ``KernelManager.transport_encryption`` is ``"disabled"`` by default, and ``"auto"`` encrypts
+    when the kernelspec declares ``curve`` support (ipykernel's does) and stays on plain TCP
+    otherwise.  myst-nb and jupyter-cache create their kernel managers without a traitlets
+    config, so the class default is the one place to set it.  Returns True when encryption was
+    switched on; an older jupyter_client or a pyzmq without Curve leave things as they were.
+    """
+    try:
+        import zmq
+        from jupyter_client.manager import KernelManager
+    except ImportError:
+        return False
+    trait = KernelManager.class_traits().get("transport_encryption")
+    if trait is None or not zmq.has("curve"):
+        return False
+    trait.default_value = "auto"
+    return True
+
+
+def _jupyter_book_main() -> int:
+    """Entry point of the build subprocess: ``jupyter-book`` with encrypted kernel sockets."""
+    from jupyter_book.cli.main import main
+
+    encrypt_kernel_transport()
+    return main()
+
+
 def build_book(book: Path | str = BOOK, *, clean: bool = False, quiet: bool = False) -> int:
     """Build ``book`` to ``book/_build/html``; returns the jupyter-book exit code."""
     book = Path(book)
@@ -87,7 +120,7 @@ def build_book(book: Path | str = BOOK, *, clean: bool = False, quiet: bool = Fa
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", "import sys; from workbench.book import _jupyter_book_main; sys.exit(_jupyter_book_main())",
            "build", str(book), "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, env=env, capture_output=quiet, text=True)
     if proc.returncode != 0 and quiet:

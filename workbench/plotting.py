@@ -3,6 +3,14 @@
 Figures are pure functions of a record.  Use `new_figure` for consistent sizes and style, and
 `save_figure` (called by the record writer) for PNG + SVG output.  The Agg backend is used unless
 a notebook already chose another, so figures render headless and offline.
+
+`new_figure` returns figures that pyplot has already let go of (``plt.close``), so a study's
+``figures(record)`` leaves nothing in pyplot's registry: a notebook's inline backend does not show
+them by itself at the end of the cell, and the caller decides what to show (``display(fig)``,
+`workbench.book_helpers.show_figures`, or a bare ``fig`` as a cell's last expression) and what to
+save (`save_figure`).  The figure is still created through pyplot so that its canvas is the
+backend's (the notebook's PNG formatter is registered when pyplot loads the inline backend; a
+bare ``matplotlib.figure.Figure`` built before that would display as text).
 """
 from __future__ import annotations
 
@@ -34,10 +42,16 @@ FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 3.4, height: float = 2.8, **kwargs: Any):
-    """A figure with ``nrows x ncols`` axes (always a 2-D array via ``squeeze=False``)."""
+    """A figure with ``nrows x ncols`` axes (always a 2-D array via ``squeeze=False``).
+
+    The figure is closed in pyplot before it is returned (see the module docstring): it is shown
+    only where the caller displays it, once, and it is freed with its last reference.  ``kwargs``
+    go to `plt.subplots` (``sharex``, ``sharey``, ``subplot_kw``, ...).
+    """
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
                                  constrained_layout=True, **kwargs)
+    plt.close(fig)
     return fig, axes
 
 
