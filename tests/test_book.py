@@ -114,11 +114,15 @@ def test_page_renders_in_headless_chromium(built_book, page):
         assert len(images) >= 3 and all(ok for _, ok in images), images
 
 
+RAW_MARKUP = ("{cite", "{eq}", "{glue", "{ref}", "{numref}", "{doc}", "```{", "{math}", ":::{")
+"""MyST roles and directives: rendered, none of them survives as text on a page."""
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_chapters_show_each_figure_once_and_fit_the_column(built_book):
     """Every page: images load, none is shown twice (same bytes), MathJax typesets without
-    errors, no display equation is wider than its container and no code block (input or
-    output) scrolls sideways at a 1280-pixel window."""
+    errors, no display equation is wider than its container, no code block (input or output)
+    scrolls sideways at a 1280-pixel window, and no MyST markup is left raw."""
     from playwright.sync_api import sync_playwright
 
     problems: dict[str, list[str]] = {}
@@ -129,8 +133,10 @@ def test_chapters_show_each_figure_once_and_fit_the_column(built_book):
             for name in chapters():
                 tab = open_page(browser, (built_book / f"{name}.html").as_uri(), requests, failed)
                 layout = tab.evaluate(LAYOUT_JS)
+                text = tab.inner_text("main") if tab.query_selector("main") else tab.inner_text("body")
                 tab.close()
                 found = [f"equation wider than its box: {w}" for w in layout["wide"]]
+                found += [f"raw MyST markup in the rendered page: {m!r}" for m in RAW_MARKUP if m in text]
                 found += [f"code block scrolls sideways: {s}" for s in layout["scrolls"]]
                 found += [f"image does not load: {src}" for src, ok in layout["images"] if not ok]
                 if layout["errors"]:
