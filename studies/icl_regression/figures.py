@@ -46,7 +46,7 @@ def fig_risk_vs_n(record):
     ax.set_ylabel("risk (incl. $\\sigma^2$)")
     ax.set_title(f"P1: risk vs N (d={cfg.d}, $\\sigma^2$={cfg.sigma2:g}, Σ={cfg.cov}); dots at N={n}: Monte Carlo",
                  fontsize=8)
-    ax.legend(fontsize=6, loc="upper right")   # clear of the short-context points at the left
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1))   # outside: clear of every point
     return fig
 
 
