@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from workbench.errors import TrainingError
-from workbench.record import Record, to_numpy
+from workbench.record import Record, keep_finished, to_numpy
 from workbench.runtime import single_thread
 
 TRANSIENT = {"store": False}
@@ -125,9 +125,7 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                     with torch.enable_grad() if phase.grad else torch.no_grad():
                         result = phase.fn(config, **kwargs)
                 except TrainingError as err:
-                    err.partial = _partial(record, phase.name, err.partial)
-                    err.phase = err.phase or phase.name
-                    err.args = (f"{study}, phase {phase.name!r}: {err.args[0]}",) + err.args[1:]
+                    keep_finished(err, record, phase.name)
                     raise
                 results[phase.name] = result
                 store(record, phase.name, result)
@@ -208,21 +206,6 @@ def _save_cached(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # the cache is an optimisation: a full disk only costs a recomputation
-
-
-def _partial(record: Record, phase: str, partial: Any) -> Record:
-    """The finished phases' record plus the failing phase's partial results under its name."""
-    out = Record(study=record.study, config=record.config, arrays=dict(record.arrays), info=dict(record.info))
-    if partial is None:
-        return out
-    if isinstance(partial, Record):
-        out.arrays.update({f"{phase}.{k}": v for k, v in partial.arrays.items()})
-    elif dataclasses.is_dataclass(partial) or isinstance(partial, Mapping):
-        try:
-            store(out, phase, partial)
-        except TypeError:
-            pass  # a partial result that is not array-like is reported, not stored
-    return out
 
 
 def _bar(study: str, total: int):

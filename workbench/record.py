@@ -128,21 +128,11 @@ def partial_arrays(value: Any, prefix: str = "", _depth: int = 0) -> dict[str, n
     return out
 
 
-@contextlib.contextmanager
-def keep_on_failure(record: "Record", name: str) -> Iterator[None]:
-    """One phase (sub-experiment) of a study's run.  A `TrainingError` raised inside keeps what
-    was computed: its ``partial`` becomes a `Record` holding every array of the phases that
-    finished (already in ``record``) plus the failing phase's own partial arrays under
-    ``<name>.``, and its message names the study and the phase."""
-    try:
-        yield
-    except TrainingError as err:
-        keep_finished(err, record, name)
-        raise
-
-
 def keep_finished(err: TrainingError, record: "Record", name: str) -> TrainingError:
-    """What `keep_on_failure` does to ``err`` (once; an inner phase that already did it wins)."""
+    """A `TrainingError` raised in phase ``name`` keeps what was computed: its ``partial`` becomes a
+    `Record` of every finished phase (already in ``record``) plus the failing phase's own partial
+    arrays under ``<name>.``, and its message names the study and the phase (once: an inner phase
+    that already did it wins).  `workbench.phases.run_phases` calls it."""
     if err.phase is None:
         kept = Record(study=record.study, config=record.config, arrays=dict(record.arrays), info=dict(record.info))
         kept.arrays.update({k: v for k, v in partial_arrays(err.partial, name).items() if k not in kept.arrays})
