@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from workbench.errors import TrainingError
+from workbench.progress import progress_bar
 from workbench.record import Record, keep_finished, to_numpy
 from workbench.runtime import single_thread
 
@@ -101,12 +102,11 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     reused_phases: list[str] = []
-    bar = _bar(study, len(phases)) if progress else None
+    bar = progress_bar(total=len(phases), desc=study, unit="phase", enabled=progress)
     try:
         with single_thread(config.torch_device):
             for index, phase in enumerate(phases):
-                if bar is not None:
-                    bar.set_postfix_str(phase.name)
+                bar.set_postfix_str(phase.name)
                 start = time.perf_counter()
                 cached = _cache_path(study, config, phase)
                 reused = _reuse(cached, phase)
@@ -115,8 +115,7 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                     record.arrays.update(arrays)
                     reused_phases.append(phase.name)
                     timings[phase.name] = round(time.perf_counter() - start, 3)
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                     continue
                 kwargs = {need: results[need] for need in phase.needs}
                 if "progress" in inspect.signature(phase.fn).parameters:
@@ -135,11 +134,9 @@ def run_phases(study: str, config: Any, phases: Sequence[Phase], *, progress: bo
                 for name in [n for n in results if last_use[n] <= index]:
                     del results[name]  # no later phase needs it: free its in-memory (transient) parts
                 timings[phase.name] = round(time.perf_counter() - start, 3)
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     record.info["phase_seconds"] = timings
     if reused_phases:
         record.info["phases_reused"] = reused_phases
@@ -206,14 +203,6 @@ def _save_cached(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # the cache is an optimisation: a full disk only costs a recomputation
-
-
-def _bar(study: str, total: int):
-    try:
-        from workbench.progress import progress_bar
-    except ImportError:  # pragma: no cover - progress.py is part of the package
-        return None
-    return progress_bar(total=total, desc=study, unit="phase")
 
 
 # ------------------------------------------------------------------------- typed results
