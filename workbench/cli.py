@@ -154,10 +154,7 @@ def _exit_code(command, args: argparse.Namespace) -> int:
     except WorkbenchInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except TrainingError as err:
-        print(f"run failed: {err}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    except RecordWriteError as err:
+    except (TrainingError, RecordWriteError) as err:
         print(f"run failed: {err}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
