@@ -7,6 +7,7 @@ import torch
 
 from workbench.errors import DivergenceError, GradientUnderflowError, IntegrationError
 from workbench.ode import gradient_flow, integrate, rk4
+from workbench.streams import Stream
 from workbench.train import GD, SGD, Adam, NormalizedGD, SpectralDescent, log_steps, train
 
 D = torch.float64
@@ -17,8 +18,8 @@ def quadratic(target):
 
 
 def test_gd_on_a_quadratic_matches_the_closed_form():
-    g = torch.Generator().manual_seed(0)
-    W0, target = torch.randn(3, 2, 2, generator=g, dtype=D), torch.randn(2, 2, generator=g, dtype=D)
+    s = Stream(0, "test_train")
+    W0, target = s.child("W0").normal((3, 2, 2)), s.child("target").normal((2, 2))
     lr = torch.tensor([0.1, 0.2, 0.3], dtype=D)
     res = train({"W": W0}, quadratic(target), GD(lr), 20, observe_at=[0, 5, 20])
     for i in range(3):  # W_k - target = (1 - lr)^k (W_0 - target)
@@ -28,8 +29,8 @@ def test_gd_on_a_quadratic_matches_the_closed_form():
 
 
 def test_per_member_learning_rates_equal_standalone_runs():
-    g = torch.Generator().manual_seed(1)
-    W0, target = torch.randn(4, 3, 3, generator=g, dtype=D), torch.randn(3, 3, generator=g, dtype=D)
+    s = Stream(1, "test_train")
+    W0, target = s.child("W0").normal((4, 3, 3)), s.child("target").normal((3, 3))
     lrs = torch.tensor([0.01, 0.05, 0.1, 0.2], dtype=D)
     batched = train({"W": W0}, quadratic(target), SGD(lrs, momentum=0.9), 30)
     for i in range(4):
@@ -42,8 +43,8 @@ def test_per_member_learning_rates_equal_standalone_runs():
     (lambda: Adam(0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
 ])
 def test_optimisers_match_torch_reference(ours, theirs):
-    g = torch.Generator().manual_seed(2)
-    W0, target = torch.randn(1, 4, 3, generator=g, dtype=D), torch.randn(4, 3, generator=g, dtype=D)
+    s = Stream(2, "test_train")
+    W0, target = s.child("W0").normal((1, 4, 3)), s.child("target").normal((4, 3))
     ref = W0.clone().requires_grad_(True)
     opt = theirs([ref])
     for _ in range(25):
@@ -55,8 +56,8 @@ def test_optimisers_match_torch_reference(ours, theirs):
 
 
 def test_normalized_and_spectral_steps_have_the_stated_length():
-    g = torch.Generator().manual_seed(3)
-    W0, target = torch.randn(2, 4, 3, generator=g, dtype=D), torch.randn(4, 3, generator=g, dtype=D) * 10
+    s = Stream(3, "test_train")
+    W0, target = s.child("W0").normal((2, 4, 3)), s.child("target").normal((4, 3)) * 10
     one = train({"W": W0}, quadratic(target), NormalizedGD(0.1), 1)
     assert torch.allclose((one.params["W"] - W0).flatten(1).norm(dim=1), torch.full((2,), 0.1, dtype=D))
     spec = train({"W": W0}, quadratic(target), SpectralDescent(0.1), 1)

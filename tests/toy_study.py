@@ -11,6 +11,7 @@ from workbench.checks import Check
 from workbench.config import StudyConfig, require_float, require_int
 from workbench.errors import DivergenceError
 from workbench.record import Record
+from workbench.streams import Stream
 from workbench.train import GD, log_steps, train
 
 NAME = "toy"
@@ -26,7 +27,7 @@ class Config(StudyConfig):
     """Feature dimension."""
     steps: int = 50
     """GD steps."""
-    lr: float = 0.1
+    lr: float = 0.03
     """Learning rate."""
     loss_floor: float = 1e9
     """The check passes when the final loss is at most this (tests set it to force a failure)."""
@@ -48,11 +49,7 @@ class Config(StudyConfig):
 
 def run(config: Config, *, device=None, progress: bool = True) -> Record:
     dev, dt = config.torch_device, config.torch_dtype
-    gens = [config.generator(i) for i in range(config.n_seeds)]
-    X = torch.stack([torch.randn(config.n_tokens, config.d, generator=g, dtype=dt) for g in gens]).to(dev)
-    y = torch.stack([torch.randn(config.n_tokens, generator=g, dtype=dt) for g in gens]).to(dev)
-    W = torch.stack([0.1 * torch.randn(config.d, config.d, generator=g, dtype=dt) for g in gens]).to(dev)
-    v = torch.stack([torch.randn(config.d, generator=g, dtype=dt) for g in gens]).to(dev)
+    X, y, W, v = draw(config, config.n_seeds)
 
     try:
         result = fit(X, y, W, v, config.lr, config.steps)
@@ -61,6 +58,15 @@ def run(config: Config, *, device=None, progress: bool = True) -> Record:
     record = Record(study=NAME, config=config)
     record.add(X=X, y=y, loss=result.trajectory["loss"], steps=result.steps, W=result.params["W"])
     return record
+
+
+def draw(config: Config, members: int):
+    """Tokens X, targets y and the init (W, v) of every member, from keyed streams."""
+    s = Stream(config.seed, "toy")
+    kw = dict(members=members, device=config.torch_device, dtype=config.torch_dtype)
+    n, d = config.n_tokens, config.d
+    return (s.child("X").normal((n, d), **kw), s.child("y").normal((n,), **kw),
+            0.1 * s.child("W").normal((d, d), **kw), s.child("v").normal((d,), **kw))
 
 
 def fit(X, y, W, v, lr, steps):
@@ -76,12 +82,8 @@ def fit(X, y, W, v, lr, steps):
 def bench_case(members: int, device: str):
     from workbench.bench import KernelCase
 
-    cfg = Config(n_seeds=members, steps=20)
-    g = cfg.generator(0)
-    X = torch.randn(members, 4, 3, generator=g, dtype=torch.float64).to(device)
-    y = torch.randn(members, 4, generator=g, dtype=torch.float64).to(device)
-    W = 0.1 * torch.randn(members, 3, 3, generator=g, dtype=torch.float64).to(device)
-    v = torch.randn(members, 3, generator=g, dtype=torch.float64).to(device)
+    cfg = Config(n_seeds=members, steps=20, n_tokens=4, d=3, device=str(device))
+    X, y, W, v = draw(cfg, members)
     out = lambda r: {"W": r.params["W"], "loss": r.trajectory["loss"].T}
     return KernelCase("gd-one-layer", lambda: out(fit(X, y, W, v, 0.1, cfg.steps)),
                       lambda i: out(fit(X[i:i + 1], y[i:i + 1], W[i:i + 1], v[i:i + 1], 0.1, cfg.steps)))
