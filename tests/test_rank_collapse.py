@@ -3,6 +3,7 @@ ensemble member i against the standalone run i, config validation, and the smoke
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from studies import rank_collapse as rc
 from studies.rank_collapse import model, simulate, theory
 from studies.rank_collapse.config import Config
 from studies.rank_collapse.norms import composite_norm, norm_l1, norm_linf, residual_argmin, residual_mean
-from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
+from workbench.attention import TransformerSpec, init_transformer, transformer_forward
+from workbench.streams import Stream
 from workbench.errors import ConfigError
 from workbench.phases import load
 
@@ -29,8 +31,18 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+TEST = Stream(0, "test-rank-collapse")
+"""The root of every random draw in this file; each test draws from its own named child."""
+
+
+def _normal(*keys, shape) -> torch.Tensor:
+    """A standard normal float64 tensor from the test stream's child ``keys``."""
+    return TEST.child(*keys).normal(shape)
+
+
+def _weights(spec: TransformerSpec, key: str, members, **kwargs) -> dict[str, torch.Tensor]:
+    """``init_transformer`` drawn from the test stream's child ``key``."""
+    return init_transformer(spec, TEST.child(key), members, **kwargs)
 
 
 # ----------------------------------------------------------------------------- config
@@ -118,11 +130,12 @@ def _exact_composite_residual(X: np.ndarray) -> float:
 def test_residual_argmin_is_close_to_the_exact_minimum():
     """The argmin residual is an upper bound within a few percent of the true minimum, and
     the mean-centred residual is within 2(1 - 1/n) of it (spec section 3)."""
-    rng = np.random.default_rng(0)
+    ns, ds = TEST.child("argmin-n").integers(3, 6, (6,)), TEST.child("argmin-d").integers(2, 4, (6,))
     worst = 1.0
-    for _ in range(6):
-        n, d = int(rng.integers(3, 6)), int(rng.integers(2, 4))
-        X = rng.standard_normal((n, d)) * rng.exponential(1.0, size=(1, d))
+    for t in range(6):
+        n, d = int(ns[t]), int(ds[t])
+        scale = -torch.log1p(-TEST.child("argmin-scale", t).uniform((1, d)))  # Exp(1) column scales
+        X = (_normal("argmin-X", t, shape=(n, d)) * scale).numpy()
         exact = _exact_composite_residual(X)
         approx = composite_norm(residual_argmin(torch.tensor(X))).item()
         mean = composite_norm(residual_mean(torch.tensor(X))).item()
@@ -138,9 +151,8 @@ def test_composite_norm_properties():
     assert composite_norm(A).item() == pytest.approx(math.sqrt(2))
     assert composite_norm(A + B).item() == pytest.approx(3.0)
     assert composite_norm(A + B) > composite_norm(A) + composite_norm(B)  # no triangle inequality
-    g = _gen(0)
-    for _ in range(20):
-        X, Y = torch.randn(5, 4, generator=g, dtype=F64), torch.randn(4, 6, generator=g, dtype=F64)
+    for t in range(20):
+        X, Y = _normal("composite", t, "X", shape=(5, 4)), _normal("composite", t, "Y", shape=(4, 6))
         assert composite_norm(X @ Y) <= composite_norm(X) * composite_norm(Y) * (1 + 1e-12)
         assert torch.linalg.matrix_norm(X, ord=2) <= composite_norm(X) * (1 + 1e-12)
     n = 7
@@ -153,12 +165,12 @@ def test_composite_norm_properties():
 def test_residual_identity_and_explicit_bound():
     """res_mean(SA(X)) = (I - J)(P - 1 s^T) R W exactly, and the explicit bound holds, also far
     outside the small-residual regime."""
-    g = _gen(1)
     for trial in range(30):
         n, d = 3 + trial % 5, 2 + trial % 4
         spec = TransformerSpec(depth=1, d_model=d, n_heads=1)
-        p = init_transformer(spec, [_gen(100 + trial)], qk_std=0.5 + trial / 15, value_std=1.0)
-        X = torch.randn(1, n, d, generator=g, dtype=F64) * (0.1 + trial / 20) + torch.randn(1, 1, d, generator=g, dtype=F64)
+        p = _weights(spec, "identity", [trial], qk_std=0.5 + trial / 15, value_std=1.0)
+        X = (_normal("identity-R", trial, shape=(1, n, d)) * (0.1 + trial / 20)
+             + _normal("identity-x", trial, shape=(1, 1, d)))
         fwd = transformer_forward(X, p, spec)
         P = fwd.patterns[0][0, 0]
         R = residual_mean(X)[0]
@@ -193,8 +205,8 @@ def test_path_counts_and_enumeration():
 @pytest.mark.parametrize("skip", [False, True])
 def test_path_decomposition_reproduces_forward(skip):
     spec = TransformerSpec(depth=3, d_model=6, n_heads=2, skip=skip, branch_scale=0.7)
-    p = init_transformer(spec, member_generators(5, 2), qk_std=1.5)
-    X = torch.randn(2, 5, 6, generator=_gen(2), dtype=F64)
+    p = _weights(spec, "paths", 2, qk_std=1.5)
+    X = _normal("paths-X", shape=(2, 5, 6))
     fwd = transformer_forward(X, p, spec)
     dec = model.path_decomposition(X, p, spec, fwd.patterns)
     assert torch.allclose(dec["total"], fwd.output, rtol=1e-12, atol=1e-12)
@@ -206,8 +218,8 @@ def test_path_decomposition_reproduces_forward(skip):
 def test_uniform_attention_mean_recursion_is_exact():
     """With W_Q = W_K = 0 and skips: R_{l+1} = R_l and m_{l+1} = (I + alpha W_l)^T m_l."""
     spec = TransformerSpec(depth=6, d_model=5, n_heads=2, skip=True, branch_scale=0.6)
-    p = init_transformer(spec, member_generators(3, 1), qk_std=0.0, value_std=2.0)
-    X = torch.randn(1, 4, 5, generator=_gen(3), dtype=F64)
+    p = _weights(spec, "uniform", 1, qk_std=0.0, value_std=2.0)
+    X = _normal("uniform-X", shape=(1, 4, 5))
     hidden = transformer_forward(X, p, spec).hidden
     m = X[0].mean(0)
     for l in range(spec.depth):
@@ -217,12 +229,22 @@ def test_uniform_attention_mean_recursion_is_exact():
         assert torch.allclose(residual_mean(hidden[l + 1]), residual_mean(X), atol=1e-12)
 
 
+def test_uniform_attention_weights_are_init_transformers():
+    """The Noci Monte Carlo's weights equal init_transformer's at qk_std = 0, without the QK draws."""
+    spec = TransformerSpec(depth=3, d_model=6, n_heads=2, skip=True)
+    full = _weights(spec, "uniform-weights", 3, qk_std=0.0, value_std=1.7)
+    cheap = model.uniform_attention_weights(spec, TEST.child("uniform-weights"), 3, value_scale=1.7, dtype=F64,
+                                            device="cpu")
+    for k in full:
+        assert torch.equal(full[k], cheap[k]), k
+
+
 def test_value_map_is_norm_preserving_in_expectation():
     """init_transformer's W_O ~ N(0, 1/(d_head H)) makes E||m sum_h W_V,h W_O,h||^2 = sigma_v^2 ||m||^2,
     the per-layer factor of the Noci closed form (Monte Carlo over 4000 draws, 5 standard errors)."""
     d, H, sigma = 8, 2, 1.5
     spec = TransformerSpec(depth=1, d_model=d, n_heads=H)
-    p = init_transformer(spec, member_generators(0, 4000), value_std=sigma)
+    p = _weights(spec, "value-map", 4000, value_std=sigma)
     m = torch.ones(d, dtype=F64)
     W = model.value_maps(p, 0).sum(1)  # (e, d, d)
     ratio = (m @ W).pow(2).sum(-1) / m.pow(2).sum()
@@ -246,9 +268,9 @@ def test_two_token_recursion_matches_forward():
 # ----------------------------------------------------------------------------- gradients
 def test_qk_gradients_against_finite_differences_and_at_collapse():
     spec = TransformerSpec(depth=2, d_model=4, n_heads=1, skip=True, mlp=True, norm="post")
-    p = model.init_weights(spec, member_generators(7, 1), value_scale=1.0, dtype=F64, device="cpu")
-    G = torch.randn(1, 5, 4, generator=_gen(8), dtype=F64)
-    X = torch.randn(1, 5, 4, generator=_gen(9), dtype=F64)
+    p = model.init_weights(spec, TEST.child("grad"), 1, value_scale=1.0, dtype=F64, device="cpu")
+    G = _normal("grad-G", shape=(1, 5, 4))
+    X = _normal("grad-X", shape=(1, 5, 4))
     grads = model.qk_value_gradients(X, G, p, spec)
 
     def loss(params):
@@ -258,7 +280,7 @@ def test_qk_gradients_against_finite_differences_and_at_collapse():
     (grad_q,) = torch.autograd.grad((G * transformer_forward(X, leaves, spec).output).sum(), [leaves["W_Q"]])
     assert torch.allclose(grad_q.flatten(2).norm(dim=-1), grads["W_Q"])
     h = 1e-6
-    direction = torch.randn(p["W_Q"].shape, generator=_gen(10), dtype=F64)
+    direction = _normal("grad-direction", shape=p["W_Q"].shape)
     plus, minus = dict(p), dict(p)
     plus["W_Q"], minus["W_Q"] = p["W_Q"] + h * direction, p["W_Q"] - h * direction
     fd = (loss(plus) - loss(minus)) / (2 * h)
@@ -272,10 +294,10 @@ def test_qk_gradients_against_finite_differences_and_at_collapse():
 
 def test_qk_gradient_is_second_order_in_eps():
     spec = TransformerSpec(depth=1, d_model=6, n_heads=1)
-    p = init_transformer(spec, member_generators(11, 1))
-    x = torch.randn(1, 1, 6, generator=_gen(12), dtype=F64)
-    R = residual_mean(torch.randn(1, 5, 6, generator=_gen(13), dtype=F64))
-    G = torch.randn(1, 5, 6, generator=_gen(14), dtype=F64)
+    p = _weights(spec, "grad-order", 1)
+    x = _normal("grad-order-x", shape=(1, 1, 6))
+    R = residual_mean(_normal("grad-order-R", shape=(1, 5, 6)))
+    G = _normal("grad-order-G", shape=(1, 5, 6))
     norms = [model.qk_value_gradients(x + e * R, G, p, spec)["W_Q"].item() for e in (1e-3, 5e-4)]
     assert norms[0] / norms[1] == pytest.approx(4.0, rel=1e-2)
 
@@ -284,7 +306,7 @@ def test_qk_gradient_is_second_order_in_eps():
 def test_sphere_energy_is_a_lyapunov_function():
     """dE/dt = sum_i (Z_i / n^2) |P_perp(x_i) pull_i|^2 >= 0 (the chapter's derivation), by autograd."""
     n, d, beta = 6, 3, 2.5
-    x = torch.randn(1, n, d, generator=_gen(15), dtype=F64)
+    x = _normal("sphere", shape=(1, n, d))
     x = (x / x.norm(dim=-1, keepdim=True)).requires_grad_(True)
     b = torch.tensor([beta], dtype=F64)
     v = model.sphere_velocity(x, b).detach()
@@ -310,7 +332,8 @@ def test_at_scales_order():
 
 
 def test_ensemble_member_equals_standalone_run():
-    """Member (scale j, seed i) of a batched experiment equals the standalone run at seed + i, s_j."""
+    """Member (scale j, seed i) of a batched experiment equals member i of the run at s_j alone with
+    i + 1 seeds (member i's streams do not depend on the ensemble size or on the other scales)."""
     scales = (0.5, 2.0)
     cfg = Config.smoke().replace(n_seeds=3, qk_scale=scales, depth=8, scaling_depths=(2, 4), witness_value_scales=(1.0,),
                                  **{"scan.qk_scale": scales, "grad.qk_scale": scales, "grad.depth": 2})
@@ -322,20 +345,20 @@ def test_ensemble_member_equals_standalone_run():
         return sweep, simulate.depth_scaling(c, sweep), simulate.cubic_scan(c), grad
 
     b_sweep, b_scaling, b_scan, b_grad = experiments(cfg)
-    for i in (0, 2):
-        for j, s in enumerate(scales):
-            alone = cfg.replace(seed=cfg.seed + i, n_seeds=1, qk_scale=(s,), **{"scan.qk_scale": (s,), "grad.qk_scale": (s,)})
+    for i, j in ((0, 0), (1, 1)):  # (seed, scale): member 0 of a 1-seed run, member 1 of a 2-seed run
+        for s in scales[j:j + 1]:
+            alone = cfg.replace(n_seeds=i + 1, qk_scale=(s,), **{"scan.qk_scale": (s,), "grad.qk_scale": (s,)})
             sweep, scaling, scan, grad = experiments(alone)
             close = {"rtol": 1e-10, "atol": 1e-14}
             for key in ("san", "full"):
-                np.testing.assert_allclose(sweep.rho[key][0, 0], b_sweep.rho[key][j, i], **close)
-            np.testing.assert_allclose(scaling.rho["full_skip_invsqrt"][0, 0], b_scaling.rho["full_skip_invsqrt"][j, i], **close)
+                np.testing.assert_allclose(sweep.rho[key][0, i], b_sweep.rho[key][j, i], **close)
+            np.testing.assert_allclose(scaling.rho["full_skip_invsqrt"][0, i], b_scaling.rho["full_skip_invsqrt"][j, i], **close)
             for key in ("sa", "sa_multihead"):
-                np.testing.assert_allclose(scan.output_residual[key][0, 0], b_scan.output_residual[key][j, i],
+                np.testing.assert_allclose(scan.output_residual[key][0, i], b_scan.output_residual[key][j, i],
                                            rtol=1e-9, atol=1e-14)
-            np.testing.assert_allclose(scan.two_layer.output_residual[0, 0], b_scan.two_layer.output_residual[j, i],
+            np.testing.assert_allclose(scan.two_layer.output_residual[0, i], b_scan.two_layer.output_residual[j, i],
                                        rtol=1e-9, atol=1e-14)
-            np.testing.assert_allclose(grad.one["W_V"][0, 0], b_grad.one["W_V"][j, i], rtol=1e-10)
+            np.testing.assert_allclose(grad.one["W_V"][0, i], b_grad.one["W_V"][j, i], rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- smoke preset
@@ -352,7 +375,7 @@ def smoke_record():
 def test_smoke_preset_runs_and_passes(smoke_record):
     record = smoke_record
     assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "precision", "bound", "paths", "grad",
-                                           "noci", "cluster", "toy"]
+                                           "noci", "regime", "cluster", "toy"]
     assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
     assert len(checks) >= 25
@@ -360,7 +383,7 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     assert not failed, failed
     figs = rc.figures(record)
     assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "paths", "two_token_phase",
-            "noci_depth_scaling", "clustering"} <= set(figs)
+            "noci_depth_scaling", "clustering", "skip_regime"} <= set(figs)
     import matplotlib.pyplot as plt
     for f in figs.values():
         plt.close(f)
@@ -398,7 +421,7 @@ def test_negative_controls_fed_the_rival_every_theory_check_fails(smoke_record):
         else:
             assert not c.passes(float(c.alternative_predicted)), c.name
         controlled.append(c.name)
-    assert {"doubly_exponential_collapse", "explicit_bound", "explicit_bound_tight", "skip_decay_rate",
+    assert {"doubly_exponential_collapse", "doubly_exponential_growth", "skip_residual_band", "explicit_bound", "explicit_bound_tight", "skip_decay_rate",
             "skip_vs_san", "noci_mean_growth_invsqrt"} <= set(controlled)
 
 
@@ -420,6 +443,15 @@ def test_doubly_exponential_check_rejects_an_exponential_trajectory(smoke_record
     fake = _with(smoke_record, **{"precision.log10_rho": np.broadcast_to(exponential, rho.shape).copy()})
     check = _check(fake, "doubly_exponential_collapse")
     assert not check.passed and check.measured == pytest.approx(1.0)
+    # the growth-rate form: log10(-log10 rho_l) rises like log10 l for the exponential, not by log10 3 per layer
+    assert _check(smoke_record, "doubly_exponential_growth").passed
+    growth = _check(fake, "doubly_exponential_growth")
+    assert not growth.passed and growth.measured < 0.15
+    # a doubly exponential law with the wrong base (-log rho doubling per layer: quadratic, not cubic) fails too
+    quadratic = -0.5 * 2.0 ** np.arange(rho.shape[1], dtype=float)
+    fake2 = _with(smoke_record, **{"precision.log10_rho": np.broadcast_to(quadratic, rho.shape).copy()})
+    assert not _check(fake2, "doubly_exponential_growth").passed
+    assert not _check(fake2, "doubly_exponential_collapse").passed
 
 
 def test_explicit_bound_checks_catch_an_error_in_the_constants(smoke_record):
@@ -455,7 +487,7 @@ def test_skip_decay_rate_check_rejects_no_decay_and_doubly_exponential(smoke_rec
     S, N = len(cfg.qk_scale), cfg.n_seeds
     rate = theory.skip_decay_rate(cfg.d_model, cfg.alpha, cfg.value_scale)
     layers = np.arange(cfg.depth + 1)
-    jitter = np.random.default_rng(0).normal(0, 0.005, (S, N, 1)) * layers  # seed-to-seed spread of the rate
+    jitter = 0.005 * _normal("skip-rate-jitter", shape=(S, N, 1)).numpy() * layers  # seed-to-seed spread of the rate
     for log_rho, ok in ((rate * layers + jitter, True), (0.0 * layers + jitter / 10, False),
                         (np.maximum(-(3.0 ** layers), -16.0) + jitter / 10, False)):
         rho = 10.0 ** np.broadcast_to(log_rho, (S, N, cfg.depth + 1))
@@ -465,12 +497,42 @@ def test_skip_decay_rate_check_rejects_no_decay_and_doubly_exponential(smoke_rec
         assert check.asserted and check.passed == ok, (ok, check.measured, check.tolerance)
 
 
+def test_residual_recursion_and_band_with_skips():
+    """R_(l+1) = R_l + alpha (I-J) P_l (I-J) R_l W_l exactly (the token mean never reaches the residual),
+    and ||R_l||_F stays inside theory.residual_band at every layer."""
+    n, d, L, alpha = 5, 4, 6, 0.7
+    spec = TransformerSpec(depth=L, d_model=d, n_heads=1, skip=True, branch_scale=alpha)
+    p = _weights(spec, "band", 2, qk_std=1.5, value_std=1.3)
+    X = _normal("band-X", shape=(2, n, d)) + 3.0  # a large token mean
+    fwd = transformer_forward(X, p, spec)
+    C = torch.eye(n, dtype=F64) - torch.full((n, n), 1 / n, dtype=F64)
+    k = []
+    for l in range(L):
+        R, P = residual_mean(fwd.hidden[l]), fwd.patterns[l][:, 0]
+        W = model.value_maps(p, l)[:, 0]
+        step = R + alpha * C @ P @ C @ R @ W
+        assert torch.allclose(residual_mean(fwd.hidden[l + 1]), step, rtol=1e-12, atol=1e-12)
+        k.append(alpha * torch.linalg.matrix_norm(C @ P @ C, 2) * torch.linalg.matrix_norm(W, 2))
+    lower, upper = theory.residual_band(torch.stack(k, -1).numpy())
+    res = torch.stack([residual_mean(h).flatten(-2).norm(dim=-1) for h in fwd.hidden], -1).numpy()
+    ratio = res / res[:, :1]
+    assert (ratio >= lower * (1 - 1e-12)).all() and (ratio <= upper * (1 + 1e-12)).all()
+    assert lower.shape == (2, L + 1) and (lower[:, 0] == 1).all()
+
+
+def test_skip_residual_band_check_rejects_the_pure_san(smoke_record):
+    """Fed the pure SAN's residual (the 'skips change nothing' rival), the band check fails."""
+    assert _check(smoke_record, "skip_residual_band").passed
+    fake = _with(smoke_record, **{"regime.residual": smoke_record.arrays["regime.san_residual"]})
+    assert not _check(fake, "skip_residual_band").passed
+
+
 def test_mean_lyapunov_exponent_against_monte_carlo():
     """lambda by quadrature against E log ||e_1 (I + alpha W)||^2 over init_transformer's W = sum_h W_V,h W_O,h
     (5 standard errors), and below the log of the expectation (Jensen)."""
     d, H, alpha, sigma = 8, 2, 0.8, 1.3
     spec = TransformerSpec(depth=1, d_model=d, n_heads=H)
-    p = init_transformer(spec, member_generators(0, 20000), value_std=sigma)
+    p = _weights(spec, "lyapunov", 20000, value_std=sigma)
     W = model.value_maps(p, 0).sum(1)  # (e, d, d)
     growth = torch.log((torch.eye(d, dtype=F64)[0] + alpha * W[:, 0]).pow(2).sum(-1)).numpy()
     lam = theory.mean_lyapunov_exponent(d, alpha, sigma)
@@ -482,8 +544,8 @@ def test_extended_precision_forward_matches_float64():
     """`san_forward_extended` is `transformer_forward` (pure SAN, two heads) in more digits: the same
     rho_l where float64 resolves it, and the cubic law below its floor."""
     spec = TransformerSpec(depth=5, d_model=4, n_heads=2)
-    p = init_transformer(spec, member_generators(21, 1), qk_std=1.0)
-    X = torch.randn(1, 5, 4, generator=_gen(22), dtype=F64)
+    p = _weights(spec, "extended", 1, qk_std=1.0)
+    X = _normal("extended-X", shape=(1, 5, 4))
     rho64 = rc.norms.relative_residual(torch.stack(transformer_forward(X, p, spec).hidden, 1))[0].numpy()
     log_rho = model.san_forward_extended(X[0].numpy(), {k: v[0].numpy() for k, v in p.items()}, digits=400)
     ok = rho64 >= 1e-8
@@ -551,3 +613,18 @@ def test_record_reverifies_from_its_saved_inputs_and_weights(smoke_record):
     norms = model.qk_value_gradients(model.tile_members(collapsed, S), model.tile_members(_t(grad.G), S), deep, full)
     for k, v in norms.items():
         np.testing.assert_array_equal(v.reshape(S, N, -1).numpy(), grad.deep_collapsed[k], err_msg=k)
+
+    regime = load(arrays, "regime", simulate.Regime)
+    rcfg = cfg.regime
+    spec = TransformerSpec(depth=rcfg.depth, d_model=rcfg.d_model, n_heads=1)
+    unit = init_transformer(spec, model.experiment_stream(cfg.seed, "regime").child("weights"), rcfg.seeds)
+    np.testing.assert_array_equal(
+        model.experiment_stream(cfg.seed, "regime").child("X").normal((rcfg.n_tokens, rcfg.d_model), members=rcfg.seeds).numpy(),
+        regime.X)
+    ia, iv, js = len(rcfg.alphas) - 1, 0, len(rcfg.qk_scales) - 1  # one cell, redrawn from the stream
+    w = dict(unit)
+    w["W_Q"], w["W_K"] = unit["W_Q"] * rcfg.qk_scales[js], unit["W_K"] * rcfg.qk_scales[js]
+    w["W_V"] = unit["W_V"] * rcfg.value_scales[iv]
+    hidden = transformer_forward(_t(regime.X), w, replace(spec, skip=True, branch_scale=rcfg.alphas[ia])).hidden
+    res = torch.stack([residual_mean(h).flatten(-2).norm(dim=-1) for h in hidden], -1).numpy()
+    np.testing.assert_array_equal(res, regime.residual[ia, iv, js])

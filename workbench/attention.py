@@ -29,6 +29,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from workbench.streams import IndexLike, Stream
+
 
 # ----------------------------------------------------------------------------- primitives
 def stable_softmax(logits: Tensor, dim: int = -1) -> Tensor:
@@ -123,34 +125,33 @@ class TransformerOutput:
     """depth tensors (e, h, i, j): every layer's attention patterns."""
 
 
-def init_transformer(spec: TransformerSpec, generators: list[torch.Generator], *, qk_std: float = 1.0,
+def init_transformer(spec: TransformerSpec, stream: Stream, members: IndexLike, *, qk_std: float = 1.0,
                      value_std: float = 1.0, dtype: torch.dtype = torch.float64,
                      device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """Gaussian initialisation, one generator per ensemble member (drawn on the CPU).
+    """Gaussian initialisation of an ensemble, drawn from ``stream`` (`workbench.streams`) in one
+    call per weight tensor on ``device``.
 
     W_Q, W_K ~ N(0, qk_std^2 / d);  W_V ~ N(0, value_std^2 / d);  W_O ~ N(0, 1 / (d_head * h)),
     so with value_std = 1 the value map sum_h W_V,h W_O,h is norm-preserving on average (for
     h = 1 this is the N(0, 1/d) of Dong et al.'s set-up); the MLP uses He init.
     Shapes: W_Q, W_K (e, l, h, d, k), W_V (e, l, h, d, v), W_O (e, l, h, v, d),
     W_in (e, l, d, f), W_out (e, l, f, d), with l = 1 when tied.
+
+    ``members`` is a count M (members 0..M-1) or a sequence of member indices; member i's weights
+    are ``stream.child(name).child(i)``'s draw, so they are the same in any ensemble and alone.
+    Each tensor is one flat draw in layer-major order, so the first L layers of a deeper stack are
+    the weights of the L-layer stack (a longer draw extends a shorter one), and adding the MLP
+    does not change the attention weights.
     """
     d, h, k, n_l = spec.d_model, spec.n_heads, spec.head_dim, spec.n_weight_layers
     f = spec.mlp_ratio * d
-
-    # Draw member by member in a fixed order, so member i depends only on its own generator.
-    members: list[dict[str, Tensor]] = []
-    for g in generators:
-        m = {
-            "W_Q": torch.randn((n_l, h, d, k), generator=g, dtype=dtype) * (qk_std / math.sqrt(d)),
-            "W_K": torch.randn((n_l, h, d, k), generator=g, dtype=dtype) * (qk_std / math.sqrt(d)),
-            "W_V": torch.randn((n_l, h, d, k), generator=g, dtype=dtype) * (value_std / math.sqrt(d)),
-            "W_O": torch.randn((n_l, h, k, d), generator=g, dtype=dtype) * (1.0 / math.sqrt(k * h)),
-        }
-        if spec.mlp:
-            m["W_in"] = torch.randn((n_l, d, f), generator=g, dtype=dtype) * math.sqrt(2.0 / d)
-            m["W_out"] = torch.randn((n_l, f, d), generator=g, dtype=dtype) * math.sqrt(1.0 / f)
-        members.append(m)
-    return {name: torch.stack([m[name] for m in members]).to(device) for name in members[0]}
+    shapes = {"W_Q": ((n_l, h, d, k), qk_std / math.sqrt(d)), "W_K": ((n_l, h, d, k), qk_std / math.sqrt(d)),
+              "W_V": ((n_l, h, d, k), value_std / math.sqrt(d)), "W_O": ((n_l, h, k, d), 1.0 / math.sqrt(k * h))}
+    if spec.mlp:
+        shapes["W_in"] = ((n_l, d, f), math.sqrt(2.0 / d))
+        shapes["W_out"] = ((n_l, f, d), math.sqrt(1.0 / f))
+    return {name: stream.child(name).normal(shape, members=members, device=device, dtype=dtype) * std
+            for name, (shape, std) in shapes.items()}
 
 
 def transformer_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerSpec,
@@ -178,7 +179,10 @@ def transformer_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerS
 
 
 def member_generators(seed: int, n_members: int) -> list[torch.Generator]:
-    """One CPU generator per ensemble member, seeded ``seed + i``."""
+    """One CPU generator per ensemble member, seeded ``seed + i``.
+
+    Deprecated (issue #15): draw through `workbench.streams.Stream` instead; kept until every
+    study has moved off it."""
     out = []
     for i in range(n_members):
         g = torch.Generator(device="cpu")

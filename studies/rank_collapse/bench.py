@@ -5,8 +5,8 @@ al. (2021) over the ensemble (QK scale, seed) and reduces every hidden state to 
 residual (`model.layer_trajectory`).  Here that is one call per variant on ``members`` members at
 the spec's sizes n = 16 tokens, d = 32, depth L = 12, one head: member j is (scale
 qk_scale[j // n_seeds], seed j % n_seeds) of `model.at_scales`' scale-major order, the first
-``members`` of ceil(members / S) seeds x S scales.  Weights and inputs are drawn beforehand (on
-the CPU, one generator per seed), so only the forward passes are timed.
+``members`` of ceil(members / S) seeds x S scales.  Weights and inputs are drawn beforehand (from
+the sweep's streams, one call per tensor), so only the forward passes are timed.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from workbench.attention import TransformerSpec
 from workbench.runtime import single_thread
 
 from studies.rank_collapse.config import Config
-from studies.rank_collapse.model import (at_scales, init_weights, layer_trajectory, stream_generators,
+from studies.rank_collapse.model import (at_scales, init_weights, layer_trajectory, experiment_stream,
                                          tile_members, variant_specs)
 
 N_TOKENS, D_MODEL, DEPTH = 16, 32, 12
@@ -47,9 +47,9 @@ def bench_case(members: int, device: str):
     seeds = math.ceil(members / S)
     cfg = base_cfg.replace(n_seeds=seeds, n_tokens=N_TOKENS, d_model=D_MODEL, depth=DEPTH, device=str(device))
     dev, dt = cfg.torch_device, cfg.torch_dtype
-    gens = stream_generators(cfg.seed, "sweep", seeds)
-    X0 = torch.stack([torch.randn((N_TOKENS, D_MODEL), generator=g, dtype=dt) for g in gens]).to(dev)
-    weights = init_weights(TransformerSpec(depth=DEPTH, d_model=D_MODEL, n_heads=cfg.n_heads), gens,
+    st = experiment_stream(cfg.seed, "sweep")
+    X0 = st.child("X").normal((N_TOKENS, D_MODEL), members=seeds, device=dev, dtype=dt)
+    weights = init_weights(TransformerSpec(depth=DEPTH, d_model=D_MODEL, n_heads=cfg.n_heads), st.child("weights"), seeds,
                            value_scale=cfg.value_scale, dtype=dt, device=dev)
     params = {k: v[:members].contiguous() for k, v in at_scales(weights, torch.tensor(cfg.qk_scale, dtype=dt)).items()}
     X = tile_members(X0, S)[:members].contiguous()

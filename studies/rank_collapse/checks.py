@@ -21,8 +21,8 @@ from workbench.phases import load
 from workbench.record import Record
 
 from studies.rank_collapse import theory
-from studies.rank_collapse.simulate import (Bound, Clustering, Gradients, Noci, Paths, Precision, Scaling, Scan,
-                                            Sweep, TwoToken, Witness)
+from studies.rank_collapse.simulate import (Bound, Clustering, Gradients, Noci, Paths, Precision, Regime, Scaling,
+                                            Scan, Sweep, TwoToken, Witness)
 
 FIT_WINDOW = (1e-12, 1e-5)
 """Relative output residuals inside which the cubic (and 9th-power) laws are fitted: above the
@@ -40,6 +40,11 @@ PRECISION_MARGIN = 30
 10^-(digits - PRECISION_MARGIN) are not fitted."""
 SLOPE_BAND = (2.9, 3.1)
 """Accepted cubic slopes (one layer, and layer to layer through depth)."""
+GROWTH_BAND = (math.log10(2.8), math.log10(3.2))
+"""Accepted slopes of log10(-log10 rho_l) against l (the log of the per-layer growth factor of
+-log rho, log10 3 = 0.477 for the cubic law).  From the law itself: -log rho_(l+1) / -log rho_l =
+3 - log c_l / log rho_l, and with constants |log10 c_l| <= 1 at |log10 rho_l| >= 5 (the fit
+window) the factor stays in [2.8, 3.2]; fixed before the measurement."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -133,6 +138,19 @@ def doubly_exponential_checks(record: Record) -> list[Check]:
     last = np.array([y[i, k][-1] / x[i, k][-1] if k.any() else math.nan for i, k in enumerate(keep)])
     float_ok = p.rho_float64 >= 1e-8  # where float64 still resolves rho to 8 digits
     gap = np.abs(np.log10(np.where(float_ok, p.rho_float64, 1.0)) - np.where(float_ok, p.log10_rho, 0.0))
+    # the growth rate of -log rho through depth: log10(-log10 rho_l) against l, on the same layers;
+    # the rival is exponential decay from the same start to the same deepest fitted point,
+    # log10 rho_l = log10 rho_0 - k l, whose -log rho grows linearly (log10(-log10 rho_l) ~ log10 l)
+    growth, rival = np.full(len(keep), math.nan), np.full(len(keep), math.nan)
+    for i, k in enumerate(keep):
+        layers = np.arange(1, p.log10_rho.shape[1])[k]  # the layers l + 1 whose rho is in the window
+        if layers.size >= 3:
+            depth_rho = p.log10_rho[i, layers]
+            growth[i] = np.polyfit(layers, np.log10(-depth_rho), 1)[0]
+            start = p.log10_rho[i, 0]
+            exponential = start - (start - depth_rho[-1]) * layers / layers[-1]
+            rival[i] = np.polyfit(layers, np.log10(-exponential), 1)[0] if (exponential < 0).all() else 0.0
+    glo, ghi = GROWTH_BAND
     lo, hi = SLOPE_BAND
     regime = (f"pure SAN, n={pc.n_tokens}, d={pc.d_model}, one head, s={pc.qk_scale:g}, sigma_v={pc.value_scale:g}, "
               f"L={pc.depth}, {pc.runs} networks in {pc.digits}-digit arithmetic (mpmath); pairs with rho_(l+1) in "
@@ -145,6 +163,16 @@ def doubly_exponential_checks(record: Record) -> list[Check]:
                      lo, hi, _worst(slopes, theory.CUBIC_EXPONENT), predicted=f"3 (in [{lo}, {hi}])", regime=regime,
                      alternative="exponential decay at any rate: log rho_(l+1) = log rho_l + log k",
                      alternative_predicted=theory.SKIP_EXPONENT),
+        Check.within("doubly_exponential_growth",
+                     "pure SAN through depth: -log rho_l grows by a factor 3 per layer, "
+                     "slope of log10(-log10 rho_l) in l = log10 3",
+                     glo, ghi, _worst(growth, math.log10(3.0)), predicted=f"log10 3 = {math.log10(3):.4f} "
+                     f"(in [log10 2.8, log10 3.2] = [{glo:.3f}, {ghi:.3f}])",
+                     regime=regime.replace("worst slope shown", "worst growth slope shown"),
+                     alternative="exponential decay rho_l = rho_0 q^l through the same deepest point: "
+                                 "log10(-log10 rho_l) = log10(k l - log10 rho_0), slope ~ 1/(l ln 10) -> 0 "
+                                 "(largest over networks shown)",
+                     alternative_predicted=float(np.nanmax(rival)) if np.isfinite(rival).any() else math.nan),
         Check.at_most("extended_precision_matches_float64",
                       "the extended-precision SAN reproduces transformer_forward in float64 wherever float64 resolves rho",
                       1e-6, float(gap.max()), predicted="0 (|log10 rho_mp - log10 rho_f64| <= 1e-6 where rho_f64 >= 1e-8)",
@@ -275,6 +303,47 @@ def skip_checks(record: Record) -> list[Check]:
                                     alternative="no collapse: rho_8 = rho_0 (rank kept)",
                                     alternative_predicted=float(rho_full[:, :, 0].max())))
     return checks
+
+
+def band_margin(ratio: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """min over entries of min(ratio / lower, upper / ratio): >= 1 iff every ratio lies in its band
+    (entries whose lower end is 0 test only the upper end)."""
+    low = np.where(lower > 0, ratio / np.where(lower > 0, lower, 1.0), np.inf)
+    return float(np.minimum(low, upper / ratio).min())
+
+
+def regime_checks(record: Record) -> list[Check]:
+    """Where skips keep the residual (the (alpha, sigma_v, s) map of SAN+skip, no MLP or LayerNorm)."""
+    cfg, rc, r = record.config, record.config.regime, load(record, "regime", Regime)
+    lower, upper = theory.residual_band(r.contraction)
+    ratio = r.residual / r.residual[..., :1]
+    san = r.san_residual / r.san_residual[..., :1]
+    L = rc.depth
+    a, v = np.meshgrid(np.asarray(rc.alphas), np.asarray(rc.value_scales), indexing="ij")  # (A, V)
+    strength = (a * v) ** 2 * L  # alpha^2 sigma_v^2 L: Noci's exponent
+    guaranteed = lower[..., -1] >= 0.5  # (A, V, S, N): the band keeps ||R_L|| >= ||R_0|| / 2
+    rho_L = r.rho_fro[..., -1]  # (A, V, S, N)
+    weak, strong = strength <= 1.0, strength >= 20.0
+    grid = f"alpha in {rc.alphas}, sigma_v in {rc.value_scales}, s in {rc.qk_scales}, L={L}, n={rc.n_tokens}, d={rc.d_model}, {rc.seeds} seeds"
+    return [
+        Check.at_least(
+            "skip_residual_band",
+            "SAN+skip: prod(1 - k_l) <= ||res(X_L)||_F / ||res(X_0)||_F <= prod(1 + k_l), "
+            "k_l = alpha ||(I-J) P_l (I-J)||_2 ||W_V W_O||_2, at every layer (composed over depth)",
+            1.0 - 1e-12, band_margin(ratio[..., 1:], lower[..., 1:], upper[..., 1:]),
+            predicted="band margin >= 1 (float64: >= 1 - 1e-12)",
+            regime=(f"{grid}; every layer 1..L; the lower end stays >= 1/2 at L in {guaranteed.mean():.0%} of the "
+                    f"(cell, seed) runs; median k_l {np.median(r.contraction):.2g}"),
+            alternative="the skip does not stop the residual's collapse: ||res(X_L)|| / ||res(X_0)|| as in the pure SAN",
+            alternative_predicted=band_margin(np.maximum(san[..., 1:], np.finfo(float).tiny), lower[..., 1:], upper[..., 1:])),
+        Check.at_least(
+            "skip_regime_kept", "SAN+skip keeps the relative residual where alpha^2 sigma_v^2 L <= 1 (Noci's exponent "
+            "small): min rho_F,L over those cells and seeds (observed, no theorem at random QK)",
+            0.1, float(rho_L[weak].min()) if weak.any() else math.nan, kind="observation",
+            regime=(f"{grid}; {int(weak.sum())} of {weak.size} (alpha, sigma_v) cells have alpha^2 sigma_v^2 L <= 1; "
+                    f"median rho_F,L where alpha^2 sigma_v^2 L >= 20: "
+                    f"{np.median(rho_L[strong]) if strong.any() else math.nan:.2g}")),
+    ]
 
 
 def witness_checks(record: Record) -> list[Check]:
@@ -408,4 +477,4 @@ def checks(record: Record) -> list[Check]:
     return [*cubic_law_checks(record), *doubly_exponential_checks(record), *bound_check(record),
             *residual_definition_check(record), *collapse_checks(record), *skip_checks(record),
             *witness_checks(record), *path_checks(record), *depth_scaling_checks(record), *gradient_checks(record),
-            *noci_checks(record), *cluster_checks(record), *toy_check(record)]
+            *noci_checks(record), *regime_checks(record), *cluster_checks(record), *toy_check(record)]

@@ -146,7 +146,7 @@ class BoundConfig(SubConfig):
 
     @property
     def groups(self) -> list[tuple[int, int]]:
-        """The (n, d) pairs, n-major: group g uses the generators seeded ``seed + g * trials``."""
+        """The (n, d) pairs, n-major: group (n, d) draws from the sub-stream ``"n{n}_d{d}"``."""
         return [(n, d) for n in self.tokens for d in self.widths]
 
 
@@ -240,6 +240,46 @@ class NociConfig(SubConfig):
     def alphas(self) -> tuple[float, float]:
         """The two branch scales tested: 1 and 1/sqrt(L)."""
         return 1.0, 1.0 / math.sqrt(self.depth)
+
+
+BERT_INIT_STD = 0.02
+"""The per-entry init std of BERT-like models (all weight matrices N(0, 0.02^2) at width 768)."""
+BERT_WIDTH = 768
+BERT_QK_SCALE = BERT_INIT_STD * math.sqrt(BERT_WIDTH)
+"""s of the 0.02 init in this study's parametrisation W_Q, W_K ~ N(0, s^2/d): 0.02 sqrt(768) = 0.554."""
+BERT_VALUE_GAIN = BERT_INIT_STD ** 2 * BERT_WIDTH
+"""sigma_v of the 0.02 init: W_V and W_O both N(0, 0.02^2) at d = 768 make the value map's gain
+(0.02 sqrt 768)^2 = 0.307 times the norm-preserving N(0, 1/d) pair this study uses."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegimeConfig(SubConfig):
+    """Where skips keep the residual: SAN+skip over a grid of (alpha, sigma_v, s), all layers to ``depth``."""
+
+    alphas: tuple[float, ...] = (0.1, 0.3, 1.0)
+    """Branch scales alpha (1/sqrt(L) is 0.29 at L = 12 and 0.14 at L = 48)."""
+    value_scales: tuple[float, ...] = (round(BERT_VALUE_GAIN, 3), 1.0, 2.0)
+    """sigma_v values; the first is the value-map gain of the 0.02 init (`BERT_VALUE_GAIN`)."""
+    qk_scales: tuple[float, ...] = (round(BERT_QK_SCALE, 3), 1.0, 2.0)
+    """QK scales s; the first is the 0.02 init's (`BERT_QK_SCALE`)."""
+    depth: int = 48
+    """L: every layer up to it is recorded."""
+    n_tokens: int = 16
+    """n."""
+    d_model: int = 32
+    """d (one head)."""
+    seeds: int = 10
+    """Networks per cell (shared across cells: cell (alpha, sigma_v, s) rescales seed i's unit weights)."""
+
+    def validate(self) -> None:
+        require_sequence(self, "alphas", low=0.0, low_open=True)
+        require_sequence(self, "value_scales", low=0.0, low_open=True)
+        require_sequence(self, "qk_scales", low=0.0, low_open=True)
+        require_int(self, "depth", low=1)
+        require_int(self, "n_tokens", low=2)
+        require_int(self, "d_model", low=1)
+        require_int(self, "seeds", low=2)
+        _require_no_overflow(max(self.value_scales), max(self.alphas), self.depth)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,6 +378,8 @@ class Config(StudyConfig):
     """The query/key gradients at a collapsed input."""
     noci: NociConfig = field(default_factory=NociConfig)
     """The Noci et al. uniform-attention Monte Carlo."""
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    """Where skips keep the residual: the (alpha, sigma_v, s) map of SAN+skip."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """The Geshkovski et al. sphere dynamics."""
     toy: ToyConfig = field(default_factory=ToyConfig)
@@ -404,6 +446,8 @@ class Config(StudyConfig):
             bound=BoundConfig(tokens=(2, 16), widths=(1, 8), trials=20),  # 4 (n, d) pairs (with the tight n=2, d=1) x 20 trials
             precision=PrecisionConfig(depth=7, digits=800, runs=2),  # 2 networks, 7 layers: four cubic steps below 1e-5
             noci=NociConfig(depth=6, samples=300),      # a smaller Monte Carlo: its tolerance is its own 4 SE
+            regime=RegimeConfig(alphas=(0.1, 1.0), value_scales=(round(BERT_VALUE_GAIN, 3), 2.0),
+                                qk_scales=(round(BERT_QK_SCALE, 3), 1.0), depth=12, seeds=3),  # the grid's corners, shallower
             cluster=ClusterConfig(betas=(1.0, 4.0), time=12.0),  # one merging, one metastable beta; t=12 merges beta=1
             toy=ToyConfig(grid=21, depth=12),           # a coarser, shallower phase diagram
         )
@@ -422,6 +466,7 @@ class Config(StudyConfig):
             precision=PrecisionConfig(depth=9, digits=4000, runs=20),  # one more cubic step, 20 networks (minutes)
             paths=PathsConfig(depth=4),                 # 81 paths instead of 27
             noci=NociConfig(samples=10000),             # a standard error sqrt(10) below quick's
+            regime=RegimeConfig(depth=96, seeds=20),    # twice as deep, 20 networks per cell
             cluster=ClusterConfig(time=200.0),          # 10x longer, to follow the metastable clusters at large beta
             toy=ToyConfig(grid=121, depth=48),          # a finer phase diagram, as deep as the sweep
         )

@@ -2,6 +2,8 @@
 reading the typed results of the record; they display nothing."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from workbench.phases import load
@@ -10,7 +12,7 @@ from workbench.record import Record
 
 from studies.rank_collapse import theory
 from studies.rank_collapse.checks import FIT_WINDOW, NOCI_Z, PRECISION_MARGIN, fitted_slopes
-from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths,
+from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths, Regime,
                                             Precision, Scaling, Scan, Sweep, TwoToken)
 
 _SCALE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
@@ -122,7 +124,9 @@ def precision_figure(record: Record):
         f64 = -np.log10(np.maximum(p.rho_float64[r], 1e-300))
         ax.semilogy(layers, np.where(p.rho_float64[r] > 1e-15, f64, np.nan), "x", ms=4, color="tab:red",
                     label="float64 (above its floor)" if r == 0 else None)
-    start = int(np.nanargmin(np.abs(np.log10(np.nanmedian(depth_of, 0)) - 1)))  # about 10 decades
+    with warnings.catch_warnings():  # the deepest layers sit at the floor (NaN) in every run
+        warnings.simplefilter("ignore", RuntimeWarning)
+        start = int(np.nanargmin(np.abs(np.log10(np.nanmedian(depth_of, 0)) - 1)))  # about 10 decades
     ref = np.nanmedian(depth_of[:, start])
     after = layers[start:]
     ax.semilogy(after, ref * 3.0 ** (after - start), "k--", lw=0.8, label=r"$\times 3$ per layer (cubic)")
@@ -339,6 +343,55 @@ def gradient_figure(record: Record):
     return fig
 
 
+def regime_figure(record: Record):
+    """Where skips keep rank: median rho_F,L of SAN+skip over (alpha, sigma_v) for each QK scale s,
+    and the residual through depth against its two-sided band for three cells."""
+    rc, r = record.config.regime, load(record, "regime", Regime)
+    import matplotlib.pyplot as plt
+
+    S = len(rc.qk_scales)
+    fig, axes = new_figure(S + 1, 1, width=2.6, height=2.8)
+    lower, upper = theory.residual_band(r.contraction)
+    med = np.log10(np.median(r.rho_fro[..., -1], axis=-1))  # (A, V, S)
+    L = rc.depth
+    for j, s in enumerate(rc.qk_scales):
+        ax = axes[0, j]
+        im = ax.imshow(med[:, :, j], origin="lower", vmin=-8, vmax=0, cmap="viridis", aspect="auto")
+        for ia, alpha in enumerate(rc.alphas):
+            for iv, sigma in enumerate(rc.value_scales):
+                kept = np.median(lower[ia, iv, j, :, -1]) >= 0.5
+                weak = (alpha * sigma) ** 2 * L <= 1
+                ax.text(iv, ia, f"{med[ia, iv, j]:.1f}" + ("*" if kept else "") + ("\n(weak)" if weak else ""),
+                        ha="center", va="center", fontsize=6, color="w" if med[ia, iv, j] < -4 else "k")
+        ax.set_xticks(range(len(rc.value_scales)), [f"{v:g}" for v in rc.value_scales])
+        ax.set_yticks(range(len(rc.alphas)), [f"{a:g}" for a in rc.alphas])
+        ax.set_xlabel(r"$\sigma_v$")
+        ax.set_ylabel(r"$\alpha$")
+        ax.set_title(f"s={s:g}" + (" (0.02 init)" if j == 0 else ""), fontsize=8)
+    fig.colorbar(im, ax=axes[0, S - 1], label=fr"median $\log_{{10}}\rho_F$ at L={L}")
+    ax = axes[0, S]
+    layers = np.arange(L + 1)
+    ratio = r.residual / r.residual[..., :1]
+    picks = ((0, 0, 0), (len(rc.alphas) - 1, 1 if len(rc.value_scales) > 1 else 0, 1 if S > 1 else 0),
+             (len(rc.alphas) - 1, len(rc.value_scales) - 1, S - 1))
+    for (ia, iv, j), color in zip(picks, ("tab:blue", "tab:orange", "tab:red")):
+        label = fr"$\alpha$={rc.alphas[ia]:g}, $\sigma_v$={rc.value_scales[iv]:g}, s={rc.qk_scales[j]:g}"
+        seed_band(ax, layers, ratio[ia, iv, j], log=True, color=color, label=label)
+        ax.plot(layers, np.median(upper[ia, iv, j], 0), ":", color=color, lw=1)
+        lo = np.median(lower[ia, iv, j], 0)
+        ax.plot(layers[lo > 0], lo[lo > 0], "--", color=color, lw=1)
+    ax.set_yscale("log")
+    shown = ratio[[p[0] for p in picks], [p[1] for p in picks], [p[2] for p in picks]]
+    ax.set_ylim(shown.min() / 10, shown.max() * 1e3)  # the upper band runs off far above: clip it
+    ax.set_xlabel("layer l")
+    ax.set_ylabel(r"$\|res(X_l)\|_F/\|res(X_0)\|_F$")
+    ax.set_title("residual in its band (dashed, dotted)", fontsize=8)
+    ax.legend(fontsize=5, loc="upper left")
+    fig.suptitle(f"SAN+skip (no MLP, no LN), {rc.seeds} seeds, n={rc.n_tokens}, d={rc.d_model}: "
+                 "* = band keeps $\\|R_L\\|\\geq\\|R_0\\|/2$, (weak) = $\\alpha^2\\sigma_v^2L\\leq 1$", fontsize=7)
+    return fig
+
+
 def figures(record: Record) -> dict:
     """Every figure of the study, keyed by file name."""
     return {
@@ -349,6 +402,7 @@ def figures(record: Record) -> dict:
         "paths": paths_figure(record),
         "two_token_phase": toy_figure(record),
         "noci_depth_scaling": noci_figure(record),
+        "skip_regime": regime_figure(record),
         "clustering": clustering_figure(record),
         "qk_gradients": gradient_figure(record),
     }

@@ -17,6 +17,7 @@ Geshkovski et al. (2023).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -24,21 +25,24 @@ import torch
 from mpmath import mp
 from torch import Tensor
 
-from workbench.attention import TransformerSpec, init_transformer, member_generators, transformer_forward
+from workbench.attention import TransformerSpec, init_transformer, transformer_forward
+from workbench.streams import Stream
 
 from studies.rank_collapse.norms import (composite_norm, relative_residual, relative_residual_fro, residual_mean,
                                          residual_norm)
 from studies.rank_collapse.theory import enumerate_paths
 
-STREAM_STRIDE = 1_000_003
-"""Seed offset between the random streams of the different experiments (member i of stream k
-uses the generator seeded ``seed + i + k * STREAM_STRIDE``)."""
-STREAMS = {"sweep": 0, "scan": 1, "bound": 2, "paths": 3, "noci": 4, "cluster": 5, "grad": 6, "precision": 7}
+EXPERIMENTS = ("sweep", "scan", "bound", "paths", "noci", "cluster", "grad", "precision", "regime")
+"""The experiment names of the study's random streams: experiment ``x`` draws from
+``Stream(cfg.seed, "rank-collapse/x")`` and its children (``"X"``, ``"weights"``, ...), member i
+of every ensemble from the member-i sub-stream (`workbench.streams`)."""
 
 
-def stream_generators(seed: int, stream: str, n_members: int) -> list[torch.Generator]:
-    """One CPU generator per member for experiment ``stream``."""
-    return member_generators(seed + STREAMS[stream] * STREAM_STRIDE, n_members)
+def experiment_stream(seed: int, experiment: str) -> Stream:
+    """The root stream of one of the study's experiments (`EXPERIMENTS`)."""
+    if experiment not in EXPERIMENTS:
+        raise KeyError(f"unknown rank-collapse experiment {experiment!r}; known: {EXPERIMENTS}")
+    return Stream(seed, f"rank-collapse/{experiment}")
 
 
 # ----------------------------------------------------------------------------- architectures
@@ -55,12 +59,27 @@ def variant_specs(depth: int, d_model: int, n_heads: int, *, alpha: float, skip:
     }
 
 
-def init_weights(spec: TransformerSpec, generators: list[torch.Generator], *, value_scale: float,
+def init_weights(spec: TransformerSpec, stream: Stream, members, *, value_scale: float,
                  dtype: torch.dtype, device: torch.device | str) -> dict[str, Tensor]:
-    """``init_transformer`` with MLP weights always drawn (after the attention weights, so every
+    """``init_transformer`` with MLP weights always drawn (from their own sub-streams, so every
     variant sees the same attention weights) and unit QK scale; `at_scales` applies s."""
     spec = replace(spec, mlp=True)
-    return init_transformer(spec, generators, qk_std=1.0, value_std=value_scale, dtype=dtype, device=device)
+    return init_transformer(spec, stream, members, qk_std=1.0, value_std=value_scale, dtype=dtype, device=device)
+
+
+def uniform_attention_weights(spec: TransformerSpec, stream: Stream, members, *, value_scale: float,
+                              dtype: torch.dtype, device: torch.device | str) -> dict[str, Tensor]:
+    """``init_transformer(spec, stream, members, qk_std=0, value_std=value_scale)`` without drawing
+    the query/key weights it would multiply by 0: W_V and W_O are the same draws (the same
+    sub-streams and scales), W_Q = W_K = 0, so P = J at every layer (uniform attention)."""
+    d, h, k, n_l = spec.d_model, spec.n_heads, spec.head_dim, spec.n_weight_layers
+    zeros = torch.zeros((len(members) if not isinstance(members, int) else members, n_l, h, d, k), dtype=dtype,
+                        device=device)
+    return {"W_Q": zeros, "W_K": zeros.clone(),
+            "W_V": stream.child("W_V").normal((n_l, h, d, k), members=members, device=device, dtype=dtype)
+            * (value_scale / math.sqrt(d)),
+            "W_O": stream.child("W_O").normal((n_l, h, k, d), members=members, device=device, dtype=dtype)
+            * (1.0 / math.sqrt(k * h))}
 
 
 def at_scales(params: dict[str, Tensor], scales: Tensor) -> dict[str, Tensor]:
@@ -90,13 +109,25 @@ def tile_members(X: Tensor, times: int) -> Tensor:
 # ----------------------------------------------------------------------------- inputs and trajectories
 def layer_trajectory(X: Tensor, params: dict[str, Tensor], spec: TransformerSpec) -> dict[str, Tensor]:
     """Run the stack; return relative residuals (composite and Frobenius), absolute residual and
-    norm for every hidden state, each (e, L + 1)."""
+    norm for every hidden state, each (e, L + 1).
+
+    The same numbers as `norms.relative_residual`, `relative_residual_fro`, `residual_norm` and
+    `composite_norm` of the stacked hidden states (bit for bit: the same operations in the same
+    order), with the centring and each absolute value taken once instead of once per statistic
+    (they are most of the sweep's memory traffic)."""
     hidden = torch.stack(transformer_forward(X, params, spec).hidden, dim=1)  # (e, L+1, n, d)
+    res = residual_mean(hidden)
+
+    def composite(M: Tensor) -> Tensor:  # norms.composite_norm, one abs for both sums
+        A = M.abs()
+        return torch.sqrt(A.sum(dim=-2).amax(dim=-1) * A.sum(dim=-1).amax(dim=-1))
+
+    residual, norm = composite(res), composite(hidden)
     return {
-        "rho": relative_residual(hidden),
-        "rho_fro": relative_residual_fro(hidden),
-        "residual": residual_norm(hidden),
-        "norm": composite_norm(hidden),
+        "rho": residual / norm,
+        "rho_fro": res.flatten(-2).norm(dim=-1) / hidden.flatten(-2).norm(dim=-1),
+        "residual": residual,
+        "norm": norm,
     }
 
 

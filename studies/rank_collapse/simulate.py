@@ -7,7 +7,12 @@ stores each result as ``<phase>.<field>[.<key>]`` in the record.  Every result h
 and the sampled weights its measurements are computed from, so a record can be re-verified from its
 arrays alone: the witness and the depth-scaling runs reuse the sweep's saved weights, the two-token
 weights are sqrt(kappa) and 1, the sphere model has none, and only the Noci Monte Carlo's networks
-are not saved (see `Noci`).
+and the regime map's are not saved (see `Noci`, `Regime`: the regime map's are redrawn from their
+stream, bit for bit, by the record test).
+
+Randomness: every draw is a `workbench.streams.Stream` draw, experiment ``x`` from
+``model.experiment_stream(cfg.seed, x)`` and its named children, member i from member i's
+sub-stream, so member i of an ensemble is member i of any larger one.
 
 Shapes: N seeds, S QK scales, n tokens, d width, h heads, k = d / h, L layers, E input scales.
 Weights follow `workbench.attention.init_transformer`: W_Q, W_K, W_V (N, L, h, d, k), W_O
@@ -30,7 +35,8 @@ from workbench.record import Record
 from studies.rank_collapse.config import Config
 from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters, init_weights, layer_trajectory,
                                          path_decomposition, qk_value_gradients, rank_one_plus, san_forward_extended,
-                                         slice_layers, sphere_flow, stream_generators, tile_members, value_maps,
+                                         slice_layers, sphere_flow, experiment_stream, tile_members,
+                                         uniform_attention_weights, value_maps,
                                          variant_specs)
 from studies.rank_collapse.norms import (composite_norm, relative_residual, residual_argmin, residual_mean,
                                          residual_norm)
@@ -247,6 +253,28 @@ class Noci:
 
 
 @dataclass
+class Regime:
+    """SAN+skip (no MLP, no LayerNorm) over the grid (alpha, sigma_v, s) x seeds, every layer.
+
+    Shapes (A, V, S, N, L+1) or (A, V, S, N, L): A alphas, V value scales, S QK scales, N seeds.
+    Cell (a, v, s) uses seed i's unit-scale weights with W_Q, W_K times s and W_V times sigma_v
+    (drawn from the stream ``rank-collapse/regime``, child ``"weights"``; they are not saved: the
+    stream redraws them bit for bit from the config, see the record test)."""
+
+    X: np.ndarray
+    """(N, n, d) inputs X_0."""
+    residual: np.ndarray
+    """(A, V, S, N, L+1) ||res(X_l)||_F of SAN+skip."""
+    rho_fro: np.ndarray
+    """(A, V, S, N, L+1) ||res(X_l)||_F / ||X_l||_F of SAN+skip."""
+    san_residual: np.ndarray
+    """(A, V, S, N, L+1) ||res(X_l)||_F of the same layers without the skip (alpha = 1, the pure SAN)."""
+    contraction: np.ndarray
+    """(A, V, S, N, L) k_l = alpha ||(I-J) P_l (I-J)||_2 ||W_V,l W_O,l||_2 of SAN+skip's layer l: the
+    residual obeys (1 - k_l) ||R_l||_F <= ||R_(l+1)||_F <= (1 + k_l) ||R_l||_F (`theory.residual_band`)."""
+
+
+@dataclass
 class Clustering:
     """The Geshkovski et al. sphere dynamics for every (beta, seed); it has no weights."""
 
@@ -277,11 +305,6 @@ class TwoToken:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _randn(generators, shape, dtype) -> Tensor:
-    """One draw of ``shape`` per member generator, stacked: (m, *shape), on the CPU."""
-    return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators])
-
-
 def _np(value: Tensor | dict[str, Tensor]):
     """A tensor (or a dict of them) as numpy on the CPU."""
     if isinstance(value, dict):
@@ -315,9 +338,9 @@ def depth_sweep(cfg: Config) -> Sweep:
     """Relative residual per layer of the four variants for every (QK scale, seed)."""
     dev, dt = cfg.torch_device, cfg.torch_dtype
     N, S, n, d = cfg.n_seeds, len(cfg.qk_scale), cfg.n_tokens, cfg.d_model
-    gens = stream_generators(cfg.seed, "sweep", N)
-    X0 = _randn(gens, (n, d), dt).to(dev)  # (N, n, d): drawn first, so it does not depend on depth
-    base = init_weights(TransformerSpec(depth=cfg.weight_depth, d_model=d, n_heads=cfg.n_heads), gens,
+    st = experiment_stream(cfg.seed, "sweep")
+    X0 = st.child("X").normal((n, d), members=N, device=dev, dtype=dt)  # (N, n, d)
+    base = init_weights(TransformerSpec(depth=cfg.weight_depth, d_model=d, n_heads=cfg.n_heads), st.child("weights"), N,
                         value_scale=cfg.value_scale, dtype=dt, device=dev)
     scales = torch.tensor(cfg.qk_scale, dtype=dt, device=dev)
     params = slice_layers(at_scales(base, scales), cfg.depth)  # (S*N, L, ...)
@@ -393,14 +416,14 @@ def cubic_scan(cfg: Config) -> Scan:
     """
     sc, dev, dt = cfg.scan, cfg.torch_device, cfg.torch_dtype
     N, S, n, d = cfg.n_seeds, len(sc.qk_scale), sc.n_tokens, sc.d_model
-    gens = stream_generators(cfg.seed, "scan", N)
-    x = torch.stack([torch.randn(d, generator=g, dtype=dt) for g in gens]).to(dev)  # (N, d)
-    R0 = residual_mean(_randn(gens, (n, d), dt).to(dev))  # (N, n, d): centred N(0, 1) entries
-    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.n_heads), gens,
+    st = experiment_stream(cfg.seed, "scan")
+    x = st.child("x").normal((d,), members=N, device=dev, dtype=dt)  # (N, d)
+    R0 = residual_mean(st.child("R0").normal((n, d), members=N, device=dev, dtype=dt))  # (N, n, d): centred N(0, 1) entries
+    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.n_heads), st.child("one"), N,
                        value_scale=sc.value_scale, dtype=dt, device=dev)
-    multi = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.heads), gens,
+    multi = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=sc.heads), st.child("multi"), N,
                          value_scale=sc.value_scale, dtype=dt, device=dev)
-    two = init_weights(TransformerSpec(depth=2, d_model=d, n_heads=sc.n_heads), gens,
+    two = init_weights(TransformerSpec(depth=2, d_model=d, n_heads=sc.n_heads), st.child("two"), N,
                        value_scale=sc.value_scale, dtype=dt, device=dev)
     scales = torch.tensor(sc.qk_scale, dtype=dt, device=dev)
 
@@ -445,10 +468,10 @@ def extended_precision(cfg: Config) -> Precision:
     cubic steps 10^-5 -> 10^-15 -> 10^-45 -> ... that float64 (floor 1e-16) cuts off after one."""
     pc, dt = cfg.precision, cfg.torch_dtype
     n, d = pc.n_tokens, pc.d_model
-    gens = stream_generators(cfg.seed, "precision", pc.runs)
-    X = _randn(gens, (n, d), dt)  # (R, n, d), on the CPU: mpmath reads it there
+    st = experiment_stream(cfg.seed, "precision")
+    X = st.child("X").normal((n, d), members=pc.runs, dtype=dt)  # (R, n, d), on the CPU: mpmath reads it there
     spec = TransformerSpec(depth=pc.depth, d_model=d, n_heads=1)
-    p = init_transformer(spec, gens, qk_std=pc.qk_scale, value_std=pc.value_scale, dtype=dt)
+    p = init_transformer(spec, st.child("weights"), pc.runs, qk_std=pc.qk_scale, value_std=pc.value_scale, dtype=dt)
     hidden = torch.stack(transformer_forward(X, p, spec).hidden, 1)  # (R, L+1, n, d)
     X_np, weights = _np(X), _np(p)
     log10_rho = np.stack([san_forward_extended(X_np[r], {k: v[r] for k, v in weights.items()}, pc.digits)
@@ -469,15 +492,15 @@ def bound_trials(cfg: Config) -> Bound:
         "value_norm", "A_spectral", "max_row_sq")}
     inputs, weights = {}, {}
     for group, (n, d) in enumerate(cfg.bound.groups):
-        gens = stream_generators(cfg.seed + group * T, "bound", T)
-        u = torch.stack([torch.rand(3, generator=g, dtype=dt) for g in gens]).to(dev)  # (T, 3)
+        st = experiment_stream(cfg.seed, "bound").child(f"n{n}_d{d}")
+        u = st.child("u").uniform((3,), members=T, device=dev, dtype=dt)  # (T, 3)
         s = 0.25 * 16.0 ** u[:, 0]
         sigma_v = 0.25 * 16.0 ** u[:, 1]
         eps = 10.0 ** (-3.0 + 3.0 * u[:, 2])
-        x = torch.stack([torch.randn(d, generator=g, dtype=dt) for g in gens]).to(dev)
-        R0 = centred_unit(_randn(gens, (n, d), dt).to(dev))
+        x = st.child("x").normal((d,), members=T, device=dev, dtype=dt)
+        R0 = centred_unit(st.child("R0").normal((n, d), members=T, device=dev, dtype=dt))
         spec = TransformerSpec(depth=1, d_model=d, n_heads=1)
-        p = init_transformer(spec, gens, qk_std=1.0, value_std=1.0, dtype=dt, device=dev)
+        p = init_transformer(spec, st.child("weights"), T, qk_std=1.0, value_std=1.0, dtype=dt, device=dev)
         p["W_Q"] = p["W_Q"] * s.reshape(-1, 1, 1, 1, 1)
         p["W_K"] = p["W_K"] * s.reshape(-1, 1, 1, 1, 1)
         p["W_V"] = p["W_V"] * sigma_v.reshape(-1, 1, 1, 1, 1)
@@ -507,10 +530,11 @@ def bound_trials(cfg: Config) -> Bound:
 def path_experiment(cfg: Config) -> Paths:
     """The exact path decomposition without and with skips (s = 1)."""
     pc, dev, dt = cfg.paths, cfg.torch_device, cfg.torch_dtype
-    gens = stream_generators(cfg.seed, "paths", cfg.n_seeds)
-    X = _randn(gens, (pc.n_tokens, pc.d_model), dt).to(dev)
+    st = experiment_stream(cfg.seed, "paths")
+    X = st.child("X").normal((pc.n_tokens, pc.d_model), members=cfg.n_seeds, device=dev, dtype=dt)
     spec = TransformerSpec(depth=pc.depth, d_model=pc.d_model, n_heads=pc.heads, branch_scale=pc.branch_scale)
-    params = init_transformer(spec, gens, qk_std=1.0, value_std=pc.value_scale, dtype=dt, device=dev)
+    params = init_transformer(spec, st.child("weights"), cfg.n_seeds, qk_std=1.0, value_std=pc.value_scale, dtype=dt,
+                              device=dev)
     out: dict[str, dict[str, np.ndarray]] = {k: {} for k in (
         "rel_error", "count", "lengths", "rho", "length_residual", "output_rho")}
     for key, skip in (("noskip", False), ("skip", True)):
@@ -533,13 +557,13 @@ def gradient_experiment(cfg: Config) -> Gradients:
     eps in {0} + the grid) and at X = 1 x^T through the full model (every layer)."""
     gc, dev, dt = cfg.grad, cfg.torch_device, cfg.torch_dtype
     N, S, n, d = cfg.n_seeds, len(gc.qk_scale), gc.n_tokens, gc.d_model
-    gens = stream_generators(cfg.seed, "grad", N)
-    x = torch.stack([torch.randn(d, generator=g, dtype=dt) for g in gens]).to(dev)
-    R0 = residual_mean(_randn(gens, (n, d), dt).to(dev))  # centred N(0, 1) entries
-    G = _randn(gens, (n, d), dt).to(dev)
-    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=gc.n_heads), gens,
+    st = experiment_stream(cfg.seed, "grad")
+    x = st.child("x").normal((d,), members=N, device=dev, dtype=dt)
+    R0 = residual_mean(st.child("R0").normal((n, d), members=N, device=dev, dtype=dt))  # centred N(0, 1) entries
+    G = st.child("G").normal((n, d), members=N, device=dev, dtype=dt)
+    one = init_weights(TransformerSpec(depth=1, d_model=d, n_heads=gc.n_heads), st.child("one"), N,
                        value_scale=gc.value_scale, dtype=dt, device=dev)
-    deep = init_weights(TransformerSpec(depth=gc.depth, d_model=d, n_heads=gc.n_heads), gens,
+    deep = init_weights(TransformerSpec(depth=gc.depth, d_model=d, n_heads=gc.n_heads), st.child("deep"), N,
                         value_scale=gc.value_scale, dtype=dt, device=dev)
     scales = torch.tensor(gc.qk_scale, dtype=dt, device=dev)
     eps = torch.tensor((0.0,) + gc.epsilons, dtype=dt, device=dev)
@@ -567,17 +591,18 @@ def gradient_experiment(cfg: Config) -> Gradients:
 def noci_monte_carlo(cfg: Config, chunk: int = 500) -> Noci:
     """||m_l||^2 / ||m_0||^2 under uniform attention with skips, alpha in {1, 1/sqrt(L)}, for
     ``noci.samples`` independent networks (drawn in chunks to bound memory; each member has its
-    own generator, so chunking does not change the numbers)."""
+    own sub-stream, so chunking does not change the numbers)."""
     nc, dev, dt = cfg.noci, cfg.torch_device, cfg.torch_dtype
     alphas = nc.alphas
     spec = TransformerSpec(depth=nc.depth, d_model=nc.d_model, n_heads=nc.n_heads, skip=True)
-    gens = stream_generators(cfg.seed, "noci", nc.samples)
+    st = experiment_stream(cfg.seed, "noci")
     ratio = {a: [] for a in alphas}
     drift = {a: [] for a in alphas}
     for start in range(0, nc.samples, chunk):
-        g = gens[start:start + chunk]
-        X = _randn(g, (nc.n_tokens, nc.d_model), dt).to(dev)
-        p = init_transformer(spec, g, qk_std=0.0, value_std=nc.value_scale, dtype=dt, device=dev)
+        members = range(start, min(start + chunk, nc.samples))
+        X = st.child("X").normal((nc.n_tokens, nc.d_model), members=members, device=dev, dtype=dt)
+        p = uniform_attention_weights(spec, st.child("weights"), members, value_scale=nc.value_scale, dtype=dt,
+                                      device=dev)
         m0 = X.mean(dim=1).pow(2).sum(-1)  # (m,)
         for a in alphas:
             hidden = torch.stack(transformer_forward(X, p, replace(spec, branch_scale=a)).hidden, 1)  # (m, L+1, n, d)
@@ -590,13 +615,46 @@ def noci_monte_carlo(cfg: Config, chunk: int = 500) -> Noci:
         residual_drift=_np(torch.stack([torch.cat(drift[a]) for a in alphas]))))  # (2, samples)
 
 
+# ----------------------------------------------------------------------------- where skips keep rank
+def regime_map(cfg: Config) -> Regime:
+    """SAN+skip over (alpha, sigma_v, s): the Frobenius residual and relative residual through depth,
+    and the per-layer factors k_l of the two-sided residual band (`theory.residual_band`), with the
+    pure SAN on the same weights beside it."""
+    rc, dev, dt = cfg.regime, cfg.torch_device, cfg.torch_dtype
+    N, n, d, L = rc.seeds, rc.n_tokens, rc.d_model, rc.depth
+    st = experiment_stream(cfg.seed, "regime")
+    X = st.child("X").normal((n, d), members=N, device=dev, dtype=dt)  # (N, n, d)
+    spec = TransformerSpec(depth=L, d_model=d, n_heads=1)
+    unit = init_transformer(spec, st.child("weights"), N, qk_std=1.0, value_std=1.0, dtype=dt, device=dev)
+    centre = torch.eye(n, dtype=dt, device=dev) - torch.full((n, n), 1.0 / n, dtype=dt, device=dev)
+    out = {k: [] for k in ("residual", "rho_fro", "san_residual", "contraction")}
+    for alpha in rc.alphas:
+        for sigma in rc.value_scales:
+            for s in rc.qk_scales:
+                p = dict(unit)
+                p["W_Q"], p["W_K"], p["W_V"] = unit["W_Q"] * s, unit["W_K"] * s, unit["W_V"] * sigma
+                fwd = transformer_forward(X, p, replace(spec, skip=True, branch_scale=alpha))
+                H = torch.stack(fwd.hidden, 1)  # (N, L+1, n, d)
+                res = residual_mean(H).flatten(-2).norm(dim=-1)
+                P = torch.stack(fwd.patterns, 1)[:, :, 0]  # (N, L, n, n), one head
+                a = torch.linalg.matrix_norm(centre @ P @ centre, ord=2)  # (N, L)
+                w = torch.linalg.matrix_norm(torch.einsum("eldv,elvc->eldc", p["W_V"][:, :, 0], p["W_O"][:, :, 0]), ord=2)
+                san = torch.stack(transformer_forward(X, p, spec).hidden, 1)
+                out["residual"].append(res)
+                out["rho_fro"].append(res / H.flatten(-2).norm(dim=-1))
+                out["san_residual"].append(residual_mean(san).flatten(-2).norm(dim=-1))
+                out["contraction"].append(alpha * a * w)
+    shape = (len(rc.alphas), len(rc.value_scales), len(rc.qk_scales), N)
+    return _finite("regime", Regime(X=_np(X), **{k: _np(torch.stack(v).reshape(*shape, -1)) for k, v in out.items()}))
+
+
 # ----------------------------------------------------------------------------- Geshkovski et al.
 def clustering(cfg: Config) -> Clustering:
     """Sphere dynamics (SA) for every (beta, seed) from uniform random starts."""
     cc, dev, dt = cfg.cluster, cfg.torch_device, cfg.torch_dtype
     N, B = cfg.n_seeds, len(cc.betas)
-    gens = stream_generators(cfg.seed, "cluster", N)
-    x0 = _randn(gens, (cc.tokens, cc.dim), dt).to(dev)
+    st = experiment_stream(cfg.seed, "cluster")
+    x0 = st.child("x0").normal((cc.tokens, cc.dim), members=N, device=dev, dtype=dt)
     x0 = x0 / x0.norm(dim=-1, keepdim=True)
     beta = torch.tensor(cc.betas, dtype=dt, device=dev).repeat_interleave(N)
     flow = sphere_flow(tile_members(x0, B), beta, cc.step, cc.n_steps)
@@ -639,6 +697,7 @@ PHASES = (
     Phase("paths", path_experiment, inputs=lambda cfg: cfg.paths),
     Phase("grad", gradient_experiment, grad=True, inputs=lambda cfg: cfg.grad),
     Phase("noci", noci_monte_carlo, inputs=lambda cfg: cfg.noci),
+    Phase("regime", regime_map, inputs=lambda cfg: cfg.regime),
     Phase("cluster", clustering, inputs=lambda cfg: cfg.cluster),
     Phase("toy", two_token, inputs=lambda cfg: cfg.toy),
 )

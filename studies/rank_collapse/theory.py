@@ -236,3 +236,24 @@ def predict(config) -> dict:
         "noci_mean_growth": np.array([noci_mean_growth(a, noci.value_scale, np.arange(noci.depth + 1))
                                       for a in noci.alphas]),
     }
+
+
+# ------------------------------------------------------------------------------ where skips keep rank
+def residual_band(contraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two-sided band of ||res(X_l)||_F / ||res(X_0)||_F through a SAN with skips (our derivation).
+
+    With res(Y) = (I - J) Y, row-stochastic P (so P J = J and (I - J) J = 0) and R = (I - J) X,
+
+        R_(l+1) = R_l + alpha (I - J) P_l (I - J) R_l W_l,     W_l = W_V,l W_O,l,
+
+    exactly: the token-uniform part of X never reaches the residual, and the residual moves only
+    through the non-uniform part of the attention.  Hence, with k_l = alpha ||(I-J) P_l (I-J)||_2 ||W_l||_2,
+    (1 - k_l) ||R_l||_F <= ||R_(l+1)||_F <= (1 + k_l) ||R_l||_F, and composed over depth
+    prod (1 - k_l)_+ <= ||R_L||_F / ||R_0||_F <= prod (1 + k_l).  Uniform attention has k_l = 0
+    (Claim 3.1's witness: R frozen).  contraction (..., L) -> (lower, upper), each (..., L + 1).
+    """
+    k = np.asarray(contraction, dtype=float)
+    ones = np.ones(k.shape[:-1] + (1,))
+    lower = np.concatenate([ones, np.cumprod(np.clip(1.0 - k, 0.0, None), axis=-1)], axis=-1)
+    upper = np.concatenate([ones, np.cumprod(1.0 + k, axis=-1)], axis=-1)
+    return lower, upper
