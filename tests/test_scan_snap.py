@@ -17,11 +17,11 @@ from scipy.integrate import quad, solve_ivp
 from studies import scan_snap as ss
 from studies.scan_snap import joma, model, sgd, simulate, theory
 from studies.scan_snap.config import Config, OdeConfig, SweepConfig
-from studies.scan_snap.data import SequenceClasses
-from workbench.attention import member_generators
+from studies.scan_snap.data import CountSampler, SequenceClasses
 from workbench.errors import ConfigError, DivergenceError
 from workbench.phases import load
 from workbench.record import Record
+from workbench.streams import Stream
 
 checks_mod = importlib.import_module("studies.scan_snap.checks")
 
@@ -30,8 +30,13 @@ SMALL = SequenceClasses(10, 2, 1, 10)
 MEDIUM = SequenceClasses(10, 1, 2, 10)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _stream(name: str) -> Stream:
+    return Stream(0, "scan-snap/tests", name)
+
+
+def _batch(layout, batch_size, seq_len, name, members=None):
+    """One batch per member key (counts (E, B, M_c), classes (E, B)), or (B, M_c), (B,) alone."""
+    return CountSampler(layout, seq_len).draw(_stream(name), batch_size, members, 0)
 
 
 # ----------------------------------------------------------------------------- config
@@ -60,12 +65,13 @@ def test_config_fields_and_presets():
     names = {"n_common", "n_queries", "next_per_query", "n_distinct", "seq_len", "batch_size", "steps", "eta_y",
              "eta_z", "momentum", "init", "eta_y_factors", "seq_len_long", "n_seeds", "seed", "dtype", "device",
              "ode.t_max", "ode.snap_eta_y", "ode.lr_ratios", "sweep.queries", "sweep.eta_z", "sweep.steps",
-             "joma.toy_steps", "joma.mlp_steps", "joma.mlp_lr"}
+             "joma.toy_steps", "joma.mlp_steps", "joma.mlp_lr", "heatmap.momentum", "heatmap.init",
+             "ode.assumption2_common"}
     cfg = Config.quick()
     assert names <= set(Config.field_names())
     docs = Config.field_docs()
     assert all(docs.get(f) for f in cfg.to_dict())
-    for sub in (cfg.ode, cfg.sweep, cfg.joma):
+    for sub in (cfg.ode, cfg.sweep, cfg.joma, cfg.heatmap):
         assert all(type(sub).field_docs().get(f) for f in type(sub).__dataclass_fields__)
     assert Config.paper().sweep.queries == (1, 3, 5, 10) and Config.paper().n_seeds == 10
     cfg = cfg.with_overrides(["sweep.queries=1,3", "init=random", "eta_y_factors=1,10", "ode.t_max=2e4"])
@@ -103,14 +109,84 @@ def test_layouts_match_the_official_generator():
 
 
 def test_sampler_counts_and_frequencies():
-    counts, classes = SMALL.sample(4000, 64, _gen(0))
+    counts, classes = _batch(SMALL, 4000, 64, "freq")
     assert torch.all(counts.sum(1) == 63)
-    assert abs(classes.float().mean().item() - 0.5) < 0.03
+    assert abs(classes.double().mean().item() - 0.5) < 0.03
     for n in range(2):
         freq = counts[classes == n].sum(0) / counts[classes == n].sum()
         assert torch.allclose(freq, SMALL.probabilities()[n], atol=3e-3)
-    c2, k2 = SMALL.sample(4000, 64, _gen(0))
+    c2, k2 = _batch(SMALL, 4000, 64, "freq")
     assert torch.equal(counts, c2) and torch.equal(classes, k2)
+
+
+def test_count_sampler_inverts_the_binomial_chain_exactly():
+    """The table holds scipy's binomial CDFs (to 1e-13), and the vectorised search returns, bit for
+    bit, the inverse CDF searched directly in the table (numpy's searchsorted), stage by stage of
+    the conditional-binomial chain, for random uniforms and for uniforms placed on the table's own
+    CDF values (the boundaries, where an off-by-one would show)."""
+    from scipy.stats import binom
+
+    layout, T = SequenceClasses(3, 2, 1, 4), 20
+    n, sampler = T - 1, CountSampler(layout, T)
+    sup = layout.support()
+    J = sup.shape[1] - 1
+    q = layout.probabilities().gather(1, sup).numpy()
+    W = sampler._width  # rows padded to a power of two (32 here: T - 1 = 19 is not 2**k - 1)
+    table = sampler._table.reshape(-1, J, T, W).numpy()[sampler._table_of_class.numpy()]  # (K, J, r, x)
+    r, x = np.arange(T)[:, None], np.arange(W)[None, :]
+    for k in range(2):
+        for j in range(J):
+            ref = np.where(x >= r, 1.0, binom.cdf(x, r, q[k, j] / q[k, j:].sum()))
+            assert np.abs(table[k, j] - ref).max() < 1e-13
+    B = 2000
+    classes = _stream("chain-k").integers(0, 2, (B,))
+    k = classes.numpy()
+    u = _stream("chain-u").uniform((B, J)).numpy()
+    half = B // 2  # the first half's stage-0 uniform sits exactly on a CDF value of its row (r = T-1)
+    u[:half, 0] = table[k[:half], 0, n, _stream("chain-x").integers(0, n, (half,)).numpy()]
+    u[half:half + B // 4, 1:] = 1.0 - 2.0 ** -53  # the largest uniform after a random first stage: the search
+    # runs to the end of rows r < T-1 (an unpadded table would let it read the next row there)
+    got = sampler.counts_of(classes, torch.from_numpy(u)).numpy()
+    remaining = np.full(B, n)
+    for j in range(J):
+        rows = table[k, j, remaining]  # (B, T): F[j, r_b, .]
+        want = np.array([np.searchsorted(rows[b, :remaining[b]], u[b, j], side="right") for b in range(B)])
+        assert np.array_equal(got[np.arange(B), sup.numpy()[k, j]], want), j
+        remaining = remaining - want
+    assert np.array_equal(got[np.arange(B), sup.numpy()[k, -1]], remaining)
+
+
+def test_count_sampler_is_multinomial():
+    """Counts of T-1 = 3 tokens over a 4-token support: every outcome's frequency over 40000 draws
+    is within 5 standard errors of the multinomial pmf (and the sampler never leaves the support)."""
+    layout, T, N = SequenceClasses(2, 2, 1, 2), 4, 40000
+    counts, classes = _batch(layout, N, T, "pmf")
+    sup = layout.support()
+    q = layout.probabilities().gather(1, sup).numpy()
+    for k in range(2):
+        c = counts[classes == k]
+        assert torch.all(c.sum(1) == T - 1)
+        off = torch.ones(layout.n_context, dtype=torch.bool)
+        off[sup[k]] = False
+        assert torch.all(c[:, off] == 0)
+        keys, freq = torch.unique(c[:, sup[k]], dim=0, return_counts=True)
+        seen = {tuple(int(x) for x in key): int(f) for key, f in zip(keys, freq)}
+        n = len(c)
+        for a in range(T):
+            for b in range(T - a):
+                for d in range(T - a - b):
+                    x = (a, b, d, T - 1 - a - b - d)
+                    pmf = math.factorial(T - 1) / math.prod(math.factorial(v) for v in x) * float(np.prod(q[k] ** np.array(x)))
+                    assert abs(seen.get(x, 0) / n - pmf) <= 5 * math.sqrt(pmf * (1 - pmf) / n) + 1e-12, (x, pmf)
+
+
+def test_count_sampler_member_and_step_keys():
+    """Member i's batch at step t is the same drawn in an ensemble, alone, or in a block of steps."""
+    sampler, s = CountSampler(SMALL, 32), _stream("keys")
+    big_c, big_k = sampler.draw(s, 8, 5, range(3))  # (5, 3, 8, M_c)
+    alone_c, alone_k = sampler.draw(s, 8, [3], 2)  # (1, 8, M_c)
+    assert torch.equal(big_c[3, 2], alone_c[0]) and torch.equal(big_k[3, 2], alone_k[0])
+    assert not torch.equal(big_c[3, 1], big_c[3, 2]) and not torch.equal(big_c[2, 2], big_c[3, 2])
 
 
 # ------------------------------------------------------------------------------ model
@@ -130,24 +206,24 @@ def _positional_forward(Y, Z, tokens, classes, layout):
 
 
 def test_count_attention_equals_positional_softmax():
-    g = _gen(1)
-    p = model.init_params(SMALL, "random", [g])
+    """The model sees a sequence only through its token counts: the count forward equals the
+    per-position softmax on the token sequence itself, for sequences drawn token by token."""
+    p = model.init_params(SMALL, "random", _stream("pos-init"), 1)
     Y, Z = 4 * p["Y"][0], 4 * p["Z"][0]
-    classes = torch.randint(2, (6,), generator=g)
-    tokens = torch.multinomial(SMALL.probabilities()[classes], 20, replacement=True, generator=g)
+    classes = _stream("pos-class").integers(0, 2, (6,))
+    tokens = _stream("pos-tokens").categorical(SMALL.probabilities()[classes], (6, 20))  # (6, 20) token ids
     counts = torch.zeros(6, SMALL.n_context, dtype=F64).scatter_add_(1, tokens, torch.ones(6, 20, dtype=F64))
     fwd = model.forward(Y[None], Z[None], counts[None], classes[None], SMALL)
     assert fwd.loss.item() == pytest.approx(_positional_forward(Y, Z, tokens, classes, SMALL).item(), rel=1e-13)
+    perm = tokens.flip(1)  # the same tokens in reverse order: no positional information
+    assert _positional_forward(Y, Z, perm, classes, SMALL).item() == pytest.approx(fwd.loss.item(), rel=1e-13)
 
 
 @pytest.mark.parametrize("layout", [SMALL, MEDIUM])
 def test_lemma1_equals_autograd_and_finite_differences(layout):
-    gens = member_generators(3, 2)
-    p = model.init_params(layout, "random", gens)
+    p = model.init_params(layout, "random", _stream("lemma1"), 2)
     Y, Z = 3 * p["Y"], 3 * p["Z"]
-    batches = [layout.sample(8, 16, g) for g in gens]
-    counts = torch.stack([b[0] for b in batches])
-    classes = torch.stack([b[1] for b in batches])
+    counts, classes = _batch(layout, 8, 16, "lemma1", members=2)
     Yg, Zg = Y.clone().requires_grad_(True), Z.clone().requires_grad_(True)
     gY, gZ = torch.autograd.grad(model.forward(Yg, Zg, counts, classes, layout).loss.sum(), [Yg, Zg])
     _, closed = model.lemma1_gradients(Y, Z, counts, classes, layout)
@@ -165,26 +241,37 @@ def test_lemma1_equals_autograd_and_finite_differences(layout):
 
 
 def test_sgd_with_momentum_keeps_row_sums():
-    gens = member_generators(5, 2)
     out = sgd.train_sgd(SMALL, eta_y=torch.tensor([1.0, 3.0]), eta_z=torch.tensor([2.0, 0.5]),
-                             seed_of_member=torch.tensor([0, 1]), generators=gens, seq_len=32, batch_size=16,
+                             seed_of_member=torch.tensor([0, 1]), stream=_stream("momentum"), seq_len=32, batch_size=16,
                              steps=15, momentum=0.9, init="random", dtype=F64, device=torch.device("cpu"))
     assert out["Y_rowsum_drift"].max() < 1e-13 and out["Z_rowsum_drift"].max() < 1e-13
     assert np.abs(out["Z"]).max() > 0.3  # it did move
 
 
 def test_ensemble_member_equals_standalone_run():
-    common = dict(seq_len=24, batch_size=8, steps=6, momentum=0.5, init="random", dtype=F64, device=torch.device("cpu"))
+    """Member (pair, seed s) of an ensemble is bit for bit the standalone run of seed s, and a larger
+    ensemble (more seeds, other pairs) leaves it unchanged; the batch draws come in blocks of steps
+    of a size set by the ensemble, which must not matter either."""
+    common = dict(seq_len=24, batch_size=8, steps=6, momentum=0.5, init="random", dtype=F64, device=torch.device("cpu"),
+                  stream=_stream("ensemble"))
     ey = torch.tensor([1.0, 1.0, 4.0, 4.0])
     ez = torch.tensor([1.0, 1.0, 2.0, 2.0])
-    batched = sgd.train_sgd(SMALL, eta_y=ey, eta_z=ez, seed_of_member=torch.tensor([0, 1, 0, 1]),
-                                 generators=member_generators(7, 2), **common)
-    for i, (pair_ey, pair_ez, seed) in enumerate([(1.0, 1.0, 0), (1.0, 1.0, 1), (4.0, 2.0, 0), (4.0, 2.0, 1)]):
-        alone = sgd.train_sgd(SMALL, eta_y=torch.tensor([pair_ey]), eta_z=torch.tensor([pair_ez]),
-                                   seed_of_member=torch.tensor([0]), generators=member_generators(7 + seed, 1), **common)
-        for key in ("z", "loss", "p_correct"):
-            np.testing.assert_allclose(batched[key][:, i], alone[key][:, 0], rtol=0, atol=1e-13)
-        np.testing.assert_allclose(batched["Y"][i], alone["Y"][0], rtol=0, atol=1e-13)
+    batched = sgd.train_sgd(SMALL, eta_y=ey, eta_z=ez, seed_of_member=torch.tensor([0, 1, 0, 1]), **common)
+    larger = sgd.train_sgd(SMALL, eta_y=torch.cat([ey, torch.tensor([2.0, 2.0])]), eta_z=torch.cat([ez, torch.tensor([1.0, 1.0])]),
+                           seed_of_member=torch.tensor([0, 1, 0, 1, 2, 3]), **common)
+    old_block = sgd.BLOCK_NUMBERS
+    try:
+        sgd.BLOCK_NUMBERS = 8 * SMALL.n_context  # one step per block for a lone member
+        for i, (pair_ey, pair_ez, seed) in enumerate([(1.0, 1.0, 0), (1.0, 1.0, 1), (4.0, 2.0, 0), (4.0, 2.0, 1)]):
+            alone = sgd.train_sgd(SMALL, eta_y=torch.tensor([pair_ey]), eta_z=torch.tensor([pair_ez]),
+                                  seed_of_member=torch.tensor([seed]), **common)
+            for key in ("z", "loss", "p_correct"):
+                np.testing.assert_array_equal(batched[key][:, i], alone[key][:, 0])
+                np.testing.assert_array_equal(larger[key][:, i], alone[key][:, 0])
+            np.testing.assert_array_equal(batched["Y"][i], alone["Y"][0])
+    finally:
+        sgd.BLOCK_NUMBERS = old_block
+    assert not np.array_equal(batched["z"][:, 0], batched["z"][:, 1])  # seeds differ
 
 
 # ------------------------------------------------------------------------------ theory
@@ -301,10 +388,10 @@ def test_numpy_and_torch_attention_agree():
 
 # -------------------------------------------------------------------------------- JoMA
 def test_joma_toy_and_invariant():
-    mu = joma.toy_targets(member_generators(0, 3))
+    mu = joma.toy_targets(_stream("toy"), 3)
     out = joma.run_toy(mu, 300, gating="uniform")
     torch.testing.assert_close(out["v"], joma.toy_uniform_closed_form(mu, 300), rtol=0, atol=1e-13)
-    res = joma.run_mlp(SMALL, torch.tensor([0, 1, 2]), member_generators(1, 3), steps=60, lr=2.0)
+    res = joma.run_mlp(SMALL, torch.tensor([0, 1, 2]), _stream("mlp"), [0, 1, 2], steps=60, lr=2.0)
     assert res["invariant"].max() < 1e-12
     assert res["invariant_continuous"].max() > 1e-6  # the discretisation term is real and accounted for
 
@@ -322,7 +409,7 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     assert len(names) == len(set(names)) and len(names) >= 25
     failed = [c.name for c in checks if c.asserted and c.kind != "observation" and not c.passed]
     assert not failed, failed
-    for key in ("sgd.z", "sgd_long.z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep.1.entropy", "sweep.1.r2.entropy",
+    for key in ("sgd.z", "sgd_long.z", "fig4.z", "assumption2.r1_z", "assumption2.r2_z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep.1.entropy", "sweep.1.r2.entropy",
                 "joma_toy.entropy", "mlp.invariant", "mlp.W1", "bn.exact.0", "layout.P"):
         assert key in record.arrays, key
     assert [p.name for p in ss.PHASES] == list(record.info["phase_seconds"])
@@ -459,6 +546,10 @@ def test_slowdown_readout_separates_ln_ln_t_from_ln_t():
     lnln = checks_mod.decade_ratio(t, np.log(np.log(34 * t)), t0)
     bound = (lnln + 1.0) / 2  # log_slowdown_*'s bound, halfway between the two
     assert lnln < 0.8 and checks_mod.decade_ratio(t, 3 * np.log(t), t0) > bound
+    # lnln_fit_*: the fit comparison accepts ln ln t (and Eq. 129's B_n) and rejects ln t and a power law
+    fit = lambda z: checks_mod.lnln_fit_ratio(t, z, t0, 34, 2, 1.0)  # noqa: E731
+    assert fit(np.log(np.log(34 * t / 2))) < 0.01 and fit(theory.snap_bound(t, 1.0, 1.0, 34, 2)["exact"]) < 0.5
+    assert fit(3 * np.log(t)) > 0.99 and fit(t ** 0.2) > 0.5
 
 
 def test_joma_toy_check_fails_on_uniform_gating(smoke_record):

@@ -1,21 +1,24 @@
 """The scan-snap kernel for ``workbench bench``: SGD on the Y/Z model with per-member seeds.
 
 This is `sgd.train_sgd`, the training behind the ``sgd`` runs and the Fig. 6 sweep: every
-step, each seed's generator draws a fresh batch of ``batch_size`` sequences of length T from the
-sequence classes (on the CPU), the closed-form Lemma-1 gradients are taken for every member at
+step, a fresh batch of ``batch_size`` sequences of length T per member (its token counts, drawn
+directly from their multinomial law by `data.CountSampler`, for all members and a block of steps
+in one call on the device), the closed-form Lemma-1 gradients are taken for every member at
 once, two-rate SGD updates Y and Z, and the observers (distinct-token entropy, row-sum drifts,
-||Y||, the query rows of Z) are recorded after every step.  Member i has its own seed (its own
-initialisation and data stream) and the learning-rate pair eta_Y = eta_y * eta_y_factors[i mod 3],
+||Y||, the query rows of Z) are recorded after every step.  Member i has its own seed (member key i of the bench's
+stream: its own initialisation and data) and the learning-rate pair eta_Y = eta_y * eta_y_factors[i mod 3],
 eta_Z = eta_z of the main runs.  Sizes: the main Syn-Small layout (C = 10, Q = 2, D = 10, M = 34
 tokens), T = 128, batch 128, random initialisation, for ``STEPS`` steps.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from workbench.attention import member_generators
 from workbench.runtime import single_thread
+from workbench.streams import Stream
 
 from studies.scan_snap.config import Config
 from studies.scan_snap.data import SequenceClasses
@@ -23,8 +26,6 @@ from studies.scan_snap.sgd import train_sgd
 
 STEPS = 20
 """SGD steps of the timed training."""
-SEED_OFFSET = 7_000_001
-"""Offset of the bench's seeds from the config seed (a stream of its own)."""
 
 
 def _flops(layout: SequenceClasses, batch: int, steps: int, seq_len: int) -> float:
@@ -37,7 +38,8 @@ def _flops(layout: SequenceClasses, batch: int, steps: int, seq_len: int) -> flo
     backward = batch * (2 * Mc * M + 2 * Mc * M + 6 * Mc + 2 * Q * Mc) + 2 * M
     update = 2 * 2 * M * M
     observe = 10 * K * Mc + 2 * 2 * M * M + 2 * M * M
-    sample = batch * (seq_len - 1)  # one scatter-add per drawn token
+    support = layout.n_common + layout.n_distinct
+    sample = batch * (support - 1) * (150 + 4 * math.ceil(math.log2(seq_len)))  # Philox per uniform + the binomial search
     return float(steps * (forward + backward + update + sample) + (steps + 1) * observe + forward)
 
 
@@ -50,13 +52,13 @@ def bench_case(members: int, device: str):
     factors = np.asarray(cfg.eta_y_factors, dtype=np.float64)
     eta_y = torch.as_tensor(cfg.eta_y * factors[np.arange(members) % len(factors)])
     eta_z = torch.full((members,), cfg.eta_z, dtype=torch.float64)
-    base = cfg.seed + SEED_OFFSET
+    stream = Stream(cfg.seed, "scan-snap", "bench")
 
     def kernel(start: int, stop: int) -> dict[str, torch.Tensor]:
         e = stop - start
         with single_thread(cfg.torch_device):
-            out = train_sgd(layout, eta_y=eta_y[start:stop], eta_z=eta_z[start:stop], seed_of_member=torch.arange(e),
-                            generators=member_generators(base + start, e), seq_len=cfg.seq_len,
+            out = train_sgd(layout, eta_y=eta_y[start:stop], eta_z=eta_z[start:stop], seed_of_member=torch.arange(start, stop),
+                            stream=stream, seq_len=cfg.seq_len,
                             batch_size=cfg.batch_size, steps=STEPS, momentum=cfg.momentum, init="random",
                             dtype=cfg.torch_dtype, device=cfg.torch_device)
         traj = ("loss", "p_correct", "entropy", "Y_rowsum_drift", "Z_rowsum_drift", "Y_norm", "z")

@@ -30,7 +30,7 @@ from workbench.phases import load
 from studies.scan_snap import theory
 from studies.scan_snap.config import LR_CHECK_TIMES
 from studies.scan_snap.data import SequenceClasses
-from studies.scan_snap.simulate import GradientCheck, JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, Sweep
+from studies.scan_snap.simulate import Assumption2Run, GradientCheck, JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, Sweep
 
 SLOWDOWN_MULTIPLES = (1.5, 15.0, 150.0)
 """Decades after the snap, in units of t_0 = 2 K ln M / eta_Y (spec check 7)."""
@@ -44,7 +44,7 @@ TOLERANCES = {"float64": {"grad": 1e-10, "rowsum": 1e-12, "exact": 1e-9},
               "float32": {"grad": 1e-4, "rowsum": 1e-4, "exact": 1e-3}}
 
 __all__ = ["checks", "LR_CHECK_TIMES", "SLOWDOWN_MULTIPLES", "TOLERANCES", "sign_pattern", "frequency_gap", "peak_counts",
-           "scan_readout", "scans", "decade_ratio", "sparse_then_dense"]
+           "scan_readout", "scans", "decade_ratio", "lnln_fit_ratio", "sparse_then_dense"]
 
 
 def checks(record) -> list[Check]:
@@ -179,6 +179,24 @@ def decade_ratio(t: np.ndarray, z: np.ndarray, t0: float) -> float:
     about 0.75 for ln ln t after the snap."""
     za, zb, zc = (_interp_log(t, z, k * t0) for k in SLOWDOWN_MULTIPLES)
     return (zc - zb) / (zb - za)
+
+
+def lnln_fit_ratio(t: np.ndarray, z: np.ndarray, t0: float, M: int, K: int, eta_y: float) -> float:
+    """RMS residual of the least-squares fit z = a + b ln ln(M eta_Y t / K) (Eq. 129's snapping
+    argument) over 1.5 t0 <= t <= 150 t0, as a share of the two fits' residuals: r / (r + r'),
+    with r' that of z = a + b ln t.  0: ln ln t is exact, 1: ln t is exact, < 1/2: ln ln t fits
+    better."""
+    lo, hi = SLOWDOWN_MULTIPLES[0] * t0, SLOWDOWN_MULTIPLES[-1] * t0
+    tt = np.logspace(math.log10(lo), math.log10(hi), 60)
+    zz = np.array([_interp_log(t, z, x) for x in tt])
+
+    def rms(x: np.ndarray) -> float:
+        A = np.stack([np.ones_like(x), x], axis=1)
+        coef, *_ = np.linalg.lstsq(A, zz, rcond=None)
+        return float(np.sqrt(np.mean((A @ coef - zz) ** 2)))
+
+    r_lnln, r_ln = rms(np.log(np.log(M * eta_y * tt / K))), rms(np.log(tt))
+    return r_lnln / (r_lnln + r_ln) if r_lnln + r_ln > 0 else 0.5
 
 
 def sparse_then_dense(H: np.ndarray, *, nats: float = 0.01) -> tuple[bool, float, float]:
@@ -384,6 +402,17 @@ def scan_checks(record) -> list[Check]:
             most_r1 < D / 2, measured=f"at most {most_r1} of {D} per class (R2: at least {fewest})", predicted=f"< {D / 2:g} peaks",
             tolerance="peaks per class", regime=f"R1, all {r1.z.shape[1]} pairs, t <= {cfg.ode.t_max:g}", kind="observation"),
     ]
+    a2 = load(record, "assumption2", Assumption2Run)
+    lay2 = SequenceClasses(a2.n_common, cfg.n_queries, cfg.next_per_query, cfg.n_distinct)
+    d2 = [np.nonzero(lay2.distinct_mask().numpy()[n])[0] for n in range(lay2.n_classes)]
+    p1 = peak_counts(theory.class_attention(a2.r1_z, lay2), a2.t, d2)
+    p2 = peak_counts(theory.class_attention(a2.r2_z, lay2), a2.t, d2)
+    out.append(Check.holds(
+        "scan_absent_r1_assumption2", "With Assumption 2 satisfied (class overlap <= 1/K) the model's mean field R1 still does not scan: fewer than half the distinct tokens of a class peak and fall.",
+        int(p1.max()) < D / 2, measured=f"R1: at most {int(p1.max())} of {D} per class; R2: at least {int(p2.min())}",
+        predicted=f"< {D / 2:g} peaks", tolerance="peaks per class",
+        regime=f"C={a2.n_common} (f1.f2 = {a2.overlap:.2f} <= 1/K = {1 / lay2.n_classes:.2f}; Syn-Small: C={cfg.n_common}), "
+               f"eta_Y={cfg.main_eta[0][0]:g}, eta_Z={cfg.main_eta[1][0]:g}, t <= {cfg.ode.t_max:g}", kind="observation"))
     if _theory_regime(cfg):
         H1 = theory.distinct_entropy(c_r1, m.layout)
         H2 = theory.distinct_entropy(c_r2, m.layout)
@@ -470,12 +499,13 @@ def sparsity_checks(record) -> list[Check]:
                    "a logit that kept growing like ln t would not pass it by t_max either", predicted="< 0.5"))
         # Eq. 129: after t_0, B_n = O(ln ln t) once (eta_Z/eta_Y) ln^2(M eta_Y t/K) outweighs C_0,
         # which by t ~ 150 t_0 happens for eta_Y/eta_Z <= 2 (larger ratios stay in the ln^2 regime longer).
-        ratios, lnln = [], []
+        ratios, lnln, fits = [], [], []
         for i in np.nonzero(ok & (run.eta_y <= 2 * run.eta_z))[0]:
             t0i = float(theory.snap_time_t0(m.M, m.K, run.eta_y[i]))
             if SLOWDOWN_MULTIPLES[-1] * t0i > cfg.ode.t_max:
                 continue
             ratios.append(decade_ratio(t, run.z[:, i, m.psi[0], m.d_idx[0][-1]], t0i))
+            fits.append(lnln_fit_ratio(t, run.z[:, i, m.psi[0], m.d_idx[0][-1]], t0i, m.M, m.K, float(run.eta_y[i])))
             bound = theory.snap_bound(t, run.eta_y[i], run.eta_z[i], m.M, m.K)["snapping"]
             lnln.append(decade_ratio(t, bound, t0i))
         if ratios:
@@ -487,6 +517,13 @@ def sparsity_checks(record) -> list[Check]:
                 alternative="ln t growth, no snap (equal increments per decade; a power law gives more)", alternative_predicted=1.0,
                 regime=f"{name.upper()}, {len(ratios)} pairs with eta_Z <= eta_Y <= 2 eta_Z and 150 t0 <= t_max; ratios "
                        f"{min(ratios):.2f}-{max(ratios):.2f}; bound halfway between ln ln t and ln t"))
+            out.append(Check.at_most(
+                f"lnln_fit_{name}", f"In {label} the top distinct logit after the snap is fitted better by a + b ln ln t "
+                "(Theorem 4) than by a + b ln t: share r/(r+r') of the ln ln t fit's RMS residual r in the two least-squares fits over [1.5 t0, 150 t0] < 1/2.",
+                0.5, float(max(fits)), predicted="< 1/2 (ln ln t fits better; 0: exact)",
+                alternative="ln t growth (the ln t fit is exact: share 1)", alternative_predicted=1.0,
+                regime=f"{name.upper()}, the same {len(fits)} pairs; ratios {min(fits):.3f}-{max(fits):.3f}; "
+                       "threshold 1/2: the two fits equally good (fixed before measuring)"))
     return out
 
 
@@ -549,7 +586,7 @@ def sweep_checks(record) -> list[Check]:
     """Spec check 8 under the paper's protocol (Fig. 6): the final entropy's trends over the grid,
     each a z-test over seeds."""
     cfg, sw, panels = record.config, record.config.sweep, load(record, "sweep", Sweep)
-    S, nr, nz = cfg.n_seeds, len(sw.lr_ratios), len(sw.eta_z)
+    S, nr, nz = cfg.sweep_seeds, len(sw.lr_ratios), len(sw.eta_z)
     eta_y_min = sw.eta_z[0] * sw.lr_ratios[0]
     out = []
     for q in sw.queries:

@@ -9,7 +9,7 @@ from workbench.phases import load
 from workbench.plotting import new_figure, seed_band
 
 from studies.scan_snap import joma, theory
-from studies.scan_snap.simulate import JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, SnapBound, Sweep
+from studies.scan_snap.simulate import Assumption2Run, JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, SnapBound, Sweep
 
 
 def figures(record) -> dict:
@@ -30,23 +30,31 @@ def _first_of_group(run, group: int) -> int:
 
 
 def heatmaps(record):
-    """Fig. 4: c_n over SGD iterations, smallest and largest eta_Y (seed 0, class 0)."""
-    cfg, sgd = record.config, load(record, "sgd", SgdRun)
+    """Fig. 4: c_n over SGD iterations, smallest and largest eta_Y (seed 0, class 0); top row the
+    main runs' protocol (the theory's), bottom row the paper's (``fig4``: momentum, random init).
+    Rows are iterations 0, 2, ..., 10 and then the last step: the axis gap is marked."""
+    cfg, sgd, paper = record.config, load(record, "sgd", SgdRun), load(record, "fig4", SgdRun)
     c0, d0, _ = _class0_tokens(record)
     order = np.concatenate([c0, d0])  # class 0's tokens: common | distinct
     S, pairs = cfg.n_seeds, [0, len(cfg.eta_y_factors) - 1]
-    iters = [s for s in (0, 2, 4, 6, 8, 10) if s <= cfg.steps] + [cfg.steps]
-    fig, axes = new_figure(len(pairs), 1, width=3.6, height=3.0)
-    for ax, j in zip(axes[0], pairs):
-        c = theory.class_attention(sgd.z[iters, j * S], cfg.layout)[:, 0, order]  # (iters, tokens)
-        im = ax.imshow(c, aspect="auto", cmap="viridis", vmin=0)
-        ax.set_yticks(range(len(iters)), [str(i) for i in iters])
-        ax.axvline(len(c0) - 0.5, color="w", lw=1)
-        ax.set_xlabel("token (common | distinct, P increasing)")
-        ax.set_ylabel("SGD iteration")
-        ax.set_title(f"c_l|n, eta_Y={cfg.eta_y * cfg.eta_y_factors[j]:g}, eta_Z={cfg.eta_z:g}")
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, shrink=0.8)
+    early = [s for s in (0, 2, 4, 6, 8, 10) if s < cfg.steps]
+    iters = early + [cfg.steps]
+    protocols = [(sgd, [j * S for j in pairs], f"momentum {cfg.momentum:g}, {cfg.init} init"),
+                 (paper, [0, 1], f"paper: momentum {cfg.heatmap.momentum:g}, {cfg.heatmap.init} init")]
+    fig, axes = new_figure(len(pairs), 2, width=3.8, height=3.2)
+    for row, (run, members, label) in enumerate(protocols):
+        for col, (j, i) in enumerate(zip(pairs, members)):
+            ax = axes[row, col]
+            c = theory.class_attention(run.z[iters, i], cfg.layout)[:, 0, order]  # (iters, tokens)
+            im = ax.imshow(c, aspect="auto", cmap="viridis", vmin=0)
+            ax.set_yticks(range(len(iters)), [str(k) for k in early] + [f"{cfg.steps} (gap)"])
+            ax.axhline(len(early) - 0.5, color="r", lw=1.5, ls="--")  # the jump from step 10 to the last step
+            ax.axvline(len(c0) - 0.5, color="w", lw=1)
+            ax.set_xlabel("token (common | distinct, P increasing)")
+            ax.set_ylabel(f"SGD iteration (axis jumps {early[-1]} -> {cfg.steps})")
+            ax.set_title(f"c_l|n, eta_Y={cfg.eta_y * cfg.eta_y_factors[j]:g}, eta_Z={cfg.eta_z:g}\n{label}", fontsize=8)
+            ax.grid(False)
+            fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
 
@@ -75,22 +83,36 @@ def logits_vs_time(record):
 
 
 def r2_scan(record):
-    """R2's scan: distinct c_l|n(t) of class 0 with their peaks."""
-    cfg, r2 = record.config, load(record, "r2", R2Run)
+    """The scan, R1 against R2: distinct c_l|n(t) of class 0 with their peaks, on Syn-Small (top)
+    and on the Syn-Small-like layout that satisfies Assumption 2 (bottom, phase ``assumption2``)."""
+    from studies.scan_snap.data import SequenceClasses
+
+    cfg, r1, r2, a2 = record.config, load(record, "r1", R1Run), load(record, "r2", R2Run), load(record, "assumption2", Assumption2Run)
     _, d0, _ = _class0_tokens(record)
-    t, r2_i = r2.t, _first_of_group(r2, 0)
-    fig, axes = new_figure(1, 1, width=5.0, height=3.2)
-    ax = axes[0, 0]
-    c = theory.class_attention(r2.z[:, r2_i], cfg.layout)[:, 0, :]  # (n_t, M_c)
-    for k, l in enumerate(d0):
-        line, = ax.plot(t[1:], c[1:, l], color=f"C{k % 10}", lw=1)
-        i = int(np.argmax(c[:, l]))
-        if i < len(t) - 1:
-            ax.plot(t[i], c[i, l], "o", color=line.get_color(), ms=3)
-    ax.set_xscale("log")
-    ax.set_xlabel("t")
-    ax.set_ylabel("c_l|n (distinct tokens of class 0)")
-    ax.set_title(f"R2: scan then snap (eta_Y={r2.eta_y[r2_i]:g}, eta_Z={r2.eta_z[r2_i]:g})\ndots: peaks of c_l|n")
+    r1_i, r2_i = _first_of_group(r1, 0), _first_of_group(r2, 0)
+    lay2 = SequenceClasses(a2.n_common, cfg.n_queries, cfg.next_per_query, cfg.n_distinct)
+    d2 = np.nonzero(lay2.distinct_mask().numpy()[0])[0]
+    P = cfg.layout.probabilities().numpy()
+    f = P / np.linalg.norm(P, axis=1, keepdims=True)
+    rows = [(f"Syn-Small, C={cfg.n_common} (f1.f2 = {float(f[0] @ f[1]):.2f})", cfg.layout, d0, r1.t, r1.z[:, r1_i], r2.z[:, r2_i]),
+            (f"C={a2.n_common}: Assumption 2 holds (f1.f2 = {a2.overlap:.2f} <= 1/K)", lay2, d2, a2.t, a2.r1_z[:, 0], a2.r2_z[:, 0])]
+    fig, axes = new_figure(2, 2, width=4.0, height=3.0, sharey="row")
+    for row, (label, lay, d, t, z1, z2) in enumerate(rows):
+        for col, (name, z) in enumerate((("R1 (the model's T -> inf flow)", z1), ("R2 (reduced equation)", z2))):
+            ax = axes[row, col]
+            c = theory.class_attention(z, lay)[:, 0, :]  # (n_t, M_c)
+            peaks = 0
+            for k, l in enumerate(d):
+                line, = ax.plot(t[1:], c[1:, l], color=f"C{k % 10}", lw=1)
+                i = int(np.argmax(c[:, l]))
+                if i < len(t) - 1:
+                    ax.plot(t[i], c[i, l], "o", color=line.get_color(), ms=3)
+                    peaks += 1
+            ax.set_xscale("log")
+            ax.set_xlabel("t")
+            ax.set_ylabel("c_l|n (distinct tokens of class 0)")
+            ax.set_title(f"{name}: {peaks} of {len(d)} peak\n{label}", fontsize=8)
+    fig.suptitle(f"eta_Y={r2.eta_y[r2_i]:g}, eta_Z={r2.eta_z[r2_i]:g}; dots: peaks of c_l|n (a token that rises then falls)", fontsize=9)
     return fig
 
 
@@ -127,7 +149,7 @@ def snap_collapse(record):
 def entropy_vs_ratio(record):
     """Fig. 6: entropy vs eta_Y/eta_Z per eta_Z; SGD (paper protocol) and R2 at t = sweep.steps."""
     cfg, sw, panels = record.config, record.config.sweep, load(record, "sweep", Sweep)
-    S, ratios = cfg.n_seeds, np.asarray(sw.lr_ratios)
+    S, ratios = cfg.sweep_seeds, np.asarray(sw.lr_ratios)
     nr, nz = len(ratios), len(sw.eta_z)
     fig, axes = new_figure(len(sw.queries), 1, width=3.6, height=3.0)
     for ax, q in zip(axes[0], sw.queries):

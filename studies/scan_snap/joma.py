@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from workbench.errors import DivergenceError
+from workbench.streams import Stream
 
 from studies.scan_snap.data import SequenceClasses
 from studies.scan_snap.model import attention_of_classes, distinct_entropy
@@ -44,11 +45,10 @@ def entropy(p: Tensor) -> Tensor:
     return -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(-1)
 
 
-def toy_targets(generators: list[torch.Generator]) -> Tensor:
-    """mu (e, d): sorted uniform draws in TOY_MU_RANGE, one member per generator."""
+def toy_targets(stream: Stream, members) -> Tensor:
+    """mu (e, d): sorted uniform draws in TOY_MU_RANGE, one row per member key (``Stream`` conventions)."""
     lo, hi = TOY_MU_RANGE
-    return torch.stack([torch.sort(lo + (hi - lo) * torch.rand(TOY_DIM, generator=g, dtype=torch.float64)).values
-                        for g in generators])
+    return torch.sort(lo + (hi - lo) * stream.uniform((TOY_DIM,), members=members), dim=-1).values
 
 
 def run_toy(mu: Tensor, steps: int, *, gating: str = "softmax") -> dict[str, Tensor]:
@@ -71,12 +71,13 @@ def toy_uniform_closed_form(mu: Tensor, steps: int) -> Tensor:
     return mu + (TOY_V0 - mu) * (1.0 - TOY_ETA / mu.shape[-1]) ** steps
 
 
-def run_mlp(layout: SequenceClasses, activations: Tensor, generators: list[torch.Generator], *, steps: int,
+def run_mlp(layout: SequenceClasses, activations: Tensor, stream: Stream, members, *, steps: int,
             lr: float, width_factor: int = 4, dtype: torch.dtype = torch.float64,
             device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """GD on exp attention -> MLP phi(W1 a) -> decoder V, averaged over the K classes (T -> inf).
 
-    activations (e,) long indexes ACTIVATIONS; generators (one per member) draw W1(0) ~ N(0, 1/M_c).
+    activations (e,) long indexes ACTIVATIONS; W1(0) ~ N(0, 1/M_c) is drawn from ``stream`` for the
+    member keys ``members`` (e of them; a repeated key repeats the draw).
     Z(0) = 0 and V(0) = 0.  Returns per step (steps + 1, e): the loss, the distinct-token entropy
     of c_n (the normalised attention), the largest |invariant residual| and the largest
     |sum_m z_ml - (1/2) sum_k (W1_kl^2 - W1_kl(0)^2)| (the residual without the discretisation
@@ -86,13 +87,13 @@ def run_mlp(layout: SequenceClasses, activations: Tensor, generators: list[torch
     """
     K, Q, Mc, M = layout.n_classes, layout.n_queries, layout.n_context, layout.vocab
     H = width_factor * M
-    e = len(generators)
+    e = len(activations)
     P = layout.probabilities(dtype).to(device)  # (K, M_c)
     psi = layout.query_of_class.to(device)
     labels = layout.next_token(torch.arange(K, device=device))  # (K,)
     label_onehot = torch.nn.functional.one_hot(labels, M).to(dtype)  # (K, M)
-    W1 = torch.stack([torch.randn(H, Mc, generator=g, dtype=torch.float64) / math.sqrt(Mc) for g in generators])
-    W1 = W1.to(device=device, dtype=dtype)  # (e, H, M_c)
+    W1 = stream.child("W1").normal((H, Mc), members=members, device=device) / math.sqrt(Mc)
+    W1 = W1.to(dtype)  # (e, H, M_c)
     W1_0 = W1.clone()
     Z = torch.zeros(e, Q, Mc, dtype=dtype, device=device)
     V = torch.zeros(e, M, H, dtype=dtype, device=device)

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from workbench.attention import stable_softmax
+from workbench.streams import Stream
 
 from studies.scan_snap.data import SequenceClasses
 
@@ -63,13 +64,17 @@ def forward(Y: Tensor, Z: Tensor, counts: Tensor, classes: Tensor, layout: Seque
     query_onehot = torch.nn.functional.one_hot(queries, Q).to(Y)  # (e, B, Q)
     labels = layout.next_token(classes)[..., None]  # (e, B, 1) token id of the next token
     z_rows = Z[:, Mc:Mc + Q, :Mc]  # (e, Q, M_c) logits of the query tokens on contextual keys
-    z = torch.einsum("ebq,eqk->ebk", query_onehot, z_rows)  # (e, B, M_c)
-    # softmax over positions == softmax over tokens with log-count offsets (absent tokens: -inf)
-    v = stable_softmax(z + counts.log(), dim=-1)  # (e, B, M_c)
+    # softmax over positions == N_l e^{z_ml} / sum_l' N_l' e^{z_ml'}: one exp per query row, not per sequence
+    w = torch.exp(z_rows - z_rows.amax(-1, keepdim=True))  # (e, Q, M_c)
+    nw = counts * torch.einsum("ebq,eqk->ebk", query_onehot, w)  # (e, B, M_c)
+    v = nw / nw.sum(-1, keepdim=True)  # (e, B, M_c)
     u = v / v.norm(dim=-1, keepdim=True)  # (e, B, M_c)
     logits = torch.einsum("ebk,ekl->ebl", u, Y[:, :Mc, :])  # (e, B, M)
-    alpha = stable_softmax(logits, dim=-1)  # (e, B, M)
-    log_norm = torch.logsumexp(logits, dim=-1)  # (e, B)
+    top = logits.amax(-1, keepdim=True)
+    ex = torch.exp(logits - top)  # (e, B, M), shared by the softmax and the log-normaliser
+    total = ex.sum(-1, keepdim=True)
+    alpha = ex / total  # (e, B, M)
+    log_norm = (top + total.log())[..., 0]  # (e, B)
     loss = (log_norm - logits.gather(-1, labels)[..., 0]).mean(dim=-1)  # (e,)
     p_correct = alpha.gather(-1, labels)[..., 0].mean(dim=-1)  # (e,)
     return Forward(v, u, logits, alpha, loss, p_correct)
@@ -99,24 +104,22 @@ def lemma1_gradients(Y: Tensor, Z: Tensor, counts: Tensor, classes: Tensor, layo
     return fwd, {"Y": grad_Y, "Z": grad_Z}
 
 
-def init_params(layout: SequenceClasses, init: str, generators: list[torch.Generator],
-                dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
-    """Y(0), Z(0) of shape (len(generators), M, M).
+def init_params(layout: SequenceClasses, init: str, stream: Stream, members, dtype: torch.dtype = torch.float64,
+                device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """Y(0), Z(0) of shape (E, M, M) for the member keys ``members`` (``Stream`` conventions).
 
     ``zero``: the paper's Y(0) = Z(0) = 0.  ``random``: PyTorch's default nn.Linear init that
-    Model2 uses without ``zero_init``, U(-1/sqrt(M), 1/sqrt(M)) entrywise, drawn on the CPU from
-    each member's generator (Z first, then Y).
+    Model2 uses without ``zero_init``, U(-1/sqrt(M), 1/sqrt(M)) entrywise, from
+    ``stream.child("init")`` (one (2, M, M) draw per member: Z, then Y), on ``device``.
     """
     M = layout.vocab
+    E = members if isinstance(members, int) else len(members)
     if init == "zero":
-        Y = torch.zeros(len(generators), M, M, dtype=dtype)
+        Y = torch.zeros(E, M, M, dtype=dtype, device=device)
         return {"Y": Y, "Z": Y.clone()}
-    bound = M ** -0.5
-    Zs, Ys = [], []
-    for g in generators:
-        Zs.append((torch.rand(M, M, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-        Ys.append((torch.rand(M, M, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-    return {"Y": torch.stack(Ys).to(dtype), "Z": torch.stack(Zs).to(dtype)}
+    u = stream.child("init").uniform((2, M, M), members=members, device=device)  # (E, 2, M, M) float64
+    w = (u * 2 - 1) * M ** -0.5
+    return {"Y": w[:, 1].to(dtype).contiguous(), "Z": w[:, 0].to(dtype).contiguous()}
 
 
 # ------------------------------------------------------------------------- readouts of Z

@@ -15,23 +15,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from workbench.attention import member_generators
 from workbench.errors import TrainingError
 from workbench.phases import Phase, run_phases
 from workbench.record import Record, to_numpy
+from workbench.streams import Stream
 
 from studies.scan_snap import joma, theory
 from studies.scan_snap.config import Config
+from studies.scan_snap.data import CountSampler
 from studies.scan_snap.model import forward, init_params, lemma1_gradients
 from studies.scan_snap.sgd import train_sgd
 
-# Independent random streams of the sub-experiments: seed + STREAM * k + s for seed index s.
-STREAM = 100_003
-STREAMS = {"sgd": 0, "sgd_long": 1, "grad": 2, "joma_toy": 3, "mlp": 4, "sweep": 10}
+EXPERIMENT = "scan-snap"
+"""Root name of the study's random streams: ``Stream(cfg.seed, EXPERIMENT, <phase>)``, one child
+per sub-experiment (``sweep`` panels: ``.child(num_last)``), seed index s as the member key."""
 
 
-def _generators(cfg: Config, stream: str, n: int, offset: int = 0) -> list[torch.Generator]:
-    return member_generators(cfg.seed + STREAM * (STREAMS[stream] + offset), n)
+def _stream(cfg: Config, phase: str, *keys) -> Stream:
+    return Stream(cfg.seed, EXPERIMENT, phase, *keys)
 
 
 def _members(eta_y: np.ndarray, eta_z: np.ndarray, n_seeds: int) -> tuple[torch.Tensor, ...]:
@@ -89,13 +90,11 @@ class GradientCheck:
 
 def grad(cfg: Config) -> GradientCheck:
     dev, dtype, lay = cfg.torch_device, cfg.torch_dtype, cfg.layout
-    gens = _generators(cfg, "grad", 2)
-    p0 = init_params(lay, "random", gens)
-    counts, classes = zip(*[lay.sample(16, cfg.seq_len, g) for g in gens])
-    Y = (3 * p0["Y"]).to(device=dev, dtype=dtype)
-    Z = (3 * p0["Z"]).to(device=dev, dtype=dtype)
-    counts = torch.stack(counts).to(device=dev, dtype=dtype)  # (2, 16, M_c)
-    classes = torch.stack(classes).to(dev)  # (2, 16)
+    stream = _stream(cfg, "grad")
+    p0 = init_params(lay, "random", stream, 2, dtype=dtype, device=dev)
+    Y, Z = 3 * p0["Y"], 3 * p0["Z"]
+    counts, classes = CountSampler(lay, cfg.seq_len, dev).draw(stream.child("batch"), 16, 2, 0)  # (2, 16, M_c)
+    counts = counts.to(dtype)
     Yg, Zg = Y.clone().requires_grad_(True), Z.clone().requires_grad_(True)
     loss = forward(Yg, Zg, counts, classes, lay).loss
     auto_Y, auto_Z = torch.autograd.grad(loss.sum(), [Yg, Zg])
@@ -144,7 +143,7 @@ class SgdRun:
 def _main_sgd(cfg: Config, stream: str, seq_len: int, progress: bool) -> SgdRun:
     ey, ez, seed_idx = _members(*cfg.main_eta, cfg.n_seeds)
     out = train_sgd(cfg.layout, eta_y=ey, eta_z=ez, seed_of_member=seed_idx,
-                    generators=_generators(cfg, stream, cfg.n_seeds), seq_len=seq_len, batch_size=cfg.batch_size,
+                    stream=_stream(cfg, stream), seq_len=seq_len, batch_size=cfg.batch_size,
                     steps=cfg.steps, momentum=cfg.momentum, init=cfg.init, dtype=cfg.torch_dtype,
                     device=cfg.torch_device, progress=progress, desc=stream)
     return SgdRun(eta_y=to_numpy(ey), eta_z=to_numpy(ez), seed_index=to_numpy(seed_idx), seq_len=seq_len, **out)
@@ -153,6 +152,18 @@ def _main_sgd(cfg: Config, stream: str, seq_len: int, progress: bool) -> SgdRun:
 def sgd(cfg: Config, *, progress: bool = False) -> SgdRun:
     """The main SGD run at T = seq_len."""
     return _main_sgd(cfg, "sgd", cfg.seq_len, progress)
+
+
+def fig4(cfg: Config, *, progress: bool = False) -> SgdRun:
+    """Fig. 4 under the paper's protocol: momentum ``heatmap.momentum``, ``heatmap.init`` init, the
+    smallest and largest main eta_Y, seed 0, T = seq_len."""
+    ey_all, ez_all = cfg.main_eta
+    ey, ez, seed_idx = _members(ey_all[[0, -1]], ez_all[[0, -1]], 1)
+    hm = cfg.heatmap
+    out = train_sgd(cfg.layout, eta_y=ey, eta_z=ez, seed_of_member=seed_idx, stream=_stream(cfg, "fig4"),
+                    seq_len=cfg.seq_len, batch_size=cfg.batch_size, steps=cfg.steps, momentum=hm.momentum,
+                    init=hm.init, dtype=cfg.torch_dtype, device=cfg.torch_device, progress=progress, desc="fig4")
+    return SgdRun(eta_y=to_numpy(ey), eta_z=to_numpy(ez), seed_index=to_numpy(seed_idx), seq_len=cfg.seq_len, **out)
 
 
 def sgd_long(cfg: Config, *, progress: bool = False) -> SgdRun:
@@ -233,6 +244,39 @@ def r2(cfg: Config) -> R2Run:
     return R2Run(**sol, **members, entropy=theory.distinct_entropy(c, lay))
 
 
+@dataclass
+class Assumption2Run:
+    """R1 and R2 at the main runs' first (eta_Y, eta_Z) on a Syn-Small-like layout with
+    ``ode.assumption2_common`` common tokens (the rest as the main layout), beside the main one."""
+
+    n_common: int
+    """C of this layout."""
+    overlap: float
+    """f_1.f_2 of classes 0 and 1 at t = 0 (Assumption 2 asks <= 1/K)."""
+    t: np.ndarray
+    """(n_t,) output times (`Config.ode_times`)."""
+    P: np.ndarray
+    """(K, M_c) P(l|n) of this layout."""
+    r1_z: np.ndarray
+    """(n_t, 1, Q, M_c) R1's query rows of Z."""
+    r2_z: np.ndarray
+    """(n_t, 1, Q, M_c) R2's query rows of Z."""
+
+
+def assumption2(cfg: Config) -> Assumption2Run:
+    """R1 and R2 on the layout that satisfies Assumption 2."""
+    from studies.scan_snap.data import SequenceClasses
+
+    lay = SequenceClasses(cfg.ode.assumption2_common, cfg.n_queries, cfg.next_per_query, cfg.n_distinct)
+    ey, ez = (x[:1] for x in cfg.main_eta)
+    mf = theory.MeanField.of(lay)
+    P = to_numpy(lay.probabilities())
+    f = P / np.linalg.norm(P, axis=1, keepdims=True)
+    r1 = mf.solve_r1(ey, ez, cfg.ode_times)
+    r2 = mf.solve_r2(ey, ez, cfg.ode_times)
+    return Assumption2Run(n_common=lay.n_common, overlap=float(f[0] @ f[1]), t=r1["t"], P=P, r1_z=r1["z"], r2_z=r2["z"])
+
+
 # -------------------------------------------------------------------------------- sweep
 @dataclass
 class R2Sweep:
@@ -293,9 +337,9 @@ def sweep_panel(cfg: Config, n_queries: int, *, progress: bool = False) -> Sweep
     """The Fig. 6 panel with ``n_queries`` query tokens (one of ``cfg.sweep.queries``)."""
     sw = cfg.sweep
     lay, grid = sw.layout(n_queries), sw.grid
-    ey, ez, seed_idx = _members(grid["eta_y"], grid["eta_z"], cfg.n_seeds)
+    ey, ez, seed_idx = _members(grid["eta_y"], grid["eta_z"], cfg.sweep_seeds)
     out = train_sgd(lay, eta_y=ey, eta_z=ez, seed_of_member=seed_idx,
-                    generators=_generators(cfg, "sweep", cfg.n_seeds, sw.queries.index(n_queries)),
+                    stream=_stream(cfg, "sweep", n_queries),
                     seq_len=sw.seq_len, batch_size=sw.batch_size, steps=sw.steps, momentum=sw.momentum,
                     init=sw.init, dtype=cfg.torch_dtype, device=cfg.torch_device, progress=progress,
                     desc=f"sweep{n_queries}", z_trajectory=False)
@@ -303,7 +347,7 @@ def sweep_panel(cfg: Config, n_queries: int, *, progress: bool = False) -> Sweep
     c = theory.class_attention(sol["z"], lay)
     r2_sweep = R2Sweep(t=sol["t"], eta_y=grid["eta_y"], eta_z=grid["eta_z"], ratio=grid["ratio"],
                        entropy=theory.distinct_entropy(c, lay), common_mass=theory.common_mass(c, lay))
-    return SweepPanel(eta_y=to_numpy(ey), eta_z=to_numpy(ez), ratio=np.repeat(grid["ratio"], cfg.n_seeds),
+    return SweepPanel(eta_y=to_numpy(ey), eta_z=to_numpy(ez), ratio=np.repeat(grid["ratio"], cfg.sweep_seeds),
                       seed_index=to_numpy(seed_idx), steps=out["steps"], loss=out["loss"], p_correct=out["p_correct"],
                       entropy=out["entropy"], Y_rowsum_drift=out["Y_rowsum_drift"],
                       Z_rowsum_drift=out["Z_rowsum_drift"], z_final=out["z"], P=to_numpy(lay.probabilities()),
@@ -343,7 +387,7 @@ class JomaToy:
 
 def joma_toy(cfg: Config) -> JomaToy:
     steps = cfg.joma.toy_steps
-    mu = joma.toy_targets(_generators(cfg, "joma_toy", cfg.n_seeds))
+    mu = joma.toy_targets(_stream(cfg, "joma_toy"), cfg.n_seeds)
     gated = joma.run_toy(mu, steps, gating="softmax")
     uniform = joma.run_toy(mu, steps, gating="uniform")
     return JomaToy(mu=to_numpy(mu), entropy=to_numpy(gated["entropy"]), v=to_numpy(gated["v"]),
@@ -378,7 +422,8 @@ class MlpRun:
 
 def mlp(cfg: Config) -> MlpRun:
     acts = torch.arange(len(joma.ACTIVATIONS)).repeat_interleave(cfg.n_seeds)
-    out = joma.run_mlp(cfg.layout, acts, _generators(cfg, "mlp", len(acts)), steps=cfg.joma.mlp_steps,
+    seeds = torch.arange(cfg.n_seeds).repeat(len(joma.ACTIVATIONS))  # W1(0) shared by the activations of a seed
+    out = joma.run_mlp(cfg.layout, acts, _stream(cfg, "mlp"), seeds.tolist(), steps=cfg.joma.mlp_steps,
                        lr=cfg.joma.mlp_lr, dtype=cfg.torch_dtype, device=cfg.torch_device)
     return MlpRun(activation=to_numpy(acts), **{k: to_numpy(v) for k, v in out.items()})
 
@@ -426,9 +471,11 @@ PHASES = (
     Phase("grad", grad, grad=True),          # autograd is the reference Lemma 1 is checked against
     Phase("sgd", sgd),
     Phase("sgd_long", sgd_long),
+    Phase("fig4", fig4),
     Phase("r1", r1),
     Phase("r1m", r1m),
     Phase("r2", r2),
+    Phase("assumption2", assumption2),
     Phase("sweep", sweep),
     Phase("joma_toy", joma_toy, inputs=lambda cfg: cfg.joma),
     Phase("mlp", mlp, grad=True),            # GD through the MLP by autograd
