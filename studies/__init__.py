@@ -8,4 +8,6 @@ STUDIES: list[str] = [
     "scan_snap",
     "icl_regression",
     "random_features",
+    "head_rank",
+    "induction_heads",
 ]
