@@ -6,7 +6,9 @@ gradient descent on the one-layer model f(X) = v^T X^T softmax(X W z) drives ||W
 the direction of a hard-margin SVM that separates the selected token of each sequence from the
 others, W^mm = argmin ||W||_F s.t. (x_{i alpha_i} - x_it)^T W z_i >= 1; with W = K Q^T the limit
 minimises the nuclear norm instead.  The extension (spec section 5) adds spectral steepest
-descent, whose limit minimises the operator norm.
+descent, whose limit minimises the operator norm.  Also: the width sweep at two init scales
+(over-parameterisation), (K, Q) along the gradient-flow path, self-attention instances, and
+MMTS's joint (v, p) training.
 
     from studies import svm_bias as sb
     from workbench.phases import load
@@ -15,7 +17,7 @@ descent, whose limit minimises the operator norm.
     main = load(rec, "main", sb.simulate.MainResult)        # a phase's typed result
 
 Modules: `config` (the primary run's fields and one sub-config per sub-experiment), `instances`
-(the four instance kinds), `model` (forward passes, losses, gradients), `training` (optimisers and
+(the five instance kinds, drawn from `workbench.streams`), `model` (forward passes, losses, gradients), `training` (optimisers and
 the underflow guard), `svm` (Att-SVM in three norms, KKT, scipy cross-check), `theory` (closed
 forms, `predict`), `simulate` (the phases, their typed results, `run`), `metrics` (what the checks
 and figures measure), `checks`, `figures`, `bench`.

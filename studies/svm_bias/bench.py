@@ -5,18 +5,18 @@ This is the training call of the width sweep (`simulate.sweep`, at the primary w
 closed-form cancellation-free gradient and the per-member underflow guard, recording W and the
 loss at `training.observation_steps`, for ``STEPS`` steps.  Member i has its own
 ``local_converge`` instance (n = 6 sequences, T = 8 tokens) and its own W0 ~ N(0, init_std^2),
-both drawn beforehand from the sweep's per-member generators, so only the training is timed.
+both drawn beforehand for the whole ensemble from the sweep's streams at d = 10 (one call per
+array, on the run's device), so only the training is timed.
 """
 from __future__ import annotations
 
 import torch
 
-from workbench.attention import member_generators
 from workbench.runtime import single_thread
 
 from studies.svm_bias.config import Config
 from studies.svm_bias.instances import random_instance
-from studies.svm_bias.simulate import STREAMS
+from studies.svm_bias.simulate import stream
 from studies.svm_bias.training import init_params, observation_steps, train_attention
 
 STEPS = 200
@@ -42,10 +42,9 @@ def bench_case(members: int, device: str):
     cfg = Config(device=str(device))
     sw, d = cfg.sweep, cfg.d
     dev, dt = cfg.torch_device, cfg.torch_dtype
-    inst = random_instance(member_generators(cfg.seed + STREAMS["sweep"], members), sw.n, sw.T, d)
-    inst = inst.to(device=dev, dtype=dt)
-    W0 = init_params("W", member_generators(cfg.seed + STREAMS["sweep_init"], members), d, d,
-                     sw.init_std, dtype=dt, device=dev)["W"]
+    s = stream(cfg, "sweep", d)
+    inst = random_instance(s.child("instances"), members, sw.n, sw.T, d, device=dev).to(device=dev, dtype=dt)
+    W0 = init_params("W", s.child("init"), members, d, d, sw.init_std, dtype=dt, device=dev)["W"]
     observe = observation_steps(STEPS)
 
     def kernel(instance, W: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,18 +12,23 @@ sub-experiment's field is set with a dot: ``--set toy.lr=0.2``, ``cfg.replace(**
 - ``toy`` (`ToyConfig`): the two-sequence toy, W by NGD from 0 (A1), (K, Q) by per-factor NGD (A2),
   W by plain GD (A6);
 - ``norms`` (`NormsConfig`): random instances under W-NGD, (K, Q)-NGD and W-spectral descent (A5,
-  the extension), plain GD (A6) and the naive forward pass (the precision horizon);
+  the extension), plain GD (A6), the naive forward pass (the precision horizon) and (K, Q) along the
+  gradient-flow path (joint NGD at a small step, checks GF_*);
 - ``equal`` and ``equal_rq`` (`EqualConfig`): equal non-optimal scores from random W0, with
   orthonormal queries (A4) and with random queries (the free riders);
-- ``sweep`` (`SweepConfig`): per width, random instances by NGD from random W0 (global/local
-  fractions), and the SVM rank and random-alpha feasibility (A7);
+- ``sweep`` (`SweepConfig`): per width, random instances by NGD from random W0 at two init scales
+  (global/local fractions with Wilson intervals, phases ``sweep`` and ``sweep_small``), and the SVM
+  rank and random-alpha feasibility (A7);
 - ``mmts`` (`MmtsConfig`): the MMTS single-input example from six prompts p0 = (0, c) (A8);
+- ``self_attn`` (`SelfAttnConfig`): self-attention instances, query z_i = x_i1 (SELF_*);
+- ``joint`` (`JointConfig`): MMTS's joint (v, p) training example (JOINT_*);
 - ``horizon`` (`HorizonConfig`): the gradient along the ray m W^mm of the toy, naive against
   cancellation-free (no training).
 
 Run-wide fields: ``suite`` (run the battery, or the primary run only), ``grad_floor`` (the
 underflow guard, a numerical setting like ``dtype``), ``seed``, ``dtype`` and ``device``.  Random
-draws come from generators seeded ``seed + STREAMS[stream] + member`` (`studies.svm_bias.simulate`).
+draws come from named `workbench.streams.Stream` streams, one per sub-experiment, keyed by purpose and
+member (`studies.svm_bias.simulate.stream`).
 """
 from __future__ import annotations
 
@@ -131,12 +136,25 @@ class NormsConfig(SubConfig):
     """Step size of the plain-GD runs (A6), from W0 = 0."""
     gd_steps: int = 20000
     """Steps of the plain-GD runs; the ln k slope is fitted over [gd_steps / 4, gd_steps]."""
+    gf_seeds: int = 4
+    """Instances (the first of the norms instances) of the gradient-flow (K, Q) runs."""
+    gf_lr: float = 0.05
+    """Step of the gradient-flow path: joint NGD on (K, Q), whose path is gradient flow's (a flow's
+    trajectory does not depend on its time parametrisation), run at gf_lr and at 2 gf_lr to the same
+    arc length gf_lr * gf_steps; the difference measures the discretisation error."""
+    gf_steps: int = 3000
+    """Steps of the gf_lr run (the 2 gf_lr run is read at gf_steps / 2)."""
 
     def validate(self) -> None:
         require_int(self, "n_seeds", low=1, high=100_000)
         _require_sizes(self, "n", "T", "d")
         _require_steps(self)
         _require_kq(self)
+        require_int(self, "gf_seeds", low=1, high=self.n_seeds)
+        require_float(self, "gf_lr", low=0.0, low_open=True)
+        require_int(self, "gf_steps", low=40)
+        require(self.gf_steps % 40 == 0, f"gf_steps must be a multiple of 40 (the half-way step is observed), got "
+                f"{self.gf_steps}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,10 +193,10 @@ class EqualConfig(SubConfig):
 class SweepConfig(SubConfig):
     """The width sweep: global/local convergence fractions, SVM rank and feasibility (A7)."""
 
-    widths: tuple[int, ...] = (4, 6, 8, 10, 16)
-    """Token dimensions d of the sweep, increasing."""
-    n_inits: int = 25
-    """Random instances (each with its own W0) per width."""
+    widths: tuple[int, ...] = (4, 8, 10, 16, 32)
+    """Token dimensions d of the sweep, increasing (to 4 max(T, n) = 32 at the default sizes)."""
+    n_inits: int = 100
+    """Random instances (each with its own W0) per width, the same at both init scales."""
     rank_instances: int = 10
     """Of those, the first this many per width get the SVM rank and random-alpha feasibility measured."""
     n: int = 6
@@ -186,7 +204,9 @@ class SweepConfig(SubConfig):
     T: int = 8
     """T: tokens per sequence."""
     init_std: float = 1.0
-    """Entry std of W0."""
+    """Entry std of W0 (phase ``sweep``)."""
+    small_init_std: float = 0.01
+    """Entry std of W0 of the small-init sweep (phase ``sweep_small``): the same unit draws scaled."""
     lr: float = 0.5
     """NGD step."""
     steps: int = 1000
@@ -195,6 +215,7 @@ class SweepConfig(SubConfig):
     """The decreasing loss of Y f."""
 
     def validate(self) -> None:
+        require_float(self, "small_init_std", low=0.0)
         require_sequence(self, "widths", low=2, increasing=True)
         require(all(isinstance(v, int) and not isinstance(v, bool) for v in self.widths),
                 f"widths must hold integers, got {self.widths!r}")
@@ -221,6 +242,48 @@ class MmtsConfig(SubConfig):
 
     def validate(self) -> None:
         _require_steps(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfAttnConfig(SubConfig):
+    """Self-attention instances (query z_i = x_i1), W by NGD from 0 (phase ``self_attn``)."""
+
+    n_seeds: int = 8
+    """Instances (ensemble members)."""
+    n: int = 6
+    """n: sequences per instance."""
+    T: int = 8
+    """T: tokens per sequence."""
+    d: int = 10
+    """d: token dimension."""
+    lr: float = 0.5
+    """NGD step."""
+    steps: int = 1000
+    """NGD steps."""
+    loss: Loss = "logistic"
+    """The decreasing loss of Y f."""
+
+    def validate(self) -> None:
+        require_int(self, "n_seeds", low=1, high=100_000)
+        _require_sizes(self, "n", "T", "d")
+        _require_steps(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointConfig(SubConfig):
+    """MMTS's joint (v, p) training example, NGD on v and p separately (phase ``joint``)."""
+
+    lr: float = 0.1
+    """NGD step of v and of p (MMTS's notebook: 0.1)."""
+    steps: int = 2000
+    """NGD steps (MMTS's notebook: 1000)."""
+    loss: Loss = "logistic"
+    """The loss of Y f (MMTS's joint result is for the logistic loss)."""
+
+    def validate(self) -> None:
+        _require_steps(self)
+        require(self.lr * self.steps <= 600, f"lr * steps = {self.lr * self.steps:g} > 600: the margins pass ~700 "
+                "and exp(-margin) underflows")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,7 +324,7 @@ class Config(StudyConfig):
     """The decreasing loss of Y f in the primary run: log(1 + e^-u), e^-u, or -u."""
     init_scale: float = 0.0
     """Entry std of W0 (or of K0 and Q0) in the primary run; 0 is the zero initialisation."""
-    instance: Literal["random", "equal_scores", "toy", "mmts_single"] = "random"
+    instance: Literal["random", "self_attention", "equal_scores", "toy", "mmts_single"] = "random"
     """Instance kind of the primary run (the toy and MMTS examples ignore n, T, d)."""
     angle_deg: float = 60.0
     """phi: angle between the two query tokens when instance='toy', in (0, 90) degrees."""
@@ -290,6 +353,10 @@ class Config(StudyConfig):
     """The width sweep (A7, the global/local fractions)."""
     mmts: MmtsConfig = field(default_factory=MmtsConfig)
     """The MMTS single-input example (A8)."""
+    self_attn: SelfAttnConfig = field(default_factory=SelfAttnConfig)
+    """Self-attention instances (the query is a token of the sequence)."""
+    joint: JointConfig = field(default_factory=JointConfig)
+    """MMTS's joint (v, p) training example."""
     horizon: HorizonConfig = field(default_factory=HorizonConfig)
     """The float64 precision horizon of the naive forward pass."""
 
@@ -337,22 +404,26 @@ class Config(StudyConfig):
             n_seeds=4,                                    # four seeds show the spread; the test suite runs this
             toy=ToyConfig(gd_steps=3000),                 # seconds; the toy's ln k slope (A6) passes from ~3000 on
             norms=NormsConfig(n_seeds=3,                  # three random instances per optimiser
-                              gd_steps=3000),             # below plain GD's ln k regime: A6 random not asserted
+                              steps=1500,                 # spectral descent's eff_op passes 0.98 from ~1500 steps
+                              gd_steps=3000,              # below plain GD's ln k regime: A6 random not asserted
+                              gf_seeds=2, gf_steps=1600),  # two gradient-flow paths, arc length 80
             equal=EqualConfig(n_inits=6),                 # six inits per query kind
             sweep=SweepConfig(n_inits=6, rank_instances=3,  # six runs and three SVM ranks per width (no z-test power)
                               widths=(4, 8)),             # one width below max(T-1, n) = 7, one above
+            self_attn=SelfAttnConfig(n_seeds=3),          # three self-attention instances
+            joint=JointConfig(steps=500),                 # the directions pass 0.999 from ~300 steps
         )
 
     @classmethod
     def quick(cls) -> "Config":
-        """About a minute on two cores: every check passes."""
+        """About two minutes of CPU (130 s user measured on a loaded 2-core machine): every check passes."""
         steps = 1500  # every normalised run: A3's and A5's efficiency bars need ~1500 steps at n=6, T=8, d=10
         return cls(
             steps=steps,
             toy=ToyConfig(steps=steps),
             norms=NormsConfig(steps=steps),
-            equal=EqualConfig(steps=steps),
-            sweep=SweepConfig(steps=steps),
+            equal=EqualConfig(steps=steps, n_inits=60),    # 60 inits: a few random-query runs get stuck (free riders)
+            sweep=SweepConfig(steps=steps, widths=(4, 10, 32)),  # below max(T-1, n), the default d, 4 max(T, n)
             mmts=MmtsConfig(steps=steps),
         )
 
@@ -364,9 +435,11 @@ class Config(StudyConfig):
             n_seeds=100,                                  # the official code's 100 seeds of local_converge
             steps=steps,
             toy=ToyConfig(steps=steps),
-            norms=NormsConfig(n_seeds=20, steps=steps),   # 20 instances: the worst-seed checks see the tail
+            norms=NormsConfig(n_seeds=20, steps=steps,    # 20 instances: the worst-seed checks see the tail
+                              gf_seeds=8, gf_steps=steps),  # the gradient-flow path to arc length 400
             equal=EqualConfig(n_inits=100, steps=steps),  # fractions to +-0.05
-            sweep=SweepConfig(n_inits=100, rank_instances=50, steps=steps,
-                              widths=(4, 6, 8, 10, 16, 32)),  # up to the papers' widest d
+            sweep=SweepConfig(n_inits=200, rank_instances=50, steps=steps,
+                              widths=(4, 6, 8, 10, 16, 32, 64)),  # to 8 max(T, n); Wilson half-widths <= 0.07
             mmts=MmtsConfig(steps=steps),
+            self_attn=SelfAttnConfig(n_seeds=20, steps=steps),
         )

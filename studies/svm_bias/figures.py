@@ -24,6 +24,7 @@ def figures(record) -> dict:
             "gd_norm_growth": fig_gd_growth(record),
             "spectra": fig_spectra(record),
             "precision_horizon": fig_horizon(record),
+            "joint_training": fig_joint(record),
         })
     return out
 
@@ -125,17 +126,24 @@ def fig_mmts(record):
         ax[0, 0].plot(*path[inside].T, "-", lw=1.2, label=f"p0 = (0, {c:g})")
     ax[0, 0].scatter(*keys.T, marker="x", color="k", zorder=3, label="keys")
     ax[0, 0].set_aspect("equal")
+    ax[0, 0].set_xlabel("first coordinate of p_k")
+    ax[0, 0].set_ylabel("second coordinate of p_k")
     ax[0, 0].set_title("MMTS single input: NGD paths of p = W e_1")
     ax[0, 0].legend(fontsize=6)
     return fig
 
 
 def fig_fractions(record):
-    """Sweep: fractions of global / local / other convergence against the width d."""
+    """Sweep: fractions of global / local / other convergence against the width d (default init),
+    and the global fraction with 95% Wilson intervals at both init scales."""
+    from studies.svm_bias.checks import wilson_interval
+    from studies.svm_bias.simulate import SweepSmall
+
     c, sweep = record.config.sweep, load(record, "sweep", Sweep)
+    small = load(record, "sweep_small", SweepSmall)
     ds = list(c.widths)
     counts = np.array([np.bincount(sweep_classes(sweep[width_key(d)]), minlength=3) for d in ds]) / c.n_inits
-    fig, ax = new_figure(1, width=4.2)
+    fig, ax = new_figure(2, width=4.2)
     x = np.arange(len(ds))
     bottom = np.zeros(len(ds))
     for j, (lab, col) in enumerate((("global (alpha = opt)", "C2"), ("local (locally optimal)", "C1"), ("other", "C7"))):
@@ -144,8 +152,23 @@ def fig_fractions(record):
     ax[0, 0].set_xticks(x, [str(d) for d in ds])
     ax[0, 0].set_xlabel("width d")
     ax[0, 0].set_ylabel("fraction of runs")
+    ax[0, 0].set_ylim(0, 1.25)
     ax[0, 0].set_title(f"NGD from W0 ~ N(0, {c.init_std:g}^2), n={c.n}, T={c.T}")
-    ax[0, 0].legend(fontsize=7)
+    ax[0, 0].legend(fontsize=7, loc="upper left", ncol=2)
+    for result, std, col, dx in ((sweep, c.init_std, "C0", -0.08), (small, c.small_init_std, "C3", 0.08)):
+        k = np.array([np.sum(sweep_classes(result[width_key(d)]) == 0) for d in ds])
+        lo, hi = np.array([wilson_interval(int(kk), c.n_inits) for kk in k]).T
+        f = k / c.n_inits
+        ax[0, 1].errorbar(x + dx, f, yerr=[f - lo, hi - f], fmt="o-", color=col, capsize=3,
+                          label=f"W0 ~ N(0, {std:g}^2)")
+    d_feas = feasibility_width(c.n, c.T)
+    ax[0, 1].axvline(np.searchsorted(ds, d_feas) - 0.5, color="0.5", ls=":", label=f"d = max(T-1, n) = {d_feas}")
+    ax[0, 1].set_xticks(x, [str(d) for d in ds])
+    ax[0, 1].set_xlabel("width d")
+    ax[0, 1].set_ylabel("global fraction (95% Wilson interval)")
+    ax[0, 1].set_ylim(0, 1.05)
+    ax[0, 1].set_title(f"{c.n_inits} inits per width, paired scales")
+    ax[0, 1].legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -220,6 +243,8 @@ def fig_spectra(record):
     ax[0, 1].set_xticks(range(3), ["eff_F", "eff_*", "eff_op"])
     ax[0, 1].set_yticks(range(3), ["NGD (W)", "NGD (K,Q)", "spectral"])
     ax[0, 1].set_title("mean margin efficiency")
+    ax[0, 1].set_xlabel("norm of the efficiency")
+    ax[0, 1].set_ylabel("optimiser")
     ax[0, 1].grid(False)
     fig.colorbar(im, ax=ax[0, 1], shrink=0.8)
     return fig
@@ -251,3 +276,45 @@ def fig_horizon(record):
     ax[0, 1].set_ylabel("1 - corr(W_k, W^mm_alpha)")
     ax[0, 1].legend(fontsize=7)
     return fig
+
+
+def fig_joint(record):
+    """MMTS joint training: paths of v_k and p_k with their SVM rays, and 1 - cos over the run."""
+    from studies.svm_bias.simulate import JointResult
+
+    r = load(record, "joint", JointResult)
+    fig, ax = new_figure(2, width=4.0, height=3.4)
+    names = ("loose, x_3 = (0.5, 1.5)", "tight, x_3 = (0.5, 1)")
+    for ray, lab, style in ((r.v_mm[0], "v^mm", "-"), (r.p_rel[0], "p^mm_rel (loose)", ":"),
+                            (r.p_mm[0], "p^mm (loose)", "--"), (r.p_mm[1], "p^mm = p^mm_rel (tight)", "-.")):
+        u = ray / np.linalg.norm(ray)
+        ax[0, 0].plot([0, 4 * u[0]], [0, 4 * u[1]], style, color="0.4", lw=1, label=lab)
+    for j, col in enumerate(("C0", "C3")):
+        for traj, marker, what in ((r.v_traj, "-", "v"), (r.p_traj, "--", "p")):
+            path = traj[:, j]
+            inside = np.linalg.norm(path, axis=-1) <= 4
+            ax[0, 0].plot(*path[inside].T, marker, color=col, lw=1.3, label=f"{what}_k, {names[j].split(',')[0]}")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cv = 1 - _cos_rows(r.v_traj[:, j], r.v_mm[j])
+            cp = 1 - _cos_rows(r.p_traj[:, j], r.p_rel[j])
+        k = np.maximum(r.steps, 1)
+        ax[0, 1].loglog(k, np.maximum(cv, 1e-17), "-", color=col, label=f"v vs v^mm, {names[j]}")
+        ax[0, 1].loglog(k, np.maximum(cp, 1e-17), "--", color=col, label=f"p vs p^mm_rel, {names[j]}")
+    cpm = 1 - _cos_rows(r.p_traj[:, 0], r.p_mm[0])
+    ax[0, 1].loglog(np.maximum(r.steps, 1), np.maximum(cpm, 1e-17), ":", color="C0", label="p vs p^mm (rival), loose")
+    ax[0, 0].set_aspect("equal")
+    ax[0, 0].set_xlabel("first coordinate")
+    ax[0, 0].set_ylabel("second coordinate")
+    ax[0, 0].set_title("paths of v_k (solid) and p_k (dashed)")
+    ax[0, 0].set_xlim(-1.5, 4.5)
+    ax[0, 0].set_ylim(-2.2, 5.5)
+    ax[0, 0].legend(fontsize=5.5, loc="upper right")
+    ax[0, 1].set_xlabel("iteration k (NGD on v and p)")
+    ax[0, 1].set_ylabel("1 - cos")
+    ax[0, 1].set_title("directions over the run")
+    ax[0, 1].legend(fontsize=5.5, loc="lower left")
+    return fig
+
+
+def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b))

@@ -13,8 +13,11 @@ The first phase, ``solver``, stores nothing: it makes the `SVMCache` that every 
 shares, so an SVM that two phases need (the primary run and ``norms.ngd`` train the same W on the
 same instances at the default sizes) is solved once.
 
-Random streams: stream s, member i uses the generator seeded ``seed + STREAMS[s] + i`` (widths of
-the sweep add ``SWEEP_STRIDE`` per width index), drawn on the CPU.
+Random streams: every draw is a `workbench.streams.Stream` named after its sub-experiment
+(`stream`: ``Stream(seed, "svm-bias/<experiment>", *keys)``) with the purpose as a string child
+("instances", "init", "alpha") and the ensemble member as the integer child, drawn for the whole
+ensemble in one call on the run's device; the sweep's streams carry the width d (and the init
+scale's name) as keys.  No offsets are added to the seed.
 """
 from __future__ import annotations
 
@@ -25,28 +28,26 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from workbench.attention import member_generators
 from workbench.phases import TRANSIENT, Phase, run_phases
 from workbench.record import Record, to_numpy
+from workbench.streams import Stream
 
 from studies.svm_bias.config import Config
 from studies.svm_bias.instances import (Instance, equal_scores_instance, instance_dims, make_instance,
                                         mmts_single_instance, random_instance, toy_instance)
 from studies.svm_bias.model import empirical_risk, risk_gradient_W, selected_tokens
-from studies.svm_bias.svm import NORMS, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp
+from studies.svm_bias.svm import (NORMS, SUPPORT_TOL, InfeasibleSVMError, SVMSolution, att_svm, att_svm_ldp, margins,
+                                  verify_kkt)
 from studies.svm_bias.theory import MMTS_STARTS, predicted_norm, rival_norm, toy_solutions
-from studies.svm_bias.training import TrainedRun, init_params, train_attention
+from studies.svm_bias.training import TrainedRun, init_params, observation_steps, train_attention
 
-STREAMS = {"main": 0, "main_init": 100_000, "norms_init": 200_000, "equal": 300_000,
-           "equal_init": 400_000, "sweep": 500_000, "sweep_init": 600_000, "alpha": 700_000,
-           "toy_init": 800_000, "main_alpha": 900_000}
-SWEEP_STRIDE = 10_000
 NAIVE_SEEDS = 4
 """The naive forward pass runs on the first min(NAIVE_SEEDS, norms.n_seeds) norms instances."""
 
 
-def _gens(cfg: Config, stream: str, e: int, extra: int = 0) -> list[torch.Generator]:
-    return member_generators(cfg.seed + STREAMS[stream] + extra, e)
+def stream(cfg: Config, experiment: str, *keys) -> Stream:
+    """The stream of sub-experiment ``experiment`` (keys: e.g. the sweep's width)."""
+    return Stream(cfg.seed, f"svm-bias/{experiment}", *keys)
 
 
 # ------------------------------------------------------------------------------ typed results
@@ -180,6 +181,10 @@ class NormsResult(Instances):
     """W by plain GD from 0 (Frobenius SVM)."""
     naive: Run
     """W by NGD through the naive forward pass, on the first min(4, e) instances."""
+    gf: SolvedRun
+    """(K, Q) along the gradient-flow path (joint NGD at step gf_lr), on the first gf_seeds instances."""
+    gf_coarse_W: np.ndarray
+    """(gf_seeds, d, d) K Q^T of the same path at step 2 gf_lr, at the same arc length (step gf_steps / 2)."""
 
 
 @dataclass(kw_only=True)
@@ -221,6 +226,18 @@ Sweep = dict[str, SweepWidth]
 """The sweep's result: one `SweepWidth` per width d, under ``f"d{d}"`` (`width_key`)."""
 
 
+@dataclass(kw_only=True)
+class SweepRuns(SVMs, Run, Instances):
+    """One width of the small-init sweep: the NGD runs (same instances as the sweep) and their SVMs."""
+
+    W0: np.ndarray
+    """(e, d, d) the initial W."""
+
+
+SweepSmall = dict[str, SweepRuns]
+"""The small-init sweep's result: one `SweepRuns` per width d, under ``f"d{d}"``."""
+
+
 def width_key(d: int) -> str:
     """The key of width ``d`` in the `Sweep` (and in the record: ``sweep.d<d>.``)."""
     return f"d{d}"
@@ -240,6 +257,38 @@ class MmtsResult(Run, Instances):
     """(2, 2) the Frobenius SVM of alpha = token 2 (locally optimal)."""
     svm_local_support: np.ndarray
     """(1, 3) bool: the support tokens of ``svm_local``."""
+
+
+@dataclass(kw_only=True)
+class SelfAttnResult(RandomAlpha, SVMs, Run, Instances):
+    """Self-attention instances (z_i = x_i1) by NGD from 0, their SVMs and a random alpha each."""
+
+
+@dataclass(kw_only=True)
+class JointResult:
+    """MMTS's joint (v, p) training (their ``joint_training`` example), members = variants
+    (`theory.JOINT_X3`: 0 = loose, 1 = tight), with the SVMs solved from the data."""
+
+    X: np.ndarray
+    """(e, n, T, d) tokens (token 1 = 0)."""
+    Y: np.ndarray
+    """(e, n) labels."""
+    steps: np.ndarray
+    """(obs,) observed steps."""
+    v_traj: np.ndarray
+    """(obs, e, d) the head v_k."""
+    p_traj: np.ndarray
+    """(obs, e, d) the prompt p_k."""
+    loss: np.ndarray
+    """(obs, e) training loss."""
+    v_mm: np.ndarray
+    """(e, d) the v-SVM on the selected tokens (LDP)."""
+    v_support: np.ndarray
+    """(e, n) bool: the v-SVM's support samples (margin 1 to 1e-6)."""
+    p_mm: np.ndarray
+    """(e, d) the attention SVM with margin 1 on every sequence (LDP)."""
+    p_rel: np.ndarray
+    """(e, d) MMTS's relaxed attention SVM: margin 1 on the v-support, 0 elsewhere (LDP)."""
 
 
 @dataclass(kw_only=True)
@@ -273,11 +322,16 @@ class SVMCache:
     problems: dict = field(default_factory=dict, metadata=TRANSIENT)
     """Compiled cvxpy problems, one per shape and norm, owned by this run."""
 
-    def solve(self, X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, norm: str) -> SVMSolution:
-        key = (X.tobytes(), Z.tobytes(), tuple(int(a) for a in alpha), norm)
+    def solve(self, X: np.ndarray, Z: np.ndarray, alpha: np.ndarray, norm: str, method: str = "cvx") -> SVMSolution:
+        """``method='ldp'`` (Frobenius only): scipy least-distance programming instead of cvxpy,
+        ~10x faster, with the same margins, support and KKT verification."""
+        key = (X.tobytes(), Z.tobytes(), tuple(int(a) for a in alpha), norm, method)
         if key not in self.solutions:
             try:
-                self.solutions[key] = att_svm(X, Z, alpha, norm, problems=self.problems)
+                if method == "ldp" and norm == "fro":
+                    self.solutions[key] = ldp_solution(X, Z, alpha)
+                else:
+                    self.solutions[key] = att_svm(X, Z, alpha, norm, problems=self.problems)
             except InfeasibleSVMError as err:
                 self.solutions[key] = err
         out = self.solutions[key]
@@ -286,8 +340,18 @@ class SVMCache:
         return out
 
 
+def ldp_solution(X: np.ndarray, Z: np.ndarray, alpha: np.ndarray) -> SVMSolution:
+    """The Frobenius Att-SVM by scipy LDP as an `SVMSolution` (margins, support, KKT-verified)."""
+    W = att_svm_ldp(X, Z, alpha)[0]
+    m = margins(X[None], Z[None], np.asarray(alpha)[None], W[None])[0]
+    sol = SVMSolution(W=W, norm="fro", value=float(np.linalg.norm(W)), margins=m,
+                      support=m <= 1.0 + SUPPORT_TOL, status="optimal (ldp)")
+    verify_kkt(sol, X, Z, np.asarray(alpha))
+    return sol
+
+
 def solve_members(inst: Instance, alpha: np.ndarray, norms: Sequence[str], cache: SVMCache,
-                  *, ldp: bool = False) -> SVMs:
+                  *, ldp: bool = False, method: str = "cvx") -> SVMs:
     """Att-SVM(alpha_e) of every member in each norm (and with ``ldp`` the scipy cross-check of
     the Frobenius one).  An infeasible SVM is recorded (``feasible`` False, NaN solutions); any
     other solver failure raises."""
@@ -300,7 +364,7 @@ def solve_members(inst: Instance, alpha: np.ndarray, norms: Sequence[str], cache
     for i in range(e):
         try:
             for norm in norms:
-                s = cache.solve(X[i], Z[i], alpha[i], norm)
+                s = cache.solve(X[i], Z[i], alpha[i], norm, method)
                 sol[norm][i], value[norm][i] = s.W, s.value
                 if norm == "fro":
                     support[i] = s.support
@@ -322,22 +386,23 @@ def final_alpha(inst: Instance, W: torch.Tensor) -> np.ndarray:
 
 
 def solve_run(inst: Instance, run: TrainedRun, norms: Sequence[str], cache: SVMCache, *, ldp: bool = False,
-              trajectory: bool = True) -> SolvedRun:
+              trajectory: bool = True, method: str = "cvx") -> SolvedRun:
     """The run and the SVMs of the alpha its final W selects."""
-    svms = solve_members(inst, final_alpha(inst, run.W.cpu().double()), norms, cache, ldp=ldp)
+    inst = inst.to(device="cpu")
+    svms = solve_members(inst, final_alpha(inst, run.W.cpu().double()), norms, cache, ldp=ldp, method=method)
     return _join(SolvedRun, Run.of(run, trajectory=trajectory), svms)
 
 
-def random_alpha(inst: Instance, gens: Sequence[torch.Generator], cache: SVMCache) -> RandomAlpha:
-    """A uniformly random alpha for each of the first len(gens) instances, with its Frobenius SVM's
-    feasibility and support."""
-    R, (_, n, T, _) = len(gens), inst.X.shape
+def random_alpha(inst: Instance, s: Stream, R: int, cache: SVMCache, method: str = "cvx") -> RandomAlpha:
+    """A uniformly random alpha (members 0..R-1 of ``s``) for each of the first R instances, with
+    its Frobenius SVM's feasibility and support."""
+    _, n, T, _ = inst.X.shape
     X, Z = inst.X[:R].detach().cpu().double().numpy(), inst.Z[:R].detach().cpu().double().numpy()
-    alpha = np.stack([torch.randint(0, T, (n,), generator=g).numpy() for g in gens])
+    alpha = s.integers(0, T, (n,), members=R).numpy()
     feasible, support = np.zeros(R, dtype=bool), np.zeros((R, n, T), dtype=bool)
     for r in range(R):
         try:
-            support[r] = cache.solve(X[r], Z[r], alpha[r], "fro").support
+            support[r] = cache.solve(X[r], Z[r], alpha[r], "fro", method).support
             feasible[r] = True
         except InfeasibleSVMError:
             pass
@@ -357,16 +422,17 @@ def solver(cfg: Config) -> SVMCache:
 def main(cfg: Config, *, solver: SVMCache, progress: bool = True) -> MainResult:
     """The primary run: exactly the config's flat fields (check A3)."""
     n, T, d = instance_dims(cfg.instance, cfg.n, cfg.T, cfg.d)
-    inst = make_instance(cfg.instance, _gens(cfg, "main", cfg.n_seeds), n=cfg.n, T=cfg.T, d=cfg.d,
-                         angle_deg=cfg.angle_deg, dtype=torch.float64)
-    init = init_params(cfg.param, _gens(cfg, "main_init", cfg.n_seeds), d, cfg.rank_m, cfg.init_scale,
+    s = stream(cfg, "main")
+    inst = make_instance(cfg.instance, s.child("instances"), cfg.n_seeds, n=cfg.n, T=cfg.T, d=cfg.d,
+                         angle_deg=cfg.angle_deg, device=cfg.torch_device, dtype=torch.float64)
+    init = init_params(cfg.param, s.child("init"), cfg.n_seeds, d, cfg.rank_m, cfg.init_scale,
                        dtype=cfg.torch_dtype, device=cfg.torch_device)
     run = train_attention(_on_device(inst, cfg), init, optimizer=cfg.optimizer, lr=cfg.lr, steps=cfg.steps,
                           loss=cfg.loss, ngd_per=cfg.ngd_per, grad_floor=cfg.grad_floor,
                           progress=progress, desc="main")
     # the predicted norm and its rival (A3's alternative), and the Frobenius SVM of a random alpha
     norms = tuple(dict.fromkeys(("fro", predicted_norm(cfg.param, cfg.optimizer), rival_norm(cfg.param, cfg.optimizer))))
-    rand = random_alpha(inst, _gens(cfg, "main_alpha", cfg.n_seeds), solver)
+    rand = random_alpha(inst, s.child("alpha"), cfg.n_seeds, solver)
     return _join(MainResult, Instances.of(inst), solve_run(inst, run, norms, solver, ldp=True), rand)
 
 
@@ -378,12 +444,12 @@ def toy(cfg: Config, *, solver: SVMCache, progress: bool = True) -> ToyResult:
     zeros = {"W": torch.zeros((1, 2, 2), dtype=cfg.torch_dtype, device=cfg.torch_device)}
     common = dict(loss=c.loss, grad_floor=cfg.grad_floor, progress=progress)
     ngd = train_attention(dev, zeros, optimizer="ngd", lr=c.lr, steps=c.steps, desc="toy W", **common)
-    kq_init = init_params("KQ", _gens(cfg, "toy_init", 1), 2, c.rank_m, c.kq_init,
+    kq_init = init_params("KQ", stream(cfg, "toy").child("init"), 1, 2, c.rank_m, c.kq_init,
                           dtype=cfg.torch_dtype, device=cfg.torch_device)
     kq = train_attention(dev, kq_init, optimizer="ngd", lr=c.kq_lr, steps=c.steps, ngd_per=c.ngd_per,
                          desc="toy KQ", **common)
     gd = train_attention(dev, zeros, optimizer="gd", lr=c.gd_lr, steps=c.gd_steps, desc="toy GD", **common)
-    svms = solve_members(inst, inst.opt.numpy(), NORMS, solver, ldp=True)
+    svms = solve_members(inst, inst.opt.numpy(), NORMS, solver, ldp=True)  # the toy is drawn on the CPU
     return _join(ToyResult, Instances.of(inst), svms, ngd=Run.of(ngd), kq=Run.of(kq), gd=Run.of(gd))
 
 
@@ -392,10 +458,10 @@ def norms(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NormsResul
     naive forward pass (precision horizon; autograd, so this phase runs with grad on)."""
     c = cfg.norms
     e = c.n_seeds
-    inst = random_instance(_gens(cfg, "main", e), c.n, c.T, c.d)
+    inst = random_instance(stream(cfg, "main").child("instances"), e, c.n, c.T, c.d, device=cfg.torch_device)
     dev = _on_device(inst, cfg)
     zeros = {"W": torch.zeros((e, c.d, c.d), dtype=cfg.torch_dtype, device=cfg.torch_device)}
-    kq_init = init_params("KQ", _gens(cfg, "norms_init", e), c.d, c.rank_m, c.kq_init,
+    kq_init = init_params("KQ", stream(cfg, "norms").child("init"), e, c.d, c.rank_m, c.kq_init,
                           dtype=cfg.torch_dtype, device=cfg.torch_device)
     common = dict(loss=c.loss, grad_floor=cfg.grad_floor, progress=progress)
     runs = {
@@ -412,14 +478,29 @@ def norms(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NormsResul
     sub = Instance(dev.X[:k], dev.Z[:k], dev.Y[:k], dev.v[:k])
     naive = train_attention(sub, {"W": zeros["W"][:k]}, optimizer="ngd", lr=c.lr, steps=c.steps,
                             forward="naive", desc="norms naive", **common)
-    return _join(NormsResult, Instances.of(inst), **solved, naive=Run.of(naive))
+    # the gradient-flow path of (K, Q): joint NGD at gf_lr and at 2 gf_lr in one ensemble (lr per member)
+    g = c.gf_seeds
+    gf_inst = Instance(*(torch.cat([t[:g], t[:g]]) for t in (dev.X, dev.Z, dev.Y, dev.v)))
+    gf_init = {k: torch.cat([v[:g], v[:g]]) for k, v in kq_init.items()}
+    lr = torch.tensor([c.gf_lr] * g + [2 * c.gf_lr] * g, dtype=cfg.torch_dtype, device=cfg.torch_device)
+    gf = train_attention(gf_inst, gf_init, optimizer="ngd", lr=lr, steps=c.gf_steps, ngd_per="joint",
+                         desc="norms KQ gradient flow", **common)
+    half = int(np.nonzero(gf.steps == c.gf_steps // 2)[0][0])
+    fine = TrainedRun(gf.steps, gf.W_traj[:, :g], gf.loss[:, :g], {k: v[:g] for k, v in gf.params.items()},
+                      gf.frozen_at[:g])
+    sub_inst = Instance(inst.X[:g], inst.Z[:g], inst.Y[:g], inst.v[:g])
+    solved_gf = solve_run(sub_inst, fine, ("fro", "nuc"), solver)
+    return _join(NormsResult, Instances.of(inst), **solved, naive=Run.of(naive), gf=solved_gf,
+                 gf_coarse_W=to_numpy(gf.W_traj[half, g:]))
 
 
 def _equal_scores(cfg: Config, queries: str, solver: SVMCache, progress: bool,
                   norms: Sequence[str] = ("fro",)) -> tuple[Instance, EqualResult]:
     c = cfg.equal
-    inst = equal_scores_instance(_gens(cfg, "equal", c.n_inits), c.n, c.T, c.d, queries=queries)
-    init = init_params("W", _gens(cfg, "equal_init", c.n_inits), c.d, c.d, c.init_std,
+    s = stream(cfg, "equal")
+    inst = equal_scores_instance(s.child("instances"), c.n_inits, c.n, c.T, c.d, queries=queries,
+                                 device=cfg.torch_device)
+    init = init_params("W", s.child("init"), c.n_inits, c.d, c.d, c.init_std,
                        dtype=cfg.torch_dtype, device=cfg.torch_device)
     run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
                           grad_floor=cfg.grad_floor, progress=progress, desc=f"equal scores ({queries})")
@@ -437,7 +518,7 @@ def equal_rq(cfg: Config, *, solver: SVMCache, progress: bool = True) -> FreeRid
     """Equal scores with random queries, and for each run that misses opt, the SVM of the sequences
     that picked it (the free-rider check)."""
     inst, res = _equal_scores(cfg, "random", solver, progress)
-    X, Z, opt = inst.X.numpy(), inst.Z.numpy(), inst.opt.numpy()
+    X, Z, opt = inst.X.cpu().numpy(), inst.Z.cpu().numpy(), inst.opt.cpu().numpy()
     others = res.alpha == opt                                               # (e, n)
     W_others = np.full((cfg.equal.n_inits, cfg.equal.d, cfg.equal.d), np.nan)
     for i in np.nonzero(~others.all(axis=1))[0]:
@@ -450,18 +531,27 @@ def equal_rq(cfg: Config, *, solver: SVMCache, progress: bool = True) -> FreeRid
     return _join(FreeRiders, res, others_mask=others, svm_others=W_others)
 
 
-def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
-    """Global/local fractions and SVM rank/feasibility across widths (A7, fractions figure)."""
+def _sweep_width(cfg: Config, d: int, scale: float, solver: SVMCache, progress: bool, tag: str):
+    """One width of the sweep at init scale ``scale``: instances, W0 and the NGD run.  The instances
+    and the unit-scale draw of W0 are the same at every scale (streams keyed by d only), so the two
+    init scales are paired."""
     c = cfg.sweep
-    e, R = c.n_inits, c.rank_instances
+    s = stream(cfg, "sweep", d)
+    inst = random_instance(s.child("instances"), c.n_inits, c.n, c.T, d, device=cfg.torch_device)
+    init = init_params("W", s.child("init"), c.n_inits, d, d, scale, dtype=cfg.torch_dtype, device=cfg.torch_device)
+    run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
+                          grad_floor=cfg.grad_floor, progress=progress, desc=f"sweep{tag} d={d}")
+    solved = solve_run(inst, run, ("fro",), solver, trajectory=False, method="ldp")
+    return inst.to(device="cpu"), init, solved, s
+
+
+def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
+    """Global/local fractions (default init scale) and SVM rank/feasibility across widths (A7)."""
+    c = cfg.sweep
+    R = c.rank_instances
     out: Sweep = {}
-    for j, d in enumerate(c.widths):
-        inst = random_instance(_gens(cfg, "sweep", e, SWEEP_STRIDE * j), c.n, c.T, d)
-        init = init_params("W", _gens(cfg, "sweep_init", e, SWEEP_STRIDE * j), d, d, c.init_std,
-                           dtype=cfg.torch_dtype, device=cfg.torch_device)
-        run = train_attention(_on_device(inst, cfg), init, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
-                              grad_floor=cfg.grad_floor, progress=progress, desc=f"sweep d={d}")
-        solved = solve_run(inst, run, ("fro",), solver, trajectory=False)
+    for d in c.widths:
+        inst, init, solved, s = _sweep_width(cfg, d, c.init_std, solver, progress, "")
         # the SVM rank study, alpha = opt, and the feasibility and support of a uniformly random alpha
         X, Z = inst.X[:R].numpy(), inst.Z[:R].numpy()
         opt = inst.opt[:R].numpy()
@@ -474,9 +564,19 @@ def sweep(cfg: Config, *, solver: SVMCache, progress: bool = True) -> Sweep:
                 feas_opt[r] = True
             except InfeasibleSVMError:
                 pass
-        rand = random_alpha(inst, _gens(cfg, "alpha", R, SWEEP_STRIDE * j), solver)
+        rand = random_alpha(inst, s.child("alpha"), R, solver, method="ldp")
         out[width_key(d)] = _join(SweepWidth, Instances.of(inst), solved, rand,
                                   W0=to_numpy(init["W"]), rank_fro_W=W_ldp, rank_nuc_W=W_nuc, rank_feasible=feas_opt)
+    return out
+
+
+def sweep_small(cfg: Config, *, solver: SVMCache, progress: bool = True) -> SweepSmall:
+    """The same instances and init directions as the sweep, from W0 at ``sweep.small_init_std``."""
+    c = cfg.sweep
+    out: SweepSmall = {}
+    for d in c.widths:
+        inst, init, solved, _ = _sweep_width(cfg, d, c.small_init_std, solver, progress, " small init")
+        out[width_key(d)] = _join(SweepRuns, Instances.of(inst), solved, W0=to_numpy(init["W"]))
     return out
 
 
@@ -495,6 +595,70 @@ def mmts(cfg: Config, *, solver: SVMCache, progress: bool = True) -> MmtsResult:
     local = solver.solve(X, Z, np.array([1]), "fro")
     return _join(MmtsResult, Instances.of(inst), Run.of(run), W0=to_numpy(W0), starts=np.asarray(MMTS_STARTS),
                  svm_global=glob.W, svm_local=local.W, svm_local_support=local.support)
+
+
+def self_attn(cfg: Config, *, solver: SVMCache, progress: bool = True) -> SelfAttnResult:
+    """Self-attention instances (z_i = x_i1), W by NGD from 0, with the Frobenius and nuclear SVMs of
+    the selected alpha and the Frobenius SVM of a uniformly random alpha."""
+    from studies.svm_bias.instances import self_attention_instance
+
+    c = cfg.self_attn
+    s = stream(cfg, "self-attn")
+    inst = self_attention_instance(s.child("instances"), c.n_seeds, c.n, c.T, c.d, device=cfg.torch_device)
+    zeros = {"W": torch.zeros((c.n_seeds, c.d, c.d), dtype=cfg.torch_dtype, device=cfg.torch_device)}
+    run = train_attention(_on_device(inst, cfg), zeros, optimizer="ngd", lr=c.lr, steps=c.steps, loss=c.loss,
+                          grad_floor=cfg.grad_floor, progress=progress, desc="self-attention")
+    rand = random_alpha(inst, s.child("alpha"), c.n_seeds, solver)
+    return _join(SelfAttnResult, Instances.of(inst), solve_run(inst, run, ("fro", "nuc"), solver), rand)
+
+
+def joint(cfg: Config, *, progress: bool = True) -> JointResult:
+    """MMTS joint training: f(X) = v^T X^T softmax(X p), logistic loss, NGD on v and on p (each
+    normalised per tensor, as in MMTS's notebook), from v0 = (-1, 0), p0 = (0, -1), for both
+    variants of the example; autograd through the cancellation-free forward pass."""
+    from studies.svm_bias.model import loss_fn, margins_stable
+    from studies.svm_bias.svm import ldp
+    from studies.svm_bias.theory import JOINT_P0, JOINT_V0, JOINT_X3
+
+    c, dt = cfg.joint, torch.float64
+    variants = ("loose", "tight")
+    x12 = [[1.0, 1.0], [1.0, -1.0]]
+    second = torch.tensor([x12 + [list(JOINT_X3[v])] for v in variants], dtype=dt)     # (e, n, d)
+    X = torch.stack([torch.zeros_like(second), second], dim=2)                          # (e, n, T=2, d)
+    Y = torch.tensor([[1.0, -1.0, 1.0]] * len(variants), dtype=dt)
+    e = len(variants)
+    v = torch.tensor([JOINT_V0] * e, dtype=dt).requires_grad_(True)
+    p = torch.tensor([JOINT_P0] * e, dtype=dt).requires_grad_(True)
+    observe = set(observation_steps(c.steps).tolist())
+    steps, vs, ps, losses = [], [], [], []
+    for k in range(c.steps + 1):
+        logits = torch.einsum("enta,ea->ent", X, p)
+        gamma = Y[..., None] * torch.einsum("enta,ea->ent", X, v)
+        loss = loss_fn(margins_stable(logits, gamma), c.loss).mean(dim=-1)                  # (e,)
+        if k in observe:
+            steps.append(k), vs.append(v.detach().clone()), ps.append(p.detach().clone())
+            losses.append(loss.detach().clone())
+        if k == c.steps:
+            break
+        gv, gp = torch.autograd.grad(loss.sum(), [v, p])
+        with torch.no_grad():
+            for param, g in ((v, gv), (p, gp)):
+                norm = g.norm(dim=-1, keepdim=True)
+                param -= c.lr * torch.where(norm > 0, g / torch.where(norm > 0, norm, 1.0), 0.0)
+    # the SVMs, alpha_i = token 2 (the selected token: the first token is 0 and scores 0)
+    Xn, Yn = X.numpy(), Y.numpy()
+    v_mm, p_mm, p_rel = np.zeros((e, 2)), np.zeros((e, 2)), np.zeros((e, 2))
+    support = np.zeros((e, 3), dtype=bool)
+    for j in range(e):
+        sel = Xn[j, :, 1]                                                                   # (n, d)
+        v_mm[j] = ldp(Yn[j][:, None] * sel, np.ones(3))
+        support[j] = np.abs(Yn[j] * (sel @ v_mm[j]) - 1) <= 1e-6
+        G = sel - Xn[j, :, 0]                                                               # key differences
+        p_mm[j] = ldp(G, np.ones(3))
+        p_rel[j] = ldp(G, support[j].astype(float))
+    return JointResult(X=Xn, Y=Yn, steps=np.asarray(steps), v_traj=torch.stack(vs).numpy(),
+                       p_traj=torch.stack(ps).numpy(), loss=torch.stack(losses).numpy(), v_mm=v_mm,
+                       v_support=support, p_mm=p_mm, p_rel=p_rel)
 
 
 def horizon(cfg: Config) -> HorizonResult:
@@ -541,7 +705,10 @@ PHASES = (
     Phase("equal", equal, needs=("solver",), inputs=_reads("equal")),
     Phase("equal_rq", equal_rq, needs=("solver",), inputs=_reads("equal")),
     Phase("sweep", sweep, needs=("solver",), inputs=_reads("sweep")),
+    Phase("sweep_small", sweep_small, needs=("solver",), inputs=_reads("sweep")),
     Phase("mmts", mmts, needs=("solver",), inputs=_reads("mmts")),
+    Phase("self_attn", self_attn, needs=("solver",), inputs=_reads("self_attn")),
+    Phase("joint", joint, grad=True, inputs=_reads("joint")),  # autograd through the stable forward pass
     Phase("horizon", horizon, grad=True, inputs=lambda cfg: cfg.horizon),  # autograd against the closed form
 )
 PRIMARY = PHASES[:2]

@@ -251,3 +251,17 @@ def locally_optimal(gamma: np.ndarray, alpha: np.ndarray, support: np.ndarray) -
     the Frobenius Att-SVM(alpha) -> (e,) bool."""
     sel = np.take_along_axis(gamma, alpha[:, :, None], axis=2)               # (e, n, 1)
     return np.all(~support | (gamma < sel), axis=(1, 2))
+
+
+def ldp(G: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """min ||x||_2 s.t. G x >= h (h >= 0, some h > 0) by least-distance programming (the module
+    docstring's LDP): the vector form used for the head v and the prompt p of MMTS's joint example."""
+    G, h = np.asarray(G, dtype=float), np.asarray(h, dtype=float)
+    E = np.vstack([G.T, h[None]])
+    f = np.zeros(E.shape[0])
+    f[-1] = 1.0
+    u, _ = scipy.optimize.nnls(E, f, maxiter=50 * E.shape[1])
+    r = E @ u - f
+    if -r[-1] <= 1e-13:
+        raise InfeasibleSVMError("LDP infeasible")
+    return r[:-1] / -r[-1]

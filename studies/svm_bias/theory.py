@@ -116,3 +116,39 @@ def predict(config) -> dict:
         "naive_horizon_margin": naive_horizon_margin(config.dtype),
         "kq_identity": "min_{K Q^T = W} (||K||_F^2 + ||Q||_F^2) / 2 = ||W||_*",
     }
+
+
+# ------------------------------------------------------------------ MMTS joint (v, p) training
+#: MMTS's joint-training example (their notebook ``joint_training``; paper Fig. 3 type): n = 3
+#: sequences of T = 2 tokens in d = 2, the first token 0, the second x_i with labels Y = (+1, -1, +1):
+#: x_1 = (1, 1), x_2 = (1, -1) and x_3 = (0.5, 1.5) ("loose": sample 3 is not a support vector of
+#: the v-SVM) or x_3 = (0.5, 1) ("tight": it is, with margin exactly 1).
+JOINT_X3 = {"loose": (0.5, 1.5), "tight": (0.5, 1.0)}
+JOINT_V0 = (-1.0, 0.0)
+"""v0 of the MMTS notebook."""
+JOINT_P0 = (0.0, -1.0)
+"""p0 of the MMTS notebook."""
+
+
+def joint_solutions(variant: str) -> dict[str, np.ndarray]:
+    """Closed forms of the SVMs of the joint example (alpha_i = token 2 for every i).
+
+    v^mm = argmin ||v|| s.t. Y_i v^T x_i >= 1: the constraints of x_1 and x_2 read v1 + v2 >= 1 and
+    v2 - v1 >= 1, whose minimum-norm point (0, 1) also meets x_3 (margin 1.5 loose, exactly 1 tight),
+    so v^mm = (0, 1) in both variants, with v-support {1, 2} (loose) or {1, 2, 3} (tight).
+
+    p^mm (every sequence margin 1: p^T x_i >= 1, the token-1 key being 0): p1 >= 1 + |p2| and
+    p^T x_3 >= 1; loose: the minimum-norm point on p1 = 1 + p2, 0.5 p1 + 1.5 p2 = 1 is (1.25, 0.25);
+    tight: on p1 = 1 + p2, 0.5 p1 + p2 = 1 it is (4/3, 1/3).  p^mm_rel (MMTS: margin 1 on the
+    v-support, 0 elsewhere): loose, (1, 0) (which meets p^T x_3 = 0.5 >= 0); tight, every sequence is
+    v-support, so p^mm_rel = p^mm.  (Minimality: the KKT multipliers of the two active constraints
+    are positive in each case, checked by the solver identity JOINT_svm_closed_forms.)"""
+    v = np.array([0.0, 1.0])
+    if variant == "loose":
+        p_mm, p_rel = np.array([1.25, 0.25]), np.array([1.0, 0.0])
+    elif variant == "tight":
+        p_mm = np.array([4.0 / 3.0, 1.0 / 3.0])
+        p_rel = p_mm.copy()
+    else:
+        raise ValueError(f"unknown joint variant {variant!r}; choose 'loose' or 'tight'")
+    return {"v_mm": v, "p_mm": p_mm, "p_rel": p_rel}

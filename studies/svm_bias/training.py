@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from workbench.streams import Stream
 from workbench.train import GD, NormalizedGD, SpectralDescent, log_steps, train
 
 from studies.svm_bias.instances import Instance
@@ -65,17 +66,15 @@ def make_optimizer(name: str, lr: float | Tensor, ngd_per: Literal["tensor", "jo
     raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
 
 
-def init_params(param: str, generators: Sequence[torch.Generator], d: int, rank_m: int, scale: float, *,
+def init_params(param: str, stream: Stream, members: int | Sequence[int], d: int, rank_m: int, scale: float, *,
                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """W0 = scale * N(0, 1) entries (d x d), or K0, Q0 = scale * N(0, 1) entries (d x m), per member."""
+    """W0 = scale * N(0, 1) entries (d x d; child "W" of ``stream``), or K0, Q0 = scale * N(0, 1)
+    entries (d x m; children "K", "Q"), for the whole ensemble in one draw each."""
+    draw = dict(members=members if isinstance(members, int) else list(members), device=device, dtype=dtype)
     if param == "W":
-        W = torch.stack([torch.randn((d, d), generator=g, dtype=dtype) for g in generators]) * scale
-        return {"W": W.to(device)}
-    K, Q = [], []
-    for g in generators:
-        K.append(torch.randn((d, rank_m), generator=g, dtype=dtype))
-        Q.append(torch.randn((d, rank_m), generator=g, dtype=dtype))
-    return {"K": (torch.stack(K) * scale).to(device), "Q": (torch.stack(Q) * scale).to(device)}
+        return {"W": stream.child("W").normal((d, d), **draw) * scale}
+    return {"K": stream.child("K").normal((d, rank_m), **draw) * scale,
+            "Q": stream.child("Q").normal((d, rank_m), **draw) * scale}
 
 
 def observation_steps(steps: int, n_log: int = 60, n_lin: int = 40) -> np.ndarray:
