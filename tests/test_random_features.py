@@ -18,6 +18,7 @@ from studies.random_features import simulate as sim
 from studies.random_features.config import Config
 from workbench.errors import ConfigError
 from workbench.phases import load
+from workbench.streams import Stream
 
 F64 = torch.float64
 
@@ -30,8 +31,13 @@ def single_thread():
     torch.set_num_threads(previous)
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def gen(key: int) -> Stream:
+    """The test's stream number ``key`` (every draw of the tests is a keyed Stream draw)."""
+    return Stream(0, "tests/random-features", key)
+
+
+def randn(st: Stream, name: str, *shape: int) -> torch.Tensor:
+    return st.child(name).normal(shape)
 
 
 # ------------------------------------------------------------------------- sphere harmonics
@@ -62,8 +68,8 @@ def test_gegenbauer_dim_is_harmonic_dimension():
 @pytest.mark.parametrize("target", rf.TARGETS)
 def test_targets_have_zero_mean_unit_variance(target):
     g = gen(0)
-    x0 = rf.sample_sphere((40_000,), 8, g)
-    X = rf.sample_sphere((40_000, 4), 8, g)
+    x0 = rf.sample_sphere(g.child(1), (40_000,), 8)
+    X = rf.sample_sphere(g.child(2), (40_000, 4), 8)
     y = rf.target_values(target, x0, X)
     assert abs(float(y.mean())) < 0.03
     assert float(y.var()) == pytest.approx(1.0, abs=0.06)
@@ -73,8 +79,8 @@ def test_targets_have_zero_mean_unit_variance(target):
 def test_attention_features_match_a_loop_and_are_permutation_invariant():
     d, N, M, n = 4, 5, 3, 6
     g = gen(1)
-    x0, X = rf.sample_sphere((1, n), d, g), rf.sample_sphere((1, n, N), d, g)
-    W = rf.biased_heads("brfa_pm", rf.gaussian_heads(M, d, g)[None], 0.7)
+    x0, X = rf.sample_sphere(g.child(3), (1, n), d), rf.sample_sphere(g.child(4), (1, n, N), d)
+    W = rf.biased_heads("brfa_pm", rf.gaussian_heads(g.child('heads'), M, d)[None], 0.7)
     phi = rf.attention_features(x0, X, W)[0].reshape(n, M, d + 1)
     for a in range(n):
         q = torch.cat([x0[0, a], torch.ones(1, dtype=F64)])
@@ -82,14 +88,14 @@ def test_attention_features_match_a_loop_and_are_permutation_invariant():
             ref = sum(torch.relu(q @ W[0, m] @ torch.cat([X[0, a, i], torch.ones(1, dtype=F64)]))
                       * torch.cat([X[0, a, i], torch.ones(1, dtype=F64)]) for i in range(N)) / N
             torch.testing.assert_close(phi[a, m], ref)
-    perm = torch.randperm(N, generator=g)
+    perm = torch.tensor([3, 0, 4, 1, 2])
     torch.testing.assert_close(rf.attention_features(x0, X[:, :, perm], W), rf.attention_features(x0, X, W))
-    Wm = rf.draw_mlp_weights(7, d, N, g)[None]
+    Wm = rf.draw_mlp_weights(g.child('mlp'), 7, d, N)[None]
     assert not torch.allclose(rf.mlp_features(x0, X[:, :, perm], Wm), rf.mlp_features(x0, X, Wm))
 
 
 def test_biased_heads_have_the_stated_means():
-    G = rf.gaussian_heads(6, 3, gen(2))
+    G = rf.gaussian_heads(gen(2).child('heads'), 6, 3)
     W = rf.biased_heads("brfa_pm", G, 2.0)
     W0 = torch.zeros(4, 4, dtype=F64)
     W0[:3, :3] = 2.0 * torch.eye(3, dtype=F64)
@@ -102,7 +108,7 @@ def test_kappa1_is_the_relu_correlation():
     assert float(rf.kappa1(torch.tensor(0.0, dtype=F64))) == pytest.approx(1 / (2 * math.pi))
     assert float(rf.kappa1(torch.tensor(1.0, dtype=F64))) == pytest.approx(0.5)
     g = gen(3)
-    a, b = torch.randn(2, 400_000, generator=g, dtype=F64)
+    a, b = randn(g, 'r1', 2, 400_000)
     for rho in (-0.6, 0.3, 0.9):
         c = rho * a + math.sqrt(1 - rho ** 2) * b
         prod = torch.relu(a) * torch.relu(c)
@@ -114,13 +120,13 @@ def test_kappa1_is_the_relu_correlation():
 def test_infinite_head_kernel_matches_monte_carlo(kind):
     d, N, S, M = 5, 3, 4, 40_000
     g = gen(4)
-    x0, X = rf.sample_sphere((S,), d, g), rf.sample_sphere((S, N), d, g)
+    x0, X = rf.sample_sphere(g.child(5), (S,), d), rf.sample_sphere(g.child(6), (S, N), d)
     if kind == "rfa":
-        phi = rf.attention_features(x0[None], X[None], rf.gaussian_heads(M, d, g)[None])[0].reshape(S, M, d + 1)
+        phi = rf.attention_features(x0[None], X[None], rf.gaussian_heads(g.child('heads'), M, d)[None])[0].reshape(S, M, d + 1)
         contrib = torch.einsum("pmb,qmb->mpq", phi, phi)
         K = rf.rfa_kernel(x0, X, x0, X)
     else:
-        psi = rf.mlp_features(x0[None], X[None], rf.draw_mlp_weights(M, d, N, g)[None])[0]
+        psi = rf.mlp_features(x0[None], X[None], rf.draw_mlp_weights(g.child('mlp'), M, d, N)[None])[0]
         contrib = torch.einsum("pk,qk->kpq", psi, psi)
         K = rf.rfmlp_kernel(x0, X, x0, X)
     z = (contrib.mean(0) - K).abs() / (contrib.std(0) / math.sqrt(M))
@@ -131,8 +137,8 @@ def test_infinite_head_kernel_matches_monte_carlo(kind):
 # ------------------------------------------------------------------------------------- ridge
 def test_dual_ridge_equals_primal_ridge():
     g = gen(5)
-    Phi = torch.randn(2, 30, 50, generator=g, dtype=F64)           # n < P
-    Y = torch.randn(2, 30, 3, generator=g, dtype=F64)
+    Phi = randn(g, 'r2', 2, 30, 50)           # n < P
+    Y = randn(g, 'r3', 2, 30, 3)
     grid = (1e-3, 0.1, 10.0)
     V_dual, ok_d = ridge._solve_dual(Phi, Y, grid)
     G = Phi.transpose(1, 2) @ Phi / 30
@@ -144,19 +150,21 @@ def test_dual_ridge_equals_primal_ridge():
 def test_ridge_path_nested_sizes_equal_separate_fits():
     d, N, M = 4, 3, 4                                             # P = 20: sizes 12 (dual) and 40 (primal)
     g = gen(6)
-    W = rf.gaussian_heads(M, d, g)[None]
+    W = rf.gaussian_heads(g.child('heads'), M, d)[None]
     f = rf.feature_map("rfa", W)
-    x0, X = rf.sample_sphere((1, 40), d, g), rf.sample_sphere((1, 40, N), d, g)
+    x0, X = rf.sample_sphere(g.child(7), (1, 40), d), rf.sample_sphere(g.child(8), (1, 40, N), d)
     Y = sim.targets(x0, X)
-    xv, Xv = rf.sample_sphere((1, 15), d, g), rf.sample_sphere((1, 15, N), d, g)
+    xv, Xv = rf.sample_sphere(g.child(9), (1, 15), d), rf.sample_sphere(g.child(10), (1, 15, N), d)
     Pv = rf.attention_features(xv, Xv, W)
     grid = (1e-4, 1e-2, 1.0)
     both = ridge.ridge_path(f, x0, X, Y, [12, 40], Pv, sim.targets(xv, Xv), Pv, sim.targets(xv, Xv), grid, chunk=7)
     for k, n in enumerate((12, 40)):
         one = ridge.ridge_path(f, x0[:, :n], X[:, :n], Y[:, :n], [n], Pv, sim.targets(xv, Xv), Pv, sim.targets(xv, Xv), grid, chunk=5)
         torch.testing.assert_close(both.test_mse_grid[:, k], one.test_mse_grid[:, 0], rtol=1e-7, atol=1e-12)
-    # the chosen weights solve the normal equations of their lambda
+    # the chosen weights solve the centred normal equations of their lambda (the intercept is unpenalised)
     Phi = rf.attention_features(x0, X, W)[0]
+    Phi = Phi - Phi.mean(0)
+    Y = Y - Y.mean(1, keepdim=True)
     Gm = Phi.T @ Phi / 40
     for t in range(Y.shape[-1]):
         lam = grid[int(both.choice[0, 1, t])]
@@ -165,22 +173,11 @@ def test_ridge_path_nested_sizes_equal_separate_fits():
         torch.testing.assert_close(lhs, Phi.T @ Y[0, :, t] / 40, rtol=1e-7, atol=1e-9)
 
 
-def test_kernel_ridge_with_a_linear_kernel_is_ridge():
-    g = gen(7)
-    Phi, Y = torch.randn(25, 40, generator=g, dtype=F64), torch.randn(25, 2, generator=g, dtype=F64)
-    Pt, Yt = torch.randn(10, 40, generator=g, dtype=F64), torch.randn(10, 2, generator=g, dtype=F64)
-    K = Phi @ Phi.T
-    _, test, _ = ridge.kernel_ridge(K, Y, Pt @ Phi.T, Yt, Pt @ Phi.T, Yt, (0.5,))
-    reg = 0.5 * torch.trace(K) / 25                                # (K + lam tr(K)/n I)
-    V = torch.linalg.solve(Phi.T @ Phi + reg * torch.eye(40, dtype=F64), Phi.T @ Y)
-    torch.testing.assert_close(test[0], ridge.relative_mse(Pt @ V, Yt))
-
-
 # ------------------------------------------------------------------------------------ FAVOR+
 def test_feature_maps_give_the_estimates():
     g = gen(8)
-    x, y = 0.4 * torch.randn(3, 6, generator=g, dtype=F64), 0.4 * torch.randn(3, 6, generator=g, dtype=F64)
-    om = fv.iid_features(5, 7, 6, g)
+    x, y = 0.4 * randn(g, 'r8', 3, 6), 0.4 * randn(g, 'r9', 3, 6)
+    om = fv.iid_features(g.child('omega'), 5, 7, 6)
     for kind, phi in fv.FEATURE_MAPS.items():
         via_maps = torch.stack([(phi(x, om[r]) * phi(y, om[r])).sum(-1) for r in range(5)])
         torch.testing.assert_close(via_maps, fv.estimates(kind, x, y, om))
@@ -188,7 +185,7 @@ def test_feature_maps_give_the_estimates():
 
 def test_orthogonal_directions_and_the_lapack_sign_convention():
     g = gen(9)
-    fixed, unfixed = fv.orthogonal_directions(200, 10, 4, g)          # blocks of 4: 4 + 4 + 2
+    fixed, unfixed = fv.orthogonal_directions(g, 200, 10, 4)          # blocks of 4: 4 + 4 + 2
     for rows in (fixed, unfixed):
         for b0, b1 in ((0, 4), (4, 8), (8, 10)):
             B = rows[:, b0:b1]
@@ -197,14 +194,14 @@ def test_orthogonal_directions_and_the_lapack_sign_convention():
     # a negative first coordinate (Householder QR with LAPACK's sign choice)
     assert bool((unfixed[:, [0, 4, 8], 0] < 0).all())
     assert float((fixed[:, 0, 0] < 0).double().mean()) == pytest.approx(0.5, abs=0.1)
-    om = fv.orthogonal_features(300, 4, 4, gen(10), norms="sqrt_d")
+    om = fv.orthogonal_features(gen(10), 300, 4, 4, norms="sqrt_d")
     torch.testing.assert_close(om.norm(dim=-1), torch.full((300, 4), 2.0, dtype=F64))
 
 
 def test_closed_form_mses_and_their_mc_resolution():
     x, y = np.array([0.5, 0.1, 0.0]), np.array([0.2, -0.4, 0.3])
     m, R, blocks = 3, 2000, 150
-    om = fv.iid_features(R * blocks, m, 3, gen(11))
+    om = fv.iid_features(gen(11).child('omega'), R * blocks, m, 3)
     sm = float(fv.softmax_kernel(x, y))
     for kind in ("pos", "trig", "hyp"):
         est = fv.estimates(kind, torch.tensor(x)[None], torch.tensor(y)[None], om)[:, 0].numpy()
@@ -218,7 +215,7 @@ def test_closed_form_mses_and_their_mc_resolution():
 
 def test_orthogonal_pair_moment_against_monte_carlo():
     d, s2 = 6, 0.8
-    om = fv.orthogonal_features(400_000, 2, d, gen(12))
+    om = fv.orthogonal_features(gen(12), 100_000, 2, d)
     z = torch.zeros(d, dtype=F64)
     z[0], z[2] = math.sqrt(s2 / 2), math.sqrt(s2 / 2)
     prod = torch.exp(om @ z).prod(-1)
@@ -232,8 +229,8 @@ def test_pitfall_bias_formulas_against_monte_carlo():
     d, m = 5, 5
     x = np.zeros(d)
     x[0] = 0.45
-    om_u = fv.orthogonal_features(200_000, m, d, gen(13), sign_fix=False)
-    om_n = fv.orthogonal_features(200_000, m, d, gen(14), norms="sqrt_d")
+    om_u = fv.orthogonal_features(gen(13), 100_000, m, d, sign_fix=False)
+    om_n = fv.orthogonal_features(gen(14), 100_000, m, d, norms="sqrt_d")
     sm = float(fv.softmax_kernel(x, x))
     for om, pred in ((om_u, fv.bias_unfixed_qr(2 * x[0], m, d)), (om_n, fv.bias_fixed_norms(2 * x[0], d))):
         est = fv.estimates("pos", torch.tensor(x)[None], torch.tensor(x)[None], om)[:, 0]
@@ -244,9 +241,9 @@ def test_pitfall_bias_formulas_against_monte_carlo():
 def test_attention_delta_method_is_the_linearised_error():
     d, L = 6, 5
     g = gen(15)
-    Q, K, V = 0.5 * torch.randn(L, d, generator=g, dtype=F64), 0.5 * torch.randn(L, d, generator=g, dtype=F64), torch.randn(L, 2, generator=g, dtype=F64)
+    Q, K, V = 0.5 * randn(g, 'r10', L, d), 0.5 * randn(g, 'r11', L, d), randn(g, 'r12', L, 2)
     m, R = 8, 40_000
-    om = fv.iid_features(R, m, d, g)
+    om = fv.iid_features(g.child('omega'), R, m, d)
     q, k = Q / d ** 0.25, K / d ** 0.25
     A = torch.exp(q @ k.T)
     out = (A @ V) / A.sum(-1, keepdim=True)
@@ -256,8 +253,8 @@ def test_attention_delta_method_is_the_linearised_error():
     se = float(err.std()) / math.sqrt(R)
     assert abs(float(err.mean()) - fv.favor_attention_mse(Q, K, V, m)) < 4 * se
     torch.testing.assert_close(fv.softmax_attention(Q, K, V), out)
-    # positive features with many draws average to the exact (unnormalised) kernel
-    torch.testing.assert_close(A_hat.mean(0), A, rtol=0.05, atol=0)
+    # positive features with many draws average to the exact (unnormalised) kernel (4 SE per entry)
+    assert bool(((A_hat.mean(0) - A).abs() < 4 * A_hat.std(0) / math.sqrt(R)).all())
 
 
 # -------------------------------------------------------------------------- config and runs
@@ -282,20 +279,134 @@ def test_sub_experiment_fields_are_their_own():
         Config.smoke().replace(**{"favor.m": 20})
 
 
-def test_member_of_a_batched_run_equals_the_standalone_run():
+def test_member_of_an_ensemble_equals_the_member_alone_and_in_a_larger_ensemble():
     base = Config.smoke().replace(n_heads=8, n_train=40, n_val=20, n_test=20, n_factors=(0.5, 1.0),
-                                  **{"heads.grid": (8,), "heads.n_train": 20, "heads.n_eval": 20})
-    batched, single = base.replace(n_seeds=2), base.replace(seed=1, n_seeds=1)
-    res = []
-    for cfg in (batched, single):
-        data = sim.split(cfg, sim.LEARN_DATA, 0, 40, cfg.n_keys)
-        G = sim.head_bank(cfg)
+                                  **{"heads.grid": (8,), "heads.n_train": 20, "heads.n_eval": 20,
+                                     "spectral.sizes": (10, 20), "spectral.n_eval": 20})
+    res = {}
+    for name, cfg, members in (("two", base.replace(n_seeds=2), None), ("three", base.replace(n_seeds=3), None),
+                               ("alone", base.replace(n_seeds=1), [1])):
+        data = sim.split(cfg, cfg.n_keys, 40, members)
+        G = sim.head_bank(cfg, members)
+        W = sim.mlp_bank(cfg, cfg.n_keys, members)
         f = sim.feature_fn("brfa_pm", G, cfg.bias_alpha, None, cfg.n_heads)
-        res.append((data, sim.fit(cfg, f, data, [20, 40], cfg.n_heads, cfg.n_keys)))
-    (db, fb), (ds, fs) = res
-    torch.testing.assert_close(db["train.X"][1], ds["train.X"][0], rtol=0, atol=0)
-    torch.testing.assert_close(fb.test_mse[1], fs.test_mse[0], rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(fb.test_pred[1], fs.test_pred[0], rtol=1e-9, atol=1e-11)
+        res[name] = (data, G, W, sim.fit(cfg, f, data, [20, 40], cfg.n_heads, cfg.n_keys))
+    for other, j in (("three", 1), ("alone", 0)):
+        for key in ("train.x0", "train.X", "val.X", "test.y"):
+            torch.testing.assert_close(res["two"][0][key][1], res[other][0][key][j], rtol=0, atol=0)
+        torch.testing.assert_close(res["two"][1][1], res[other][1][j], rtol=0, atol=0)
+        torch.testing.assert_close(res["two"][2][1], res[other][2][j], rtol=0, atol=0)
+        torch.testing.assert_close(res["two"][3].test_mse[1], res[other][3].test_mse[j], rtol=1e-10, atol=1e-12)
+    # the head bank is nested: a smaller bank is the first heads of a larger one
+    small = base.replace(n_seeds=2, **{"heads.grid": (4,)}, n_heads=4)
+    torch.testing.assert_close(sim.head_bank(small), sim.head_bank(base.replace(n_seeds=2))[:, :4], rtol=0, atol=0)
+
+
+def test_favor_draws_do_not_depend_on_the_chunking():
+    st = gen(30)
+    whole = fv.orthogonal_features(st, 10, 20, 8)
+    parts = torch.cat([fv.orthogonal_features(st, range(0, 4), 20, 8), fv.orthogonal_features(st, range(4, 10), 20, 8)])
+    torch.testing.assert_close(whole, parts, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------- intercept and kernels
+def test_ridge_intercept_is_an_unpenalised_constant_feature():
+    """Centring = an unpenalised intercept: the fit equals the minimiser of
+    |y - Phi v - b|^2 + n lambda (tr G_c / P) |v|^2 over (v, b), solved directly."""
+    d, N, M = 4, 3, 4
+    g = gen(20)
+    W = rf.gaussian_heads(g.child("heads"), M, d)[None]
+    f = rf.feature_map("brfa", rf.biased_heads("brfa", W, 1.5))
+    x0, X = rf.sample_sphere(g.child(1), (1, 40), d), rf.sample_sphere(g.child(2), (1, 40, N), d)
+    Y = sim.targets(x0, X) + 3.0                                    # a large mean: the intercept matters
+    grid = (1e-2,)
+    for n in (12, 40):                                              # dual and primal
+        fit = ridge.ridge_path(f, x0, X, Y, [n], f(x0, X), Y, f(x0, X), Y, grid, chunk=7)
+        Phi = f(x0, X)[0, :n]
+        Pc = Phi - Phi.mean(0)
+        reg = grid[0] * (Pc.pow(2).sum() / n) / Phi.shape[1] * n
+        A = torch.zeros(Phi.shape[1] + 1, Phi.shape[1] + 1, dtype=F64)
+        Z = torch.cat([Phi, torch.ones(n, 1, dtype=F64)], 1)
+        A = Z.T @ Z + torch.diag(torch.cat([torch.full((Phi.shape[1],), float(reg), dtype=F64), torch.zeros(1, dtype=F64)]))
+        sol = torch.linalg.solve(A, Z.T @ Y[0, :n])
+        torch.testing.assert_close(fit.weights[0, 0], sol[:-1], rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(fit.intercept[0, 0], sol[-1], rtol=1e-6, atol=1e-8)
+
+
+def test_kernel_ridge_intercept_equals_centred_linear_ridge():
+    g = gen(21)
+    Phi, Y = randn(g, "a", 25, 40), randn(g, "b", 25, 2) + 2.0
+    Pt, Yt = randn(g, "c", 10, 40), randn(g, "d", 10, 2) + 2.0
+    _, test, _ = ridge.kernel_ridge(Phi @ Phi.T, Y, Pt @ Phi.T, Yt, Pt @ Phi.T, Yt, (0.5,))
+    reg = 0.5 * torch.trace(Phi @ Phi.T) / 25
+    Z = torch.cat([Phi, torch.ones(25, 1, dtype=F64)], 1)
+    D = torch.diag(torch.cat([torch.full((40,), float(reg), dtype=F64), torch.zeros(1, dtype=F64)]))
+    sol = torch.linalg.solve(Z.T @ Z + D, Z.T @ Y)
+    pred = torch.cat([Pt, torch.ones(10, 1, dtype=F64)], 1) @ sol
+    torch.testing.assert_close(test[0, 0], ridge.relative_mse(pred, Yt))
+
+
+def test_biased_relu_moment_against_kappa1_quadrature_and_monte_carlo():
+    rho = torch.linspace(-0.99, 1.0, 40, dtype=F64)
+    z = torch.zeros_like(rho)
+    torch.testing.assert_close(rf.relu_moment_biased(z, z, rho, nodes=64), rf.kappa1(rho), rtol=1e-10, atol=1e-12)
+    assert float((rf.relu_moment_biased(z, z, rho) - rf.kappa1(rho)).abs().max()) < 5e-6
+    st = gen(22)
+    a, b, r = 3 * st.child("a").normal((20_000,)), 3 * st.child("b").normal((20_000,)), st.child("r").uniform((20_000,)) * 2 - 1
+    ref = rf.relu_moment_biased(a, b, r, nodes=64)
+    assert float((rf.relu_moment_biased(a, b, r) - ref).abs().max()) < 5e-6       # BIAS_NODES
+    g = st.child("g").normal((2, 400_000))
+    for av, bv, rv in ((0.7, -0.3, 0.5), (1.5, 1.2, 0.95), (-1.0, 2.0, -0.4)):
+        y = rv * g[0] + math.sqrt(1 - rv * rv) * g[1]
+        prod = torch.relu(av + g[0]) * torch.relu(bv + y)
+        f = rf.relu_moment_biased(*(torch.tensor(v, dtype=F64) for v in (av, bv, rv)))
+        assert abs(float(prod.mean() - f)) < 4 * float(prod.std()) / math.sqrt(prod.numel())
+
+
+def test_rfa_spectrum_sums_to_the_trace_and_the_target_powers_to_one():
+    from studies.random_features import spectrum as sp
+    d, N = 8, 8
+    b = sp.rfa_blocks(d, N, 10)
+    const = sp.rfa_trace(d, N) - float(np.sum(b["eig"] * b["mult"])) - float(b["tail"])
+    assert 0 < const < sp.rfa_trace(d, N) and float(b["tail"]) < 1e-3 * sp.rfa_trace(d, N)
+    for target in rf.TARGETS:
+        assert sum(sp.target_block_powers(target, d, 10).values()) == pytest.approx(1.0, abs=1e-9)
+    # the eigenvalues re-assemble the pair function: h(a, b) = sum_kl eta_kl B_k B_l N^[l>=1] P_k(a) P_l(b)
+    from studies.random_features.spectrum import _h_rfa
+    ab = np.array([[0.3, -0.2], [-0.7, 0.5], [0.1, 0.9], [0.0, 0.0]])
+    b12 = sp.rfa_blocks(d, N, 14)
+    ref = _h_rfa(ab[:, 0], ab[:, 1])
+    P = lambda k, t: rf.gegenbauer(int(k), d, torch.from_numpy(t)).numpy()
+    approx = sum(e * m * (N if l >= 1 else 1) * P(k, ab[:, 0]) * P(l, ab[:, 1])
+                 for k, l, e, m in zip(b12["k"], b12["l"], b12["eig"], b12["mult"]))
+    approx = approx + const * 1.0                                          # the (0, 0) block
+    np.testing.assert_allclose(approx, ref, rtol=2e-3)
+
+
+def test_rfmlp_spectrum_sums_to_its_trace_and_matches_the_degree_one_eigenvalue():
+    from studies.random_features import spectrum as sp
+    d, N = 5, 2
+    b = sp.rfmlp_blocks(d, N, 8)
+    assert float(b["tail"]) < 0.01
+    # degree 1 on one sphere: E[kappa_1(t) t_0] by direct quadrature over the N+1 independent t_c
+    u, w = sp.sphere_quadrature(d, 40)
+    T = np.stack(np.meshgrid(u, u, u, indexing="ij"))
+    W = w[:, None, None] * w[None, :, None] * w[None, None, :]
+    t = torch.from_numpy((1 + T.sum(0)) / (N + 2))
+    direct = float(np.sum(W * rf.kappa1(t).numpy() * T[0]))
+    assert sp.rfmlp_eigenvalue((1,), d, N) == pytest.approx(direct, rel=1e-6)
+
+
+def test_spectral_risk_of_one_mode_is_the_closed_form():
+    """One mode of eigenvalue eta and power 1, ridge lambda: kappa solves kappa = lambda + kappa eta / (n eta + kappa)."""
+    from studies.random_features import spectrum as sp
+    eta, n, lam = 0.3, 5.0, 0.2
+    risk = sp.spectral_risk(np.array([eta]), np.array([1.0]), np.array([1.0]), n, lam)
+    # kappa^2 - (lam - (n-1) eta) kappa - lam n eta = 0
+    bq = lam - (n - 1) * eta
+    kappa = (bq + math.sqrt(bq * bq + 4 * lam * n * eta)) / 2
+    gamma = n * eta ** 2 / (n * eta + kappa) ** 2
+    assert risk == pytest.approx(kappa ** 2 / (n * eta + kappa) ** 2 / (1 - gamma), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -311,11 +422,13 @@ def test_smoke_preset_runs_and_its_checks_pass(smoke):
     failed = [c.name for c in checks if not c.ok]
     assert not failed, failed
     assert rec["learn.test_mse"].shape == (4, 3, 2, len(rf.TARGETS))
-    assert {"learn.train_x0", "learn.heads_seed", "learn.test_pred", "learn.G", "favor.seed"} <= set(rec.arrays)
+    assert {"learn.train_x0", "learn.intercept", "learn.test_pred", "learn.G", "spectral.predicted"} <= set(rec.arrays)
     assert set(rec.info["phase_seconds"]) == {p.name for p in study.PHASES}
     pred = study.predict(Config.smoke())
     np.testing.assert_allclose(pred["favor.mse.iid.pos"], rec["favor.pred.iid.pos"])
     np.testing.assert_allclose(pred["attn.mse.iid"], rec["attn.pred.iid"])
+    np.testing.assert_allclose(pred["spectral.rfa"], rec["spectral.predicted"][0])
+    np.testing.assert_allclose(pred["spectral.rfmlp"], rec["spectral.predicted"][1])
     # typed results round-trip, and the headline is the learning sweep's (model, target) pair
     learn = load(rec, "learn", sim.LearnSweep)
     assert learn.data is None and learn.fits is None                    # in-memory only, never stored
@@ -324,16 +437,15 @@ def test_smoke_preset_runs_and_its_checks_pass(smoke):
     np.testing.assert_array_equal(head.test_mse, learn.test_mse[im, :, :, it])
     assert not any(k.startswith(("learn.data.", "learn.fits.", "learn.bank")) for k in rec.arrays)
     figs = study.figures(rec)
-    assert {"learning_curves", "orf_pitfall", "favor_mse_angle"} <= set(figs)
+    assert {"learning_curves", "orf_pitfall", "favor_mse_angle", "spectral_curves"} <= set(figs)
     import matplotlib.pyplot as plt
     for fig in figs.values():
         plt.close(fig)
 
 
 # ------------------------------------------------------------------- checks that discriminate
-OBSERVATIONS = {"bias_costs_sep11", "brfa_pm_dominates_zonal", "brfa_intercept_mean_feature_bound",
-                "learning_curves_decrease"}
-"""Spec margins with no prediction behind them (and a bound that holds only at M, n = infinity)."""
+OBSERVATIONS = {"brfa_pm_dominates_zonal", "rfmlp_best_width_geg1", "rfmlp_best_width_sep11"}
+"""A spec margin with no prediction behind it, and the RFMLP baseline at its best width (reported)."""
 
 
 def test_every_check_has_its_kind_and_every_theory_check_a_rival(smoke):
@@ -352,9 +464,14 @@ def test_negative_controls_every_theory_check_fails_on_its_rival(smoke):
     not asserted at smoke: their pass rule is kept)."""
     _, checks = smoke
     theory = [c for c in checks if c.kind == "theory" and c.alternative_predicted is not None]
-    assert len(theory) >= 24
+    assert len(theory) >= 34
     admitted = [c.name for c in theory if c.passes(float(c.alternative_predicted))]
-    assert not admitted, admitted
+    # the rivals of two RFMLP curves are close to the prediction at the smoke sizes (RFMLP learns
+    # nearly nothing up to n = 400): these do not discriminate there, and say so (discriminates=False)
+    # (and the sample-size ratio is not asserted at smoke: RFMLP learns too little to cross eps < 0.9)
+    unasserted = {c.name for c in theory if not c.asserted}
+    assert set(admitted) <= {"spectral_curve_rfmlp_geg2", "spectral_curve_rfmlp_geg3"} | unasserted, admitted
+    assert all(c.discriminates is False for c in theory if c.name in admitted and c.asserted)
 
 
 def _with(rec, **arrays):
@@ -403,14 +520,18 @@ def test_negative_controls_kernel_and_learning_measurements(smoke):
     for kind in ("rfa", "rfmlp"):
         lin = rf.linearised_kernel(kind, x0, X, x0, X).numpy()
         assert not _verdicts(_with(rec, **{f"kernel.{kind}.mc": lin}))[f"{kind}_kernel_limit"]
-    # RFA and RFMLP exchanged in the N sweep: no advantage, and RFA growing with N
+    # RFA and RFMLP exchanged in the N sweep: RFMLP flat in N
     nk = a["nkeys.test_mse"]
     swapped = _verdicts(_with(rec, **{"nkeys.test_mse": nk[::-1].copy()}))
-    assert not swapped["rfa_beats_rfmlp"] and not swapped["rfa_flat_in_N"] and not swapped["rfmlp_degrades_with_N"]
-    # a bias that does not help: BRFA measured as RFA
-    lt = a["learn.test_mse"].copy()
-    lt[rf.MODELS.index("brfa")] = lt[rf.MODELS.index("rfa")] + 1e-3 * np.arange(lt.shape[1])[:, None, None]
-    assert not _verdicts(_with(rec, **{"learn.test_mse": lt}))["brfa_learns_geg2"]
+    assert not swapped["rfmlp_degrades_with_N"]
+    # the measured kernel-ridge curves replaced: RFA learning like RFMLP, every target like geg1
+    sm = a["spectral.test_mse"].copy()
+    swapped = _verdicts(_with(rec, **{"spectral.test_mse": sm[::-1].copy()}))
+    for target in ("geg1", "sep11", "pow3"):
+        assert not swapped[f"spectral_curve_rfa_{target}"] and not swapped[f"spectral_curve_rfmlp_{target}"], target
+    like_geg1 = sm.copy()
+    like_geg1[..., rf.TARGETS.index("geg2")] = sm[..., rf.TARGETS.index("geg1")]
+    assert not _verdicts(_with(rec, **{"spectral.test_mse": like_geg1}))["spectral_curve_rfa_geg2"]
     # RFA learning geg2 like geg1
     lt = a["learn.test_mse"].copy()
     lt[rf.MODELS.index("rfa"), ..., rf.TARGETS.index("geg2")] = lt[rf.MODELS.index("rfa"), ..., rf.TARGETS.index("geg1")]
@@ -418,11 +539,11 @@ def test_negative_controls_kernel_and_learning_measurements(smoke):
     # the heads sweep converging at the bound's rate M^-1/2, and at the predicted M^-1 (a small
     # seed-to-seed spread of the exponent, so that the seed SE resolves the two)
     grid = a["heads.grid"].astype(float)
-    krr = a["heads.krr_test_mse"]
+    krr = a["heads.krr_test_mse"][0]                                    # RFA
     spread = 0.01 * np.arange(krr.shape[0])[None]
     for rate, passes in ((0.5, False), (1.0, True)):
         ht = a["heads.test_mse"].copy()
-        ht[..., 0] = krr[None, :, 0] + 0.5 * (grid[0] / grid)[:, None] ** (rate + spread)
+        ht[0, ..., 0] = krr[None, :, 0] + 0.5 * (grid[0] / grid)[:, None] ** (rate + spread)
         heads = {c.name: c for c in study.checks(_with(rec, **{"heads.test_mse": ht}))}["heads_approach_kernel_limit"]
         assert heads.asserted and heads.passed == passes, rate
 
@@ -435,8 +556,8 @@ def test_rivals_of_the_closed_forms():
     torch.testing.assert_close(gap, rho ** 2 / (4 * math.pi), rtol=0.1, atol=1e-6)
     d, L, m, R = 6, 5, 8, 40_000
     g = gen(16)
-    Q, K, V = 0.5 * torch.randn(L, d, generator=g, dtype=F64), 0.5 * torch.randn(L, d, generator=g, dtype=F64), torch.randn(L, 2, generator=g, dtype=F64)
-    om = fv.iid_features(R, m, d, g)
+    Q, K, V = 0.5 * randn(g, 'r13', L, d), 0.5 * randn(g, 'r14', L, d), randn(g, 'r15', L, 2)
+    om = fv.iid_features(g.child('omega'), R, m, d)
     q, k = Q / d ** 0.25, K / d ** 0.25
     A = torch.exp(q @ k.T)
     A_hat = fv.phi_positive(q, om) @ fv.phi_positive(k, om).transpose(1, 2)

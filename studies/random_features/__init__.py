@@ -15,10 +15,11 @@ MSEs of Lemma 2, lowered further by orthogonal features.
 
 Modules: `config` (the learning sweep's fields and one sub-config per other sub-experiment),
 `model` (features, targets, infinite-head kernels), `ridge` (closed-form ridge and kernel ridge),
-`favor` (FAVOR+ estimators, closed-form MSEs, pitfalls), `theory` (`predict`), `simulate` (one
+`favor` (FAVOR+ estimators, closed-form MSEs, pitfalls), `spectrum` (the exact spectra of the RFA
+and RFMLP kernels and the learning curves they predict), `theory` (`predict`), `simulate` (one
 function per phase), `checks`, `figures`, `bench`.
 """
-from studies.random_features import favor, model, ridge, simulate, theory
+from studies.random_features import favor, model, ridge, simulate, spectrum, theory
 from studies.random_features.bench import bench_case
 from studies.random_features.checks import checks
 from studies.random_features.config import Config
@@ -28,8 +29,9 @@ from studies.random_features.theory import predict
 
 NAME = "random-features"
 TITLE = "Random-feature attention: learning with frozen random heads, and FAVOR+"
-REFERENCES = ["fu2023single", "choromanski2021rethinking", "peng2021random", "rahimi2007random", "cho2009kernel"]
+REFERENCES = ["fu2023single", "choromanski2021rethinking", "peng2021random", "rahimi2007random", "cho2009kernel",
+              "bordelon2020spectrum", "canatar2021spectral"]
 """BibTeX keys of book/references.bib."""
 
 __all__ = ["NAME", "TITLE", "REFERENCES", "Config", "PHASES", "run", "predict", "checks", "figures", "bench_case",
-           "favor", "model", "ridge", "simulate", "theory"]
+           "favor", "model", "ridge", "simulate", "spectrum", "theory"]

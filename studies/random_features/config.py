@@ -16,11 +16,11 @@ phase           what runs, and from which fields
                 ``learn.`` run), plus kernel ridge with the RFMLP kernel (its P -> infinity limit).
 ``alpha.``      BRFA and BRFA+- with mean ``f * bias_alpha`` for f in ``alpha.factors``, n = ``n_train``
                 (f = 0 is RFA and f = 1 the ``learn.`` run: the heads share their Gaussian part).
-``intercept.``  BRFA and BRFA+- with one extra constant feature, n = ``n_train`` (an extension; no
-                fields of its own).
-``heads.``      RFA with M in ``heads.grid`` (nested heads) and M = infinity (kernel ridge with the
-                arc-cos kernel), n = ``heads.n_train``, validated and tested on the first ``heads.n_eval``
-                points.
+``heads.``      RFA, BRFA, RFMLP with M in ``heads.grid`` (nested heads; RFMLP M (d+1) features) and
+                M = infinity (kernel ridge with each closed-form kernel), n = ``heads.n_train``, validated
+                and tested on the first ``heads.n_eval`` points.
+``spectral.``   Kernel ridge with the RFA and RFMLP kernels at n in ``spectral.sizes`` against the
+                learning curves predicted from their exact spectra (``spectral.kmax``, ``spectral.max_total``).
 ``kernel.``     Monte-Carlo Gram matrices with ``kernel.heads`` heads on ``kernel.sets`` input sets
                 against the closed-form kernels, in dimension ``kernel.d`` with ``kernel.n_keys`` keys.
 ``favor.``      FAVOR+ estimators in dimension ``favor.d`` with ``favor.m`` features and ``favor.draws``
@@ -30,7 +30,7 @@ phase           what runs, and from which fields
                 ``attn.grid`` (``attn.draws`` draws each; the same feature streams as ``favor_m.``).
 ==============  ============================================================================================
 
-The sweeps ``nkeys.``, ``alpha.``, ``intercept.`` and ``heads.`` are ablations around the primary
+Every fit has an unpenalised intercept.  The sweeps ``nkeys.``, ``alpha.``, ``heads.`` and ``spectral.`` are ablations around the primary
 point: they reuse the learning sweep's data, heads and fits (at N = n_keys, alpha = bias_alpha),
 so they follow the primary fields (``d``, ``n_keys``, ``n_heads``, ``n_train``, ``n_val``,
 ``n_test``, ``bias_alpha``, ``ridge_grid``); only the axis each one sweeps is its own.  The kernel
@@ -138,6 +138,24 @@ class FavorMConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SpectralConfig(SubConfig):
+    sizes: tuple[int, ...] = (50, 100, 250, 500, 1000)
+    """Training sizes of the kernel-ridge learning curves (the first n training points of the learning sweep)."""
+    n_eval: int = 500
+    """Validation and test points of the kernel-ridge curves (the first n_eval of each split)."""
+    kmax: int = 10
+    """Harmonic degrees k, l <= kmax of the exact RFA spectrum (the rest enters through its trace)."""
+    max_total: int = 6
+    """Total harmonic degree of the degree classes of the exact RFMLP spectrum (the rest: its trace)."""
+
+    def validate(self) -> None:
+        _require_int_grid(self, "sizes")
+        require_int(self, "n_eval", low=2)
+        require_int(self, "kmax", low=3)
+        require_int(self, "max_total", low=6)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttentionConfig(SubConfig):
     d: int = 16
     """Dimension of the queries and keys."""
@@ -189,7 +207,9 @@ class Config(StudyConfig):
     alpha: AlphaConfig = field(default_factory=AlphaConfig)
     """The bias-strength sweep (BRFA, BRFA+-)."""
     heads: HeadsConfig = field(default_factory=HeadsConfig)
-    """The heads sweep M -> infinity (RFA and kernel ridge)."""
+    """The heads sweep M -> infinity (RFA, BRFA, RFMLP and kernel ridge with their kernels)."""
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
+    """Kernel-ridge learning curves (RFA, RFMLP kernels) against the predictions of their exact spectra."""
     kernel: KernelConfig = field(default_factory=KernelConfig)
     """The Monte-Carlo check of the infinite-head kernels."""
     favor: FavorConfig = field(default_factory=FavorConfig)
@@ -220,6 +240,9 @@ class Config(StudyConfig):
         require(self.heads.n_train <= max(self.n_sizes),
                 f"heads.n_train ({self.heads.n_train}) must be at most the largest training size {max(self.n_sizes)}")
         require(self.heads.n_eval <= min(self.n_val, self.n_test), "heads.n_eval must be at most n_val and n_test")
+        require(max(self.spectral.sizes) <= max(self.n_sizes),
+                f"spectral.sizes must be at most the largest training size {max(self.n_sizes)}")
+        require(self.spectral.n_eval <= min(self.n_val, self.n_test), "spectral.n_eval must be at most n_val and n_test")
 
     # ------------------------------------------------------------------------------ derived
     def memory_estimate(self) -> tuple[float, str]:
@@ -263,7 +286,8 @@ class Config(StudyConfig):
             n_factors=(0.5, 1.0),        # two sizes: one dual and one primal solve, and a slope
             nkeys=NKeysConfig(grid=(2, 8)),                       # the shortest N and the learning sweep's
             alpha=AlphaConfig(factors=(0.0, 1.0)),                # RFA and BRFA only: both reuse the learning fits
-            heads=HeadsConfig(grid=(16, 256), n_train=200, n_eval=200),  # two M and a 200-point kernel ridge
+            heads=HeadsConfig(grid=(16, 256), n_train=120, n_eval=120),  # two M and a 120-point kernel ridge (BRFA's kernel is costly)
+            spectral=SpectralConfig(sizes=(50, 100, 200, 400), n_eval=150),  # four sizes, the smoke data
             favor=FavorConfig(draws=20_000),                      # 5x fewer draws: SEs 2.2x wider, still resolved
             favor_m=FavorMConfig(grid=(4, 16), draws=2_000),      # two m, one of them m = d
             attn=AttentionConfig(grid=(4, 16), draws=2_000),      # the same two m on the same streams
@@ -271,7 +295,8 @@ class Config(StudyConfig):
 
     @classmethod
     def quick(cls) -> "Config":
-        """About a minute on two cores: the spec's d = 8, N = 8, M = 128, n = 1000."""
+        """The spec's d = 8, N = 8, M = 128, n = 1000 (about 9 minutes on two heavily shared cores;
+the kernel ridge regressions with the exact kernels, BRFA's above all, take most of it)."""
         return cls(n_seeds=3)  # three seeds: the learning checks' Student-t intervals and the figures' bands
 
     @classmethod

@@ -35,47 +35,56 @@ from scipy import special
 from torch import Tensor
 
 from workbench.attention import stable_softmax
+from workbench.streams import Stream
 
 
 # --------------------------------------------------------------------------------- samplers
-def iid_features(R: int, m: int, d: int, generator: torch.Generator, dtype=torch.float64) -> Tensor:
-    """R independent sets of m i.i.d. N(0, I_d) features: (R, m, d)."""
-    return torch.randn(R, m, d, generator=generator, dtype=dtype)
+# Every sampler takes a `workbench.streams.Stream` and the indices of the Monte-Carlo draws: draw r
+# is member r of the stream, so a draw does not depend on how the draws are chunked, and the
+# first R draws of a longer run are the R draws of a shorter one.
+def _draws(draws) -> range | list[int]:
+    return range(draws) if isinstance(draws, int) else draws
 
 
-def orthogonal_directions(R: int, m: int, d: int, generator: torch.Generator,
+def iid_features(st: Stream, draws, m: int, d: int, *, device=None, dtype=torch.float64) -> Tensor:
+    """Independent sets of m i.i.d. N(0, I_d) features, one per draw index: (R, m, d)."""
+    return st.normal((m, d), members=_draws(draws), device=device, dtype=dtype)
+
+
+def orthogonal_directions(st: Stream, draws, m: int, d: int, *, device=None,
                           dtype=torch.float64) -> tuple[Tensor, Tensor]:
     """Unit directions of m orthogonal features in blocks of d, from one QR per block: (R, m, d) twice.
 
-    Block b is ``Q^T`` of ``Q, R' = qr(G_b)`` for a d x d Gaussian G_b (the last block keeps its
-    first rows).  Returns (sign-fixed, unfixed): the first multiplies column c of Q by
-    sign(R'_cc), which makes Q Haar distributed; the second is Q as LAPACK returns it.
+    Block b is ``Q^T`` of ``Q, R' = qr(G_b)`` for a d x d Gaussian G_b (stream ``qr``; the last
+    block keeps its first rows).  Returns (sign-fixed, unfixed): the first multiplies column c of
+    Q by sign(R'_cc), which makes Q Haar distributed; the second is Q as LAPACK returns it.
     """
     blocks = math.ceil(m / d)
-    G = torch.randn(R, blocks, d, d, generator=generator, dtype=dtype)       # (R, b, d, d)
+    G = st.child("qr").normal((blocks, d, d), members=_draws(draws), device=device, dtype=dtype)   # (R, b, d, d)
+    R = G.shape[0]
     Q, Rr = torch.linalg.qr(G)
     fixed = Q * torch.sign(Rr.diagonal(dim1=-2, dim2=-1))[..., None, :]      # column c times sign(R'_cc)
     rows = lambda A: A.transpose(-1, -2).reshape(R, blocks * d, d)[:, :m]    # (R, m, d)
     return rows(fixed), rows(Q)
 
 
-def chi_norms(R: int, m: int, d: int, generator: torch.Generator, dtype=torch.float64) -> Tensor:
-    """Norms of fresh Gaussian vectors (chi_d distributed): (R, m, 1)."""
-    return torch.randn(R, m, d, generator=generator, dtype=dtype).norm(dim=-1, keepdim=True)
+def chi_norms(st: Stream, draws, m: int, d: int, *, device=None, dtype=torch.float64) -> Tensor:
+    """Norms of fresh Gaussian vectors (chi_d distributed; stream ``chi``): (R, m, 1)."""
+    return st.child("chi").normal((m, d), members=_draws(draws), device=device, dtype=dtype).norm(dim=-1, keepdim=True)
 
 
-def orthogonal_features(R: int, m: int, d: int, generator: torch.Generator, *, sign_fix: bool = True,
-                        norms: Literal["chi", "sqrt_d"] = "chi", dtype=torch.float64) -> Tensor:
-    """R sets of m orthogonal random features in blocks of d: (R, m, d).
+def orthogonal_features(st: Stream, draws, m: int, d: int, *, sign_fix: bool = True,
+                        norms: Literal["chi", "sqrt_d"] = "chi", device=None, dtype=torch.float64) -> Tensor:
+    """Sets of m orthogonal random features in blocks of d, one per draw index: (R, m, d).
 
     ``sign_fix=True, norms="chi"`` is the unbiased ORF construction (every feature exactly
     N(0, I)); ``sign_fix=False`` reproduces the official code's QR without sign correction and
     ``norms="sqrt_d"`` its ``scaling=1`` (every row of norm sqrt(d)).
     """
-    fixed, unfixed = orthogonal_directions(R, m, d, generator, dtype)
+    fixed, unfixed = orthogonal_directions(st, draws, m, d, device=device, dtype=dtype)
     rows = fixed if sign_fix else unfixed
     if norms == "chi":
-        return rows * chi_norms(R, m, d, generator, dtype)
+        return rows * chi_norms(st, draws, m, d, device=device, dtype=dtype)
     if norms == "sqrt_d":
         return rows * math.sqrt(d)
     raise ValueError(f"norms must be 'chi' or 'sqrt_d', got {norms!r}")

@@ -9,7 +9,7 @@ import numpy as np
 from studies.random_features import favor as fv
 from studies.random_features import model as rf
 from studies.random_features.simulate import (AlphaSweep, FavorAttention, FavorEstimates, FavorMSweep, HeadsSweep,
-                                              InterceptFit, KernelLimit, LearnSweep, NKeysSweep)
+                                              KernelLimit, LearnSweep, NKeysSweep, SpectralCurves)
 from workbench.phases import load
 from workbench.plotting import new_figure, seed_band
 from workbench.record import Record
@@ -37,15 +37,17 @@ def learning_curves(rec: Record):
             lw = 2.2 if (model == cfg.model and target == cfg.target) else 1.2
             seed_band(ax, sizes, learn.test_mse[mi, :, :, t], label=MODEL_LABEL[model],
                       color=MODEL_COLOR[model], log=True, marker="o", ms=3, lw=lw)
-        ax.plot([cfg.heads.n_train], [heads.krr_test_mse[:, t].mean()], "*", color="k", ms=8,
-                label="RFA, M=∞ (KRR)" if t == 0 else None)
+        for im, model in enumerate(heads.models):
+            ax.plot([cfg.heads.n_train], [heads.krr_test_mse[im, :, t].mean()], "*", color=MODEL_COLOR[str(model)], ms=9,
+                    mec="k", label=f"{MODEL_LABEL[str(model)]}, M=∞ (KRR)" if t == 0 else None)
         ax.set_xscale("log"), ax.set_yscale("log")
         _log_ticks(ax, sizes)
         ax.set_title(target + (" (headline)" if target == cfg.target else ""))
         ax.set_xlabel("training samples n")
     axes[0, 0].set_ylabel("relative test MSE")
     axes[0, -1].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"d={cfg.d}, N={cfg.n_keys}, M={cfg.n_heads} (P={cfg.n_params}); band: min-max over {cfg.n_seeds} seed(s)")
+    fig.suptitle(f"every model with an unpenalised intercept; d={cfg.d}, N={cfg.n_keys}, M={cfg.n_heads} (P={cfg.n_params}); "
+                 f"band: min-max over {cfg.n_seeds} seed(s)")
     return fig
 
 
@@ -70,7 +72,7 @@ def error_vs_n_keys(rec: Record):
 
 def alpha_tradeoff(rec: Record):
     """Error against the bias strength alpha for BRFA and BRFA± on three targets."""
-    cfg, sweep, ic = rec.config, load(rec, "alpha", AlphaSweep), load(rec, "intercept", InterceptFit)
+    cfg, sweep = rec.config, load(rec, "alpha", AlphaSweep)
     alphas = sweep.alpha
     targets = ("geg1", "geg2", "sep11")
     fig, axes = new_figure(len(targets), 1, width=2.9, height=2.7, sharey=True)
@@ -79,11 +81,6 @@ def alpha_tradeoff(rec: Record):
         for im, model in enumerate(("brfa", "brfa_pm")):
             seed_band(ax, alphas, sweep.test_mse[im, :, :, t].T, label=MODEL_LABEL[model], color=MODEL_COLOR[model],
                       marker="o", ms=3)
-        for im, model in enumerate(("brfa", "brfa_pm")):
-            vals = ic.test_mse[im, :, t]
-            ax.errorbar([cfg.bias_alpha], [vals.mean()], yerr=[[vals.mean() - vals.min()], [vals.max() - vals.mean()]],
-                        fmt="D", mfc="none", color=MODEL_COLOR[model], ms=6,
-                        label=f"{MODEL_LABEL[model]} + intercept" if t_ax == 0 else None)
         ax.axvline(math.sqrt(cfg.d), color="0.6", ls=":", lw=1)
         ax.set_title(target), ax.set_xlabel("bias α (dotted: √d)")
     axes[0, 0].set_ylabel(f"relative test MSE (n={cfg.n_train})")
@@ -92,37 +89,67 @@ def alpha_tradeoff(rec: Record):
 
 
 def heads_limit(rec: Record):
-    """RFA error against the number of heads M, with the M = infinity kernel-ridge limit."""
+    """Error against the number of heads M for RFA, BRFA, RFMLP, with each M = infinity kernel-ridge limit."""
     cfg, h = rec.config, load(rec, "heads", HeadsSweep)
     grid = h.grid
-    fig, axes = new_figure(2, 1, width=3.4, height=2.8)
+    fig, axes = new_figure(2, 1, width=3.6, height=2.9)
     ax = axes[0, 0]
-    for t, target in enumerate(rf.TARGETS):
-        line = seed_band(ax, grid, h.test_mse[:, :, t].T, label=target, log=True, marker="o", ms=3)
-        ax.axhline(h.krr_test_mse[:, t].mean(), color=line.get_color(), ls="--", lw=1)
+    for im, model in enumerate(h.models):
+        model = str(model)
+        for target, ls in (("geg1", "-"), ("geg2", "--")):
+            t = rf.TARGETS.index(target)
+            seed_band(ax, grid, h.test_mse[im, :, :, t].T, label=f"{MODEL_LABEL[model]}, {target}", color=MODEL_COLOR[model],
+                      log=True, marker="o", ms=3, ls=ls)
+            ax.plot([grid[-1] * 1.6], [h.krr_test_mse[im, :, t].mean()], "*", color=MODEL_COLOR[model], ms=8)
     ax.set_xscale("log"), ax.set_yscale("log")
     _log_ticks(ax, grid)
-    ax.set_xlabel("heads M"), ax.set_ylabel("relative test MSE")
-    ax.set_title(f"RFA, n={cfg.heads.n_train}; dashed: M=∞ (kernel ridge)")
-    ax.legend(fontsize=7)
+    ax.set_xlabel("heads M (RFMLP: M(d+1) features); stars: M=∞"), ax.set_ylabel("relative test MSE")
+    ax.set_title(f"n={cfg.heads.n_train}, intercept")
+    ax.legend(fontsize=6)
     ax = axes[0, 1]
-    for t, target in enumerate(("geg1", "sep11")):
-        k = rf.TARGETS.index(target)
-        excess = h.test_mse[:, :, k].mean(1) - h.krr_test_mse[:, k].mean()
-        ax.plot(grid, np.where(excess > 0, excess, np.nan), "o-", ms=3, label=target)
-    ax.plot(grid, excess[0] * (grid / grid[0]) ** -0.5, ":", color="0.5", label="M^-1/2 (bound)")
-    ax.plot(grid, excess[0] * (grid / grid[0]) ** -1.0, "--", color="0.5", label="M^-1")
+    for model, target in (("rfa", "geg1"), ("brfa", "geg2")):
+        im, k = [str(m) for m in h.models].index(model), rf.TARGETS.index(target)
+        excess = h.test_mse[im, :, :, k].mean(1) - h.krr_test_mse[im, :, k].mean()
+        ax.plot(grid, np.where(excess > 0, excess, np.nan), "o-", ms=3, color=MODEL_COLOR[model], label=f"{MODEL_LABEL[model]}, {target}")
+        ax.plot(grid, excess[0] * (grid / grid[0]) ** -0.5, ":", color=MODEL_COLOR[model], lw=1)
+        ax.plot(grid, excess[0] * (grid / grid[0]) ** -1.0, "--", color=MODEL_COLOR[model], lw=1)
     ax.set_xscale("log"), ax.set_yscale("log")
     _log_ticks(ax, grid)
+    ax.set_title("dotted: M^-1/2 (bound); dashed: M^-1", fontsize=8)
     ax.set_xlabel("heads M"), ax.set_ylabel("error - kernel-limit error"), ax.legend(fontsize=7)
+    return fig
+
+
+def spectral_curves(rec: Record):
+    """Kernel ridge (M = infinity) learning curves against the curves predicted from the exact spectra."""
+    cfg, sc = rec.config, load(rec, "spectral", SpectralCurves)
+    sizes = sc.sizes
+    fig, axes = new_figure(len(rf.TARGETS), 1, width=2.6, height=2.6, sharey=True)
+    for t, target in enumerate(rf.TARGETS):
+        ax = axes[0, t]
+        for im, model in enumerate(sc.models):
+            model = str(model)
+            seed_band(ax, sizes, sc.test_mse[im, :, :, t], label=f"{MODEL_LABEL[model]} KRR: measured", color=MODEL_COLOR[model],
+                      log=True, marker="o", ms=3, ls="none")
+            ax.plot(sizes, sc.predicted[im, :, t], "-", color=MODEL_COLOR[model], lw=1.2,
+                    label=f"{MODEL_LABEL[model]}: from its spectrum")
+        ax.plot(sizes, sc.predicted_empirical[:, t], ":", color=MODEL_COLOR["rfmlp"], lw=1,
+                label=f"RFMLP: Nyström spectrum ({int(sizes[-1])} pts)")
+        ax.set_xscale("log"), ax.set_yscale("log")
+        _log_ticks(ax, sizes)
+        ax.set_title(target), ax.set_xlabel("training samples n")
+    axes[0, 0].set_ylabel("relative test MSE (M = ∞)")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"kernel ridge with the exact kernels, intercept, λ on validation; d={cfg.d}, N={cfg.n_keys}; "
+                 f"{cfg.n_seeds} seed(s), {cfg.spectral.n_eval} test points")
     return fig
 
 
 def kernel_limit(rec: Record):
     """Monte-Carlo Gram entries against the closed-form kernels."""
     cfg, k = rec.config, load(rec, "kernel", KernelLimit)
-    fig, axes = new_figure(2, 1, width=3.0, height=2.8)
-    for ax, name, gram in zip(axes[0], ("rfa", "rfmlp"), (k.rfa, k.rfmlp)):
+    fig, axes = new_figure(3, 1, width=3.0, height=2.8)
+    for ax, name, gram in zip(axes[0], ("rfa", "rfmlp", "brfa"), (k.rfa, k.rfmlp, k.brfa)):
         f, mc, se = gram.formula.ravel(), gram.mc.ravel(), gram.se.ravel()
         ax.errorbar(f, mc, yerr=2 * se, fmt="o", ms=3, lw=1)
         lo, hi = f.min(), f.max()
@@ -231,6 +258,7 @@ def figures(record: Record) -> dict:
         "error_vs_n_keys": error_vs_n_keys(record),
         "alpha_tradeoff": alpha_tradeoff(record),
         "heads_limit": heads_limit(record),
+        "spectral_curves": spectral_curves(record),
         "kernel_limit": kernel_limit(record),
         "favor_mse_angle": favor_mse_angle(record),
         "favor_mse_vs_m": favor_mse_vs_m(record),

@@ -6,13 +6,11 @@ timing and stores each result as ``<phase>.<field>``.  The learning sweep's head
 fits are handed to the sweeps around the primary point in memory (TRANSIENT fields: never stored,
 freed when the run ends).
 
-Every random draw comes from its own CPU generator ``config.generator(i)`` with
-
-    i = stream * 10^9 + sub * 10^4 + member,
-
-so member s of an ensemble depends only on ``seed + s`` (a standalone run with ``seed + s`` and
-``n_seeds = 1`` reproduces it), and the streams never overlap.  The integer seeds are stored in the
-record (``*.seed`` arrays).
+Every random draw comes from a keyed `workbench.streams.Stream`: one experiment name per
+sub-experiment (``random-features/<name>``, see `stream`), the member (seed index s of the
+ensemble) as the stream's member index, and the split, sequence length N or Monte-Carlo draw as
+keys.  A whole ensemble is drawn in one call on the run's device, and member s of an ensemble is
+bit-identical to member s of a larger ensemble and to ``members=[s]`` alone (the tests check it).
 """
 from __future__ import annotations
 
@@ -26,14 +24,14 @@ from torch import Tensor
 
 from workbench.phases import TRANSIENT, Phase, run_phases
 from workbench.record import Record
+from workbench.streams import Stream
 
 from studies.random_features import favor as fv
 from studies.random_features import model as rf
 from studies.random_features import ridge
 from studies.random_features.config import Config
 
-# stream ids
-LEARN_DATA, HEADS, MLP, NKEYS_DATA, KERNEL, FAVOR = 1, 2, 3, 4, 5, 6
+STREAM_PREFIX = "random-features/"
 ATTN_TOKEN_SCALE = 0.3
 """Queries and keys of the attention comparison are N(0, 0.3^2 I): logits of order 0.1 and
 |q' + k'|^2 of order 0.7, where the delta-method prediction is accurate at moderate m."""
@@ -42,16 +40,15 @@ DRAW_CHUNK = 10_000
 """Feature draws per chunk of the FAVOR+ Monte Carlo."""
 
 
-def stream_index(stream: int, sub: int, member: int) -> int:
-    return stream * 10 ** 9 + sub * 10 ** 4 + member
+def stream(cfg: Config, name: str, *keys) -> Stream:
+    """The stream of sub-experiment ``name`` (``learn-data``, ``heads``, ``mlp``, ``kernel``,
+    ``favor``, ``favor_m``, ``attn``) with integer or string ``keys``."""
+    return Stream(cfg.seed, STREAM_PREFIX + name, *keys)
 
 
-def generator(cfg: Config, stream: int, sub: int, member: int = 0) -> torch.Generator:
-    return cfg.generator(stream_index(stream, sub, member))
-
-
-def seed_of(cfg: Config, stream: int, sub: int, member: int = 0) -> int:
-    return cfg.seed + stream_index(stream, sub, member)
+def ensemble(cfg: Config, members=None) -> list[int]:
+    """The member indices of a draw: 0..n_seeds-1 unless given."""
+    return list(range(cfg.n_seeds)) if members is None else list(members)
 
 
 def chunk_rows(M: int, N: int, d: int, budget: int = 1 << 22) -> int:
@@ -64,15 +61,12 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- data
-def sphere_data(cfg: Config, stream: int, sub: int, n: int, N: int) -> tuple[Tensor, Tensor]:
-    """Per-member inputs stacked on the ensemble axis: x0 (e, n, d), X (e, n, N, d), on the device."""
-    x0s, Xs = [], []
-    for s in range(cfg.n_seeds):
-        g = generator(cfg, stream, sub, s)
-        x0s.append(rf.sample_sphere((n,), cfg.d, g, cfg.torch_dtype))
-        Xs.append(rf.sample_sphere((n, N), cfg.d, g, cfg.torch_dtype))
-    dev = cfg.torch_device
-    return torch.stack(x0s).to(dev), torch.stack(Xs).to(dev)
+def sphere_data(cfg: Config, st: Stream, n: int, N: int, members=None) -> tuple[Tensor, Tensor]:
+    """Inputs of every member in one draw each: x0 (e, n, d), X (e, n, N, d), on the device."""
+    mem, dev, dt = ensemble(cfg, members), cfg.torch_device, cfg.torch_dtype
+    x0 = rf.to_sphere(st.child("x0").normal((n, cfg.d), members=mem, device=dev, dtype=dt))
+    X = rf.to_sphere(st.child("X").normal((n, N, cfg.d), members=mem, device=dev, dtype=dt))
+    return x0, X
 
 
 def targets(x0: Tensor, X: Tensor) -> Tensor:
@@ -80,18 +74,20 @@ def targets(x0: Tensor, X: Tensor) -> Tensor:
     return torch.stack([rf.target_values(t, x0, X) for t in rf.TARGETS], dim=-1)
 
 
-def split(cfg: Config, stream: int, sub0: int, n_train: int, N: int) -> dict[str, Tensor]:
-    """Train / validation / test inputs and targets from three sub-streams (sub0, sub0+1, sub0+2)."""
+def data_stream(cfg: Config, N: int) -> Stream:
+    """The data of the learning sweep (N = n_keys) and of the N sweep (other N): one stream per N."""
+    return stream(cfg, "learn-data", N)
+
+
+def split(cfg: Config, N: int, n_train: int, members=None) -> dict[str, Tensor]:
+    """Train / validation / test inputs and targets, from the sub-streams ``train``, ``val``, ``test``
+    of `data_stream` (nested: the first rows of a larger draw are the smaller draw)."""
     out: dict[str, Tensor] = {}
-    for name, sub, n in (("train", sub0, n_train), ("val", sub0 + 1, cfg.n_val), ("test", sub0 + 2, cfg.n_test)):
-        x0, X = sphere_data(cfg, stream, sub, n, N)
+    st = data_stream(cfg, N)
+    for name, n in (("train", n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
+        x0, X = sphere_data(cfg, st.child(name), n, N, members)
         out[f"{name}.x0"], out[f"{name}.X"], out[f"{name}.y"] = x0, X, targets(x0, X)
     return out
-
-
-def data_seeds(cfg: Config, stream: int, sub0: int) -> np.ndarray:
-    """(3, e) integer seeds of the train / validation / test draws."""
-    return np.array([[seed_of(cfg, stream, sub0 + k, s) for s in range(cfg.n_seeds)] for k in range(3)])
 
 
 def first_rows(data: dict[str, Tensor], n_train: int, n_eval: int | None = None) -> dict[str, Tensor]:
@@ -101,28 +97,25 @@ def first_rows(data: dict[str, Tensor], n_train: int, n_eval: int | None = None)
 
 
 # ----------------------------------------------------------------------------------- models
-def head_bank(cfg: Config) -> Tensor:
-    """Gaussian parts of the attention heads per member, (e, n_bank, d+1, d+1), covering both
-    ``n_heads`` and the largest M of the heads sweep (models use the first M heads)."""
-    G = [rf.gaussian_heads(cfg.n_bank, cfg.d, generator(cfg, HEADS, 0, s), cfg.torch_dtype) for s in range(cfg.n_seeds)]
-    return torch.stack(G).to(cfg.torch_device)
+def head_bank(cfg: Config, members=None) -> Tensor:
+    """Gaussian parts of the attention heads per member, (e, n_bank, d+1, d+1) i.i.d. N(0, 1/4), covering
+    both ``n_heads`` and the largest M of the heads sweep (models use the first M heads: nested)."""
+    return rf.gaussian_heads(stream(cfg, "heads"), cfg.n_bank, cfg.d, members=ensemble(cfg, members),
+                             device=cfg.torch_device, dtype=cfg.torch_dtype)
 
 
-def mlp_bank(cfg: Config, N: int) -> Tensor:
-    """RFMLP weights per member for sequence length N: (e, P, d(N+1)+1)."""
-    W = [rf.draw_mlp_weights(cfg.n_params, cfg.d, N, generator(cfg, MLP, N, s), cfg.torch_dtype) for s in range(cfg.n_seeds)]
-    return torch.stack(W).to(cfg.torch_device)
+def mlp_bank(cfg: Config, N: int, members=None) -> Tensor:
+    """RFMLP weights per member for sequence length N: (e, n_bank (d+1), d(N+1)+1), i.i.d. N(0, 1/(N+2));
+    the models use the first P rows (nested widths)."""
+    return rf.draw_mlp_weights(stream(cfg, "mlp", N), cfg.n_bank * (cfg.d + 1), cfg.d, N, members=ensemble(cfg, members),
+                               device=cfg.torch_device, dtype=cfg.torch_dtype)
 
 
 def feature_fn(model: str, G: Tensor, alpha: float, Wmlp: Tensor | None, M: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """The features of ``model`` with M heads (RFMLP: P = M (d+1) features, the same parameter count)."""
     if model == "rfmlp":
-        return rf.feature_map("rfmlp", Wmlp)
+        return rf.feature_map("rfmlp", Wmlp[:, :M * (G.shape[-1])])
     return rf.feature_map(model, rf.biased_heads(model, G[:, :M], alpha))
-
-
-def with_intercept(f: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
-    """The features of ``f`` plus one constant feature (an intercept, which the models lack)."""
-    return lambda x0, X: torch.cat([f(x0, X), torch.ones(*x0.shape[:-1], 1, dtype=x0.dtype, device=x0.device)], dim=-1)
 
 
 def fit(cfg: Config, f, data: dict[str, Tensor], n_sizes, M: int, N: int) -> ridge.RidgeFit:
@@ -134,12 +127,19 @@ def fit(cfg: Config, f, data: dict[str, Tensor], n_sizes, M: int, N: int) -> rid
                             data["val.y"], Phi_test, data["test.y"], cfg.ridge_grid, chunk)
 
 
-def krr_test_mse(kernel, data: dict[str, Tensor], s: int, grid) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel ridge regression of member s with ``kernel``: test error at the validated lambda (T,), and that lambda's index (T,)."""
+def krr_member(kernel, data: dict[str, Tensor], s: int, grid, sizes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel ridge regression (with an intercept) of member s with ``kernel`` on the first n training
+    points for n in ``sizes``: test error at the validated lambda (K, T) and that lambda's index (K, T)."""
     kern = lambda a, b: rf.kernel_matrix(kernel, data[f"{a}.x0"][s], data[f"{a}.X"][s], data[f"{b}.x0"][s], data[f"{b}.X"][s])
     _, test, choice = ridge.kernel_ridge(kern("train", "train"), data["train.y"][s], kern("val", "train"),
-                                         data["val.y"][s], kern("test", "train"), data["test.y"][s], grid)
-    return _np(test.gather(0, choice[None]).squeeze(0)), _np(choice)
+                                         data["val.y"][s], kern("test", "train"), data["test.y"][s], grid, sizes)
+    return _np(test.gather(1, choice[:, None]).squeeze(1)), _np(choice)
+
+
+def krr_test_mse(kernel, data: dict[str, Tensor], s: int, grid) -> tuple[np.ndarray, np.ndarray]:
+    """`krr_member` on the whole training set: (T,), (T,)."""
+    test, choice = krr_member(kernel, data, s, grid)
+    return test[0], choice[0]
 
 
 # ------------------------------------------------------------------------ the learning sweep
@@ -183,15 +183,13 @@ class LearnSweep:
     """(e, n_bank, d+1, d+1) frozen Gaussian parts G_m of the query-key matrices (W_m = s_m W_0 + G_m);
     the models use the first n_heads, the heads sweep the first M."""
     W_mlp: np.ndarray
-    """(e, P, d(N+1)+1) frozen first-layer weights of RFMLP."""
-    data_seed: np.ndarray
-    """(3, e) seeds of the train / validation / test draws."""
-    heads_seed: np.ndarray
-    """(e,) seeds of the head bank."""
-    mlp_seed: np.ndarray
-    """(e,) seeds of the RFMLP weights."""
+    """(e, P, d(N+1)+1) frozen first-layer weights of RFMLP (the first P rows of the bank)."""
+    intercept: np.ndarray
+    """(model, e, T) the fitted (unpenalised) intercepts at n = n_train."""
     bank: Tensor | None = field(default=None, metadata=TRANSIENT)
     """G on the device, for the sweeps around the primary point."""
+    mlp: Tensor | None = field(default=None, metadata=TRANSIENT)
+    """The RFMLP weight bank on the device (n_bank (d+1) rows)."""
     data: dict[str, Tensor] | None = field(default=None, metadata=TRANSIENT)
     """The inputs and targets on the device (``train.x0``, ``val.X``, ``test.y``, ...)."""
     fits: dict[str, ridge.RidgeFit] | None = field(default=None, metadata=TRANSIENT)
@@ -201,7 +199,7 @@ class LearnSweep:
 def learn(cfg: Config) -> LearnSweep:
     """Every model on every target at N = n_keys, for the training sizes ``cfg.n_sizes``."""
     G = head_bank(cfg)
-    data = split(cfg, LEARN_DATA, 0, max(cfg.n_sizes), cfg.n_keys)
+    data = split(cfg, cfg.n_keys, max(cfg.n_sizes))
     Wmlp = mlp_bank(cfg, cfg.n_keys)
     fits = {model: fit(cfg, feature_fn(model, G, cfg.bias_alpha, Wmlp, cfg.n_heads), data, cfg.n_sizes, cfg.n_heads, cfg.n_keys)
             for model in rf.MODELS}
@@ -213,11 +211,8 @@ def learn(cfg: Config) -> LearnSweep:
         lambda_choice=_np(stack("choice")), weights=_np(stack("weights")[:, :, k]), test_pred=_np(stack("test_pred")[:, :, k]),
         y_test=_np(data["test.y"]),
         train_x0=_np(data["train.x0"]), train_X=_np(data["train.X"]), val_x0=_np(data["val.x0"]), val_X=_np(data["val.X"]),
-        test_x0=_np(data["test.x0"]), test_X=_np(data["test.X"]), G=_np(G), W_mlp=_np(Wmlp),
-        data_seed=data_seeds(cfg, LEARN_DATA, 0),
-        heads_seed=np.array([seed_of(cfg, HEADS, 0, s) for s in range(cfg.n_seeds)]),
-        mlp_seed=np.array([seed_of(cfg, MLP, cfg.n_keys, s) for s in range(cfg.n_seeds)]),
-        bank=G, data=data, fits=fits)
+        test_x0=_np(data["test.x0"]), test_X=_np(data["test.X"]), G=_np(G), W_mlp=_np(Wmlp[:, :cfg.n_params]),
+        intercept=_np(stack("intercept")[:, :, k]), bank=G, mlp=Wmlp, data=data, fits=fits)
 
 
 @dataclass(kw_only=True)
@@ -251,31 +246,26 @@ class NKeysSweep:
     """(2 models [rfa, rfmlp], N, e, T) relative test error."""
     krr_rfmlp_test_mse: np.ndarray
     """(N, e, T) kernel ridge with the RFMLP kernel (P = infinity)."""
-    data_seed: np.ndarray
-    """(N, 3, e) seeds of the train / validation / test draws at each N."""
 
 
 def nkeys(cfg: Config, learn: LearnSweep) -> NKeysSweep:
     grid = cfg.nkeys.grid
     mse = np.zeros((2, len(grid), cfg.n_seeds, len(rf.TARGETS)))
     krr = np.zeros((len(grid), cfg.n_seeds, len(rf.TARGETS)))
-    seeds = []
     for iN, N in enumerate(grid):
         if N == cfg.n_keys:   # the learning sweep's point
             data = first_rows(learn.data, cfg.n_train)
             for im, model in enumerate(("rfa", "rfmlp")):
                 mse[im, iN] = _np(learn.fits[model].test_mse[:, cfg.k_train])
-            seeds.append(data_seeds(cfg, LEARN_DATA, 0))
         else:
-            data = split(cfg, NKEYS_DATA, 3 * N, cfg.n_train, N)
+            data = split(cfg, N, cfg.n_train)
             Wmlp = mlp_bank(cfg, N)
             for im, model in enumerate(("rfa", "rfmlp")):
                 res = fit(cfg, feature_fn(model, learn.bank, 0.0, Wmlp, cfg.n_heads), data, [cfg.n_train], cfg.n_heads, N)
                 mse[im, iN] = _np(res.test_mse[:, 0])
-            seeds.append(data_seeds(cfg, NKEYS_DATA, 3 * N))
         for s in range(cfg.n_seeds):
             krr[iN, s] = krr_test_mse(rf.rfmlp_kernel, data, s, cfg.ridge_grid)[0]
-    return NKeysSweep(grid=np.array(grid), test_mse=mse, krr_rfmlp_test_mse=krr, data_seed=np.stack(seeds))
+    return NKeysSweep(grid=np.array(grid), test_mse=mse, krr_rfmlp_test_mse=krr)
 
 
 @dataclass(kw_only=True)
@@ -307,56 +297,95 @@ def alpha(cfg: Config, learn: LearnSweep) -> AlphaSweep:
     return AlphaSweep(factors=np.array(factors), alpha=np.array(factors) * cfg.bias_alpha, test_mse=mse)
 
 
-@dataclass(kw_only=True)
-class InterceptFit:
-    """BRFA and BRFA+- with one extra constant feature at n = n_train (an extension), beside the
-    mean-feature residual that bounds their M, n -> infinity risk on zonal targets."""
-
-    test_mse: np.ndarray
-    """(2 models [brfa, brfa_pm], e, T) relative test error."""
-    bound: np.ndarray
-    """(2, T) the mean-feature residual (1 for the non-zonal sep11, where no bound is derived)."""
-
-
-def intercept(cfg: Config, learn: LearnSweep) -> InterceptFit:
-    data = first_rows(learn.data, cfg.n_train)
-    mse = np.zeros((2, cfg.n_seeds, len(rf.TARGETS)))
-    bound = np.ones((2, len(rf.TARGETS)))
-    for im, model in enumerate(("brfa", "brfa_pm")):
-        f = with_intercept(feature_fn(model, learn.bank, cfg.bias_alpha, None, cfg.n_heads))
-        mse[im] = _np(fit(cfg, f, data, [cfg.n_train], cfg.n_heads, cfg.n_keys).test_mse[:, 0])
-        for t, target in enumerate(rf.TARGETS):
-            if target != "sep11":
-                bound[im, t] = rf.mean_feature_residual(target, cfg.d, cfg.bias_alpha, model)
-    return InterceptFit(test_mse=mse, bound=bound)
+HEADS_MODELS = ("rfa", "brfa", "rfmlp")
+"""The models of the M -> infinity sweep, each against kernel ridge with its closed-form kernel."""
 
 
 @dataclass(kw_only=True)
 class HeadsSweep:
-    """RFA with M in heads.grid and M = infinity (kernel ridge with the arc-cos kernel), n = heads.n_train."""
+    """RFA, BRFA and RFMLP with M in heads.grid (RFMLP: M (d+1) features) and M = infinity (kernel
+    ridge with each model's closed-form kernel), n = heads.n_train, all with an intercept."""
 
+    models: np.ndarray
+    """(3,) `HEADS_MODELS`."""
     grid: np.ndarray
     """(M,) head counts."""
     test_mse: np.ndarray
-    """(M, e, T) relative test error."""
+    """(model, M, e, T) relative test error at the validated lambda."""
+    test_mse_grid: np.ndarray
+    """(model, M, e, L, T) relative test error for every lambda (RFMLP's best width and lambda)."""
     krr_test_mse: np.ndarray
-    """(e, T) kernel ridge with the RFA kernel (M = infinity)."""
+    """(model, e, T) kernel ridge with the model's kernel (M = infinity)."""
     krr_lambda_choice: np.ndarray
-    """(e, T) index of its validated lambda."""
+    """(model, e, T) index of its validated lambda."""
 
 
 def heads(cfg: Config, learn: LearnSweep) -> HeadsSweep:
     c = cfg.heads
     data = first_rows(learn.data, c.n_train, c.n_eval)
-    mse = np.zeros((len(c.grid), cfg.n_seeds, len(rf.TARGETS)))
-    for iM, M in enumerate(c.grid):
-        res = fit(cfg, feature_fn("rfa", learn.bank, 0.0, None, M), data, [c.n_train], M, cfg.n_keys)
-        mse[iM] = _np(res.test_mse[:, 0])
-    krr = np.zeros((cfg.n_seeds, len(rf.TARGETS)))
-    choice = np.zeros((cfg.n_seeds, len(rf.TARGETS)), dtype=np.int64)
-    for s in range(cfg.n_seeds):
-        krr[s], choice[s] = krr_test_mse(rf.rfa_kernel, data, s, cfg.ridge_grid)
-    return HeadsSweep(grid=np.array(c.grid), test_mse=mse, krr_test_mse=krr, krr_lambda_choice=choice)
+    nm, L, T = len(HEADS_MODELS), len(cfg.ridge_grid), len(rf.TARGETS)
+    mse = np.zeros((nm, len(c.grid), cfg.n_seeds, T))
+    grid_mse = np.zeros((nm, len(c.grid), cfg.n_seeds, L, T))
+    krr = np.zeros((nm, cfg.n_seeds, T))
+    choice = np.zeros((nm, cfg.n_seeds, T), dtype=np.int64)
+    for im, model in enumerate(HEADS_MODELS):
+        for iM, M in enumerate(c.grid):
+            res = fit(cfg, feature_fn(model, learn.bank, cfg.bias_alpha, learn.mlp, M), data, [c.n_train], M, cfg.n_keys)
+            mse[im, iM], grid_mse[im, iM] = _np(res.test_mse[:, 0]), _np(res.test_mse_grid[:, 0])
+        kernel = rf.model_kernel(model, cfg.bias_alpha)
+        for s in range(cfg.n_seeds):
+            krr[im, s], choice[im, s] = krr_test_mse(kernel, data, s, cfg.ridge_grid)
+    return HeadsSweep(models=np.array(HEADS_MODELS), grid=np.array(c.grid), test_mse=mse, test_mse_grid=grid_mse,
+                      krr_test_mse=krr, krr_lambda_choice=choice)
+
+
+# ------------------------------------------------------------------- the kernel's spectrum
+SPECTRAL_MODELS = ("rfa", "rfmlp")
+"""Kernels with an exact spectrum: the learning curves of their kernel ridge regression are predicted."""
+
+
+@dataclass(kw_only=True)
+class SpectralCurves:
+    """Kernel ridge regression (M = infinity) with the RFA and RFMLP kernels at n in spectral.sizes,
+    against the omniscient risk computed from each kernel's exact spectrum (`spectrum`)."""
+
+    models: np.ndarray
+    """(2,) `SPECTRAL_MODELS`."""
+    sizes: np.ndarray
+    """(K,) training sizes."""
+    test_mse: np.ndarray
+    """(model, e, K, T) measured relative test error at the validated lambda."""
+    lambda_choice: np.ndarray
+    """(model, e, K, T) index of the validated lambda."""
+    predicted: np.ndarray
+    """(model, K, T) the predicted relative test error (best lambda of the grid)."""
+    predicted_empirical: np.ndarray
+    """(K, T) the RFMLP prediction from a Nystrom spectrum of n_max fresh points (the rival method)."""
+
+
+def spectral(cfg: Config, learn: LearnSweep) -> SpectralCurves:
+    from studies.random_features import spectrum as sp
+
+    c = cfg.spectral
+    data = first_rows(learn.data, max(c.sizes), c.n_eval)
+    T, K = len(rf.TARGETS), len(c.sizes)
+    mse = np.zeros((len(SPECTRAL_MODELS), cfg.n_seeds, K, T))
+    choice = np.zeros((len(SPECTRAL_MODELS), cfg.n_seeds, K, T), dtype=np.int64)
+    for im, model in enumerate(SPECTRAL_MODELS):
+        for s in range(cfg.n_seeds):
+            mse[im, s], choice[im, s] = krr_member(rf.model_kernel(model), data, s, cfg.ridge_grid, c.sizes)
+    pred = np.stack([sp.rfa_predicted_curves(cfg.d, cfg.n_keys, c.sizes, cfg.ridge_grid, c.kmax),
+                     sp.rfmlp_predicted_curves(cfg.d, cfg.n_keys, c.sizes, cfg.ridge_grid, c.max_total)])
+    # the rival: the spectrum estimated from a Gram matrix of n_max fresh points (stream "spectrum")
+    st = stream(cfg, "spectrum")
+    n_s = max(c.sizes)
+    x0 = rf.sample_sphere(st.child("x0"), (n_s,), cfg.d, device=cfg.torch_device, dtype=cfg.torch_dtype)
+    X = rf.sample_sphere(st.child("X"), (n_s, cfg.n_keys), cfg.d, device=cfg.torch_device, dtype=cfg.torch_dtype)
+    eta, power = sp.empirical_spectrum(rf.kernel_matrix(rf.rfmlp_kernel, x0, X, x0, X), targets(x0, X))
+    emp = np.array([[sp.best_risk(eta, np.ones_like(eta), power[:, t], n, cfg.ridge_grid, 0.5)[0] for t in range(T)]
+                    for n in c.sizes])
+    return SpectralCurves(models=np.array(SPECTRAL_MODELS), sizes=np.array(c.sizes), test_mse=mse,
+                          lambda_choice=choice, predicted=pred, predicted_empirical=emp)
 
 
 # ---------------------------------------------------------------------------- the kernel limit
@@ -378,28 +407,32 @@ class KernelLimit:
     """(set, d) queries."""
     X: np.ndarray
     """(set, N, d) keys."""
-    seed: np.ndarray
-    """(3,) seeds of the inputs, the RFA heads and the RFMLP weights."""
     rfa: Gram
     rfmlp: Gram
+    brfa: Gram
+    """BRFA with mean bias_alpha (the same Gaussian heads as RFA)."""
 
 
 def kernel(cfg: Config) -> KernelLimit:
     c = cfg.kernel
     dt, dev, N, S, Mk = cfg.torch_dtype, cfg.torch_device, c.n_keys, c.sets, c.heads
-    g = generator(cfg, KERNEL, 0)
-    x0 = rf.sample_sphere((S,), c.d, g, dt).to(dev)
-    X = rf.sample_sphere((S, N), c.d, g, dt).to(dev)
-    G = rf.gaussian_heads(Mk, c.d, generator(cfg, KERNEL, 1), dt).to(dev)
+    st = stream(cfg, "kernel")
+    x0 = rf.sample_sphere(st.child("x0"), (S,), c.d, device=dev, dtype=dt)
+    X = rf.sample_sphere(st.child("X"), (S, N), c.d, device=dev, dtype=dt)
+    G = rf.gaussian_heads(st.child("heads"), Mk, c.d, device=dev, dtype=dt)
     phi = rf.attention_features(x0[None], X[None], G[None])[0].reshape(S, Mk, c.d + 1)     # (set, m, b)
     contrib = torch.einsum("pmb,qmb->mpq", phi, phi)                                        # (m, set, set)
-    Wm = rf.draw_mlp_weights(Mk, c.d, N, generator(cfg, KERNEL, 2), dt).to(dev)
+    Wm = rf.draw_mlp_weights(st.child("mlp"), Mk, c.d, N, device=dev, dtype=dt)
     psi = rf.mlp_features(x0[None], X[None], Wm[None])[0]                                    # (set, p)
     contrib_mlp = torch.einsum("pk,qk->kpq", psi, psi)                                      # (p, set, set)
+    Wb = rf.biased_heads("brfa", G[None], cfg.bias_alpha)
+    phib = rf.attention_features(x0[None], X[None], Wb)[0].reshape(S, Mk, c.d + 1)
+    contrib_b = torch.einsum("pmb,qmb->mpq", phib, phib)
     gram = lambda contributions, formula: Gram(formula=_np(formula), mc=_np(contributions.mean(0)),
                                                se=_np(contributions.std(0) / math.sqrt(contributions.shape[0])))
-    return KernelLimit(x0=_np(x0), X=_np(X), seed=np.array([seed_of(cfg, KERNEL, k) for k in range(3)]),
-                       rfa=gram(contrib, rf.rfa_kernel(x0, X, x0, X)), rfmlp=gram(contrib_mlp, rf.rfmlp_kernel(x0, X, x0, X)))
+    return KernelLimit(x0=_np(x0), X=_np(X), rfa=gram(contrib, rf.rfa_kernel(x0, X, x0, X)),
+                       rfmlp=gram(contrib_mlp, rf.rfmlp_kernel(x0, X, x0, X)),
+                       brfa=gram(contrib_b, rf.brfa_kernel(x0, X, x0, X, cfg.bias_alpha)))
 
 
 # ------------------------------------------------------------------------------------ FAVOR+
@@ -507,8 +540,6 @@ class FavorEstimates:
     """(S, d)."""
     sm: np.ndarray
     """(S,) SM(x, y)."""
-    seed: np.ndarray
-    """(2,) seeds of the i.i.d. and orthogonal draws."""
     iid: dict[str, Moments]
     """``pos``, ``trig``, ``hyp`` with i.i.d. features."""
     orf: dict[str, Moments]
@@ -541,14 +572,14 @@ def favor(cfg: Config) -> FavorEstimates:
     subsets = {k: other for k in GROUP_KERNEL}
     subsets.update({k: sorted(set(align) | set(subsets.get(k, []))) for k in GROUP_PITFALL})
     acc = {k: MomentAccumulator(truth[idx]) for k, idx in subsets.items()}
-    g_iid, g_orf = generator(cfg, FAVOR, 0), generator(cfg, FAVOR, 1)
+    st = stream(cfg, "favor")
     for start in range(0, R, DRAW_CHUNK):
-        r = min(DRAW_CHUNK, R - start)
-        om = fv.iid_features(r, m, d, g_iid, dt).to(dev)
-        dirs_fixed, dirs_unfixed = fv.orthogonal_directions(r, m, d, g_orf, dt)
-        chi = fv.chi_norms(r, m, d, g_orf, dt)
-        banks = {"iid": om, "orf": (dirs_fixed * chi).to(dev), "orf_unfixed": (dirs_unfixed * chi).to(dev),
-                 "orf_sqrtd": (dirs_fixed * math.sqrt(d)).to(dev)}
+        draws = range(start, min(start + DRAW_CHUNK, R))        # draw r is member r of its stream
+        om = fv.iid_features(st.child("iid"), draws, m, d, device=dev, dtype=dt)
+        dirs_fixed, dirs_unfixed = fv.orthogonal_directions(st.child("orf"), draws, m, d, device=dev, dtype=dt)
+        chi = fv.chi_norms(st.child("orf"), draws, m, d, device=dev, dtype=dt)
+        banks = {"iid": om, "orf": dirs_fixed * chi, "orf_unfixed": dirs_unfixed * chi,
+                 "orf_sqrtd": dirs_fixed * math.sqrt(d)}
         for key, idx in subsets.items():
             bank, kind = key.split(".")
             acc[key].add(fv.estimates(kind, x[idx], y[idx], banks[bank]))
@@ -569,25 +600,19 @@ def favor(cfg: Config) -> FavorEstimates:
         orf_bound=np.array([fv.orf_theorem_bound(a, b, m, d) for a, b in pairs]),
         bias_unfixed=fv.bias_unfixed_qr((xs + ys)[:, 0], m, d),
         bias_sqrtd=fv.bias_fixed_norms(np.linalg.norm(xs + ys, axis=-1), d))
-    return FavorEstimates(settings=np.array(names), x=xs, y=ys, sm=_np(truth),
-                          seed=np.array([seed_of(cfg, FAVOR, 0), seed_of(cfg, FAVOR, 1)]), pred=pred, **moments)
+    return FavorEstimates(settings=np.array(names), x=xs, y=ys, sm=_np(truth), pred=pred, **moments)
 
 
 def m_sweep_draws(cfg: Config, kind: str, k: int, m: int, d: int, draws: int) -> Iterator[Tensor]:
-    """The feature draws at the k-th m of an m sweep, in chunks (r, m, d) on the device: i.i.d.
-    from stream (FAVOR, 10 + k), orthogonal (sign-fixed, chi_d norms) from (FAVOR, 100 + k).  The
+    """The feature draws at the k-th m of an m sweep, in chunks (r, m, d) on the device, from the
+    stream ``favor_m`` with keys (kind, k): i.i.d. or orthogonal (sign-fixed, chi_d norms).  The
     kernel and the attention sweeps read the same streams (common random numbers)."""
-    dt = cfg.torch_dtype
-    gen = generator(cfg, FAVOR, (10 if kind == "iid" else 100) + k)
+    dt, dev = cfg.torch_dtype, cfg.torch_device
+    st = stream(cfg, "favor_m", kind, k)
     for start in range(0, draws, DRAW_CHUNK):
-        r = min(DRAW_CHUNK, draws - start)
-        om = fv.iid_features(r, m, d, gen, dt) if kind == "iid" else fv.orthogonal_features(r, m, d, gen, dtype=dt)
-        yield om.to(cfg.torch_device)
-
-
-def m_sweep_seeds(cfg: Config, n: int) -> np.ndarray:
-    """(n, 2) seeds of the i.i.d. and orthogonal draws of an m sweep over n values of m."""
-    return np.array([[seed_of(cfg, FAVOR, 10 + k), seed_of(cfg, FAVOR, 100 + k)] for k in range(n)])
+        idx = range(start, min(start + DRAW_CHUNK, draws))
+        yield (fv.iid_features(st, idx, m, d, device=dev, dtype=dt) if kind == "iid"
+               else fv.orthogonal_features(st, idx, m, d, device=dev, dtype=dt))
 
 
 @dataclass(kw_only=True)
@@ -608,8 +633,6 @@ class FavorMSweep:
     orf: MonteCarloMSE
     pred: dict[str, np.ndarray]
     """``iid``, ``orf``: the closed forms, (m,)."""
-    seed: np.ndarray
-    """(m, 2) seeds of the i.i.d. and orthogonal draws."""
 
 
 def favor_m(cfg: Config) -> FavorMSweep:
@@ -631,16 +654,16 @@ def favor_m(cfg: Config) -> FavorMSweep:
             out[kind].se_mse[k] = float(summ["se_mse"][0])
         pred["iid"][k] = float(fv.mse_iid("pos", xs[0], ys[0], m))
         pred["orf"][k] = fv.mse_orf_positive(xs[0], ys[0], m, d)
-    return FavorMSweep(grid=np.array(c.grid), pred=pred, seed=m_sweep_seeds(cfg, nm), **out)
+    return FavorMSweep(grid=np.array(c.grid), pred=pred, **out)
 
 
 def attention_tokens(cfg: Config) -> tuple[Tensor, Tensor, Tensor]:
     """Q, K (L, d) ~ N(0, 0.3^2 I) and V (L, 4) ~ N(0, I) of the attention comparison, on the CPU."""
     c, dt = cfg.attn, cfg.torch_dtype
-    g = generator(cfg, FAVOR, 200)
-    Q = ATTN_TOKEN_SCALE * torch.randn(c.length, c.d, generator=g, dtype=dt)
-    K = ATTN_TOKEN_SCALE * torch.randn(c.length, c.d, generator=g, dtype=dt)
-    V = torch.randn(c.length, ATTN_VALUE_DIM, generator=g, dtype=dt)
+    st = stream(cfg, "attn", "tokens")
+    Q = ATTN_TOKEN_SCALE * st.child("q").normal((c.length, c.d), dtype=dt)
+    K = ATTN_TOKEN_SCALE * st.child("k").normal((c.length, c.d), dtype=dt)
+    V = st.child("v").normal((c.length, ATTN_VALUE_DIM), dtype=dt)
     return Q, K, V
 
 
@@ -670,10 +693,6 @@ class FavorAttention:
     """(L, L) the FAVOR+ attention matrix of one orthogonal draw with attn.m features."""
     one_draw: np.ndarray
     """(L, v) that draw's outputs."""
-    seed: np.ndarray
-    """(2,) seeds of the tokens and of the single draw."""
-    draw_seed: np.ndarray
-    """(m, 2) seeds of the i.i.d. and orthogonal draws of the sweep."""
 
 
 def attn(cfg: Config) -> FavorAttention:
@@ -693,14 +712,13 @@ def attn(cfg: Config) -> FavorAttention:
             out[kind].se_mse[k] = float(err.std() / math.sqrt(err.numel()))
         pred[k] = fv.favor_attention_mse(Q, K, V, m)
     # one draw at m = attn.m, for the side-by-side picture
-    om = fv.orthogonal_features(1, c.m, d, generator(cfg, FAVOR, 500), dtype=dt).to(dev)
+    om = fv.orthogonal_features(stream(cfg, "attn", "one-draw"), 1, c.m, d, device=dev, dtype=dt)
     q, kk = Q / d ** 0.25, K / d ** 0.25
     A_hat = fv.phi_positive(q, om[0]) @ fv.phi_positive(kk, om[0]).T
     return FavorAttention(
         grid=np.array(c.grid), Q=_np(Q), K=_np(K), V=_np(V), exact=_np(exact), pred={"iid": pred},
         A_exact=_np(torch.softmax(q @ kk.T, dim=-1)), A_favor=_np(A_hat / A_hat.sum(-1, keepdim=True)),
-        one_draw=_np(fv.favor_attention(Q, K, V, om)[0]),
-        seed=np.array([seed_of(cfg, FAVOR, s) for s in (200, 500)]), draw_seed=m_sweep_seeds(cfg, nm), **out)
+        one_draw=_np(fv.favor_attention(Q, K, V, om)[0]), **out)
 
 
 # ------------------------------------------------------------------------------------- phases
@@ -709,8 +727,8 @@ PHASES = (
     Phase("headline", headline, needs=("learn",)),
     Phase("nkeys", nkeys, needs=("learn",)),
     Phase("alpha", alpha, needs=("learn",)),
-    Phase("intercept", intercept, needs=("learn",)),
     Phase("heads", heads, needs=("learn",)),
+    Phase("spectral", spectral, needs=("learn",)),
     Phase("kernel", kernel, inputs=lambda cfg: cfg.kernel),
     Phase("favor", favor, inputs=lambda cfg: cfg.favor),
     Phase("favor_m", favor_m, inputs=lambda cfg: cfg.favor_m),
