@@ -1,10 +1,12 @@
 """Run-time helpers every study shares: CPU threading and derived random streams.
 
-- `single_thread(device)`: one intra-op torch thread on the CPU for the duration of a run,
-  restored afterwards.  The workbench's tensors are small (a few thousand to a few hundred
-  thousand entries), so intra-op threads cost more in synchronisation than they gain, and on a
-  shared 2-core machine they oversubscribe the cores: measured 5-15x slower runs with two threads
-  under load (rank-collapse smoke, random-features quick, icl-regression softmax training).
+- `single_thread(device)`: one intra-op torch thread and one BLAS thread (numpy's and scipy's
+  OpenBLAS, through threadpoolctl) on the CPU for the duration of a run, restored afterwards.
+  The workbench's tensors are small (a few thousand to a few hundred thousand entries), so
+  intra-op threads cost more in synchronisation than they gain, and on a shared 2-core machine
+  they oversubscribe the cores: measured 5-15x slower runs with two threads under load
+  (rank-collapse smoke, random-features quick, icl-regression softmax training), and 12x slower
+  numpy fits on 6 x 8 matrices with OpenBLAS's pool (head-rank Part A: 15 s against 1.3 s).
 - `derived_seed(*keys)` / `derived_generator(*keys)`: an independent, reproducible stream for any
   tuple of integer keys, e.g. (seed, stream, member, step) for a fresh batch at every step of
   every ensemble member, without any global random state.
@@ -25,14 +27,17 @@ import torch
 
 @contextlib.contextmanager
 def single_thread(device: torch.device | str):
-    """One intra-op thread while on the CPU; no-op on other devices."""
+    """One torch intra-op thread and one BLAS thread while on the CPU; no-op on other devices."""
     if torch.device(device).type != "cpu":
         yield
         return
+    from threadpoolctl import threadpool_limits
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(previous)
 

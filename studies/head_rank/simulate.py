@@ -15,7 +15,6 @@ device, the n_seeds members on the leading axis (member i alone gives the same n
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from scipy.optimize import minimize
 
 from workbench.phases import Phase, run_phases
 from workbench.record import Record
+from workbench.runtime import single_thread
 from workbench.streams import Stream
 
 from studies.head_rank import model as md
@@ -33,39 +33,6 @@ from studies.head_rank.config import Config
 
 LBFGS_OPTIONS = {"ftol": 1e-30, "gtol": 1e-14, "maxcor": 30}
 """scipy L-BFGS-B tolerances (spec 4): the fit stops on the iteration cap or a stalled line search."""
-
-
-@contextlib.contextmanager
-def blas_single_thread():
-    """One OpenBLAS thread for numpy and scipy inside the block (restored after).
-
-    Part A makes ~10^5 BLAS calls on 6 x 8 matrices; OpenBLAS's thread pool costs ~10x the
-    arithmetic there on a shared machine (measured: 15 s against 1.3 s for n = 4).  `single_thread`
-    of the workbench sets torch's threads only; this should be hoisted there.  A no-op where the
-    bundled libraries are not found."""
-    import ctypes
-    import glob
-    import os
-
-    handles = []
-    for module, pattern, symbol in (("numpy", "libscipy_openblas64_*.so", "scipy_openblas_set_num_threads64_"),
-                                    ("scipy", "libscipy_openblas-*.so", "scipy_openblas_set_num_threads")):
-        try:
-            root = os.path.dirname(os.path.dirname(__import__(module).__file__))
-            for path in glob.glob(os.path.join(root, f"{module}.libs", pattern)):
-                lib = ctypes.CDLL(path)
-                setter = getattr(lib, symbol)
-                getter = getattr(lib, symbol.replace("set_", "get_"), None)
-                handles.append((setter, getter() if getter is not None else None))
-                setter(1)
-        except (OSError, AttributeError, ImportError):
-            continue
-    try:
-        yield
-    finally:
-        for setter, previous in handles:
-            if previous:
-                setter(int(previous))
 
 
 def stream(cfg: Config, experiment: str, *keys) -> Stream:
@@ -125,7 +92,7 @@ def fit_head(X: np.ndarray, logP: np.ndarray, d_h: int, theta0: np.ndarray, max_
 
 
 def fit_all(cfg: Config, experiment: str, n: int, d: int, head_sizes: list[int], causal: bool = False) -> Fits:
-    with blas_single_thread():
+    with single_thread("cpu"):  # Part A is numpy on the CPU whatever the run's device
         return _fit_all(cfg, experiment, n, d, head_sizes, causal)
 
 
