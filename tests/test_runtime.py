@@ -1,4 +1,4 @@
-"""workbench.runtime: derived random streams and the one-step-ahead batch prefetcher."""
+"""workbench.runtime: one thread per run and the one-step-ahead batch prefetcher."""
 from __future__ import annotations
 
 import threading
@@ -6,18 +6,22 @@ import threading
 import pytest
 import torch
 
-from workbench.runtime import Prefetcher, derived_generator, derived_seed
+from workbench.runtime import Prefetcher, single_thread
+from workbench.streams import Stream
 
 
-def test_derived_streams_are_reproducible_and_distinct():
-    assert derived_seed(1, 2, 3) == derived_seed(1, 2, 3) != derived_seed(1, 2, 4)
-    a = torch.randn(5, generator=derived_generator(7, 0), dtype=torch.float64)
-    b = torch.randn(5, generator=derived_generator(7, 0), dtype=torch.float64)
-    assert torch.equal(a, b)
+def test_single_thread_holds_torch_and_blas_to_one_thread_and_restores_them():
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    with single_thread("cpu"):
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    assert torch.get_num_threads() == before
 
 
 def draw(step: int) -> torch.Tensor:
-    return torch.randn(1000, generator=derived_generator(11, step), dtype=torch.float64)
+    return Stream(11, "prefetch").normal(1000, step=step)
 
 
 def test_prefetched_batches_equal_batches_drawn_on_the_spot():

@@ -178,14 +178,3 @@ def transformer_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerS
     return TransformerOutput(X, hidden, patterns)
 
 
-def member_generators(seed: int, n_members: int) -> list[torch.Generator]:
-    """One CPU generator per ensemble member, seeded ``seed + i``.
-
-    Deprecated (issue #15): draw through `workbench.streams.Stream` instead; kept until every
-    study has moved off it."""
-    out = []
-    for i in range(n_members):
-        g = torch.Generator(device="cpu")
-        g.manual_seed(seed + i)
-        out.append(g)
-    return out

@@ -12,7 +12,7 @@ so gets, for free:
 
 Validation lives in the subclass's ``validate()`` (called from ``__post_init__``) using the small
 ``require_*`` helpers below, which raise `ConfigError` with a message a person understands.  Before
-it, every config gets the generic range checks (`check_ranges`): the seed fits the generators'
+it, every config gets the generic range checks (`check_ranges`): the seed fits the streams'
 range (``0 <= seed <= SEED_MAX``), every integer field (counts, sizes, steps) is at most
 ``COUNT_MAX`` in absolute value, every float field is finite.  Every message names the study and
 the field: ``svm-bias: steps must be <= 1000000000, got ...``.
@@ -40,8 +40,8 @@ from workbench.errors import ConfigError, did_you_mean
 PRESETS = ("smoke", "quick", "paper")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SEED_MAX = 2 ** 62
-"""The largest seed: torch generators take seeds below 2**64, studies add stream offsets of up to
-~10^10 to the seed, and some store seeds in int64 arrays, so 2**62 leaves room for all of them."""
+"""The largest seed: streams take seeds below 2**64, and records store seeds in int64 arrays, so
+2**62 leaves room for both."""
 COUNT_MAX = 10 ** 9
 """The largest value of an integer field (steps, sizes, counts): beyond it nothing finishes, and
 numpy's int64 arithmetic on step grids (``logspace(0, log10(steps))``) stops being exact."""
@@ -52,7 +52,8 @@ class StudyConfig:
     """Fields shared by every study config."""
 
     seed: int = 0
-    """Base seed; ensemble member i uses the generator seeded with ``seed + i``."""
+    """Root of every random stream: ``workbench.streams.Stream(seed, experiment, *keys)``, with
+    ensemble member i as a key (never ``seed + i``)."""
     n_seeds: int = 1
     """Number of independent seeds (ensemble members) run as one batched program."""
     dtype: Literal["float64", "float32"] = "float64"
@@ -67,8 +68,8 @@ class StudyConfig:
         try:
             require_int(self, "seed", low=0)
             if self.seed > SEED_MAX:
-                raise ConfigError(f"seed must be <= 2**62 = {SEED_MAX} (the generators' range, with room for the "
-                                  f"studies' stream offsets), got {self.seed}")
+                raise ConfigError(f"seed must be <= 2**62 = {SEED_MAX} (streams take seeds below 2**64; records "
+                                  f"store seeds in int64), got {self.seed}")
             require_int(self, "n_seeds", low=1)
             require_choice(self, "dtype", tuple(DTYPES))
             if not isinstance(self.device, str) or not (self.device in ("cpu", "cuda", "auto")
@@ -119,16 +120,6 @@ class StudyConfig:
     @property
     def torch_device(self) -> torch.device:
         return torch.device(resolve_device(self.device))
-
-    def generator(self, member: int = 0) -> torch.Generator:
-        """The `torch.Generator` of ensemble member ``member`` (seed ``seed + member``), on CPU.
-
-        Random draws are made on the CPU and moved to the device, so the same config gives the
-        same numbers on every device.
-        """
-        g = torch.Generator(device="cpu")
-        g.manual_seed(self.seed + member)
-        return g
 
     # ------------------------------------------------------------------------- construction
     @classmethod

@@ -1,4 +1,4 @@
-"""Run-time helpers every study shares: CPU threading and derived random streams.
+"""Run-time helpers every study shares: CPU threading and drawing the next batch ahead.
 
 - `single_thread(device)`: one intra-op torch thread and one BLAS thread (numpy's and scipy's
   OpenBLAS, through threadpoolctl) on the CPU for the duration of a run, restored afterwards.
@@ -7,13 +7,10 @@
   they oversubscribe the cores: measured 5-15x slower runs with two threads under load
   (rank-collapse smoke, random-features quick, icl-regression softmax training), and 12x slower
   numpy fits on 6 x 8 matrices with OpenBLAS's pool (head-rank Part A: 15 s against 1.3 s).
-- `derived_seed(*keys)` / `derived_generator(*keys)`: an independent, reproducible stream for any
-  tuple of integer keys, e.g. (seed, stream, member, step) for a fresh batch at every step of
-  every ensemble member, without any global random state.
 - `Prefetcher(make)`: ``make(step)`` for the next step computed in a background thread while the
-  current step trains, for online training whose fresh batches are drawn on the CPU (one
-  generator per member or seed: torch has no batched draw over many generators, so drawing is a
-  loop that would otherwise stall the training step).  ``make`` must depend on ``step`` alone.
+  current step trains, for online training whose fresh batches cost as much as the step itself
+  (icl-regression draws a block of steps of `workbench.streams` normals ahead).  ``make`` must
+  depend on ``step`` alone.
 """
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generic, TypeVar
 
-import numpy as np
 import torch
 
 
@@ -42,19 +38,6 @@ def single_thread(device: torch.device | str):
         torch.set_num_threads(previous)
 
 
-def derived_seed(*keys: int) -> int:
-    """A 63-bit seed from non-negative integer keys (numpy SeedSequence hashing)."""
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1]))
-
-
-def derived_generator(*keys: int) -> torch.Generator:
-    """A CPU `torch.Generator` seeded with `derived_seed(*keys)`."""
-    g = torch.Generator(device="cpu")
-    g.manual_seed(derived_seed(*keys))
-    return g
-
-
 T = TypeVar("T")
 
 
@@ -63,11 +46,10 @@ class Prefetcher(Generic[T]):
 
     Steps are expected in increasing order (a training loop); any other request is computed on
     the spot, so the results never depend on the order of requests, only on ``make`` being a
-    function of ``step`` alone (e.g. drawing from ``derived_generator(seed, ..., step)``, or from
-    per-member generators that only ``make`` advances, in step order).  Torch releases the GIL in
-    its kernels, so drawing and the training step overlap on two cores.  ``stop``: no step >= stop
-    is drawn ahead (stateful generators are then left exactly where drawing on the spot would leave
-    them).  Use as a context manager; the thread is stopped on exit, also after an error.
+    function of ``step`` alone (e.g. a `workbench.streams.Stream` draw with ``step=step``).
+    Torch releases the GIL in its kernels, so drawing and the training step overlap on two cores.
+    ``stop``: no step >= stop is drawn ahead (no work is wasted past the end, and a stateful
+    ``make`` is left exactly where drawing on the spot would leave it).  Use as a context manager; the thread is stopped on exit, also after an error.
     """
 
     def __init__(self, make: Callable[[int], T], stop: int | None = None):
