@@ -176,5 +176,3 @@ def transformer_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerS
         hidden.append(X)
         patterns.append(P)
     return TransformerOutput(X, hidden, patterns)
-
-
