@@ -58,6 +58,9 @@ def _weights(spec: TransformerSpec, key: str, members, **kwargs) -> dict[str, to
     ({"bound.tokens": (4.5,)}, "bound.tokens"),
     ({"cluster.step": 0.0}, "cluster.step"),
     ({"noci.value_scale": 1e100}, "noci.value_scale=1e"),
+    ({"trained.tasks": ("sort", "mnist")}, "tasks must be distinct names"),
+    ({"trained.d_model": 15}, "multiple of n_heads"),
+    ({"trained.circle_points": 30}, "circle_points must be a multiple of 4"),
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -213,6 +216,65 @@ def test_path_decomposition_reproduces_forward(skip):
     assert torch.allclose(dec["by_length"].sum(1), fwd.output, rtol=1e-12, atol=1e-12)
     if skip:
         assert torch.allclose(dec["by_length"][:, 0], X)  # the length-0 path is X itself
+
+
+@pytest.mark.parametrize("variant", ["san", "san_mlp", "san_skip", "full"])
+def test_trained_stack_forward_is_transformer_forward(variant):
+    """The sample-axis forward of the trained phase is `transformer_forward` on the flattened batch."""
+    from studies.rank_collapse import trained
+    tc = Config.smoke().trained
+    p = trained.init_task("sort", tc, TEST.child("trained"), 2, F64, "cpu")
+    tokens, _ = trained.sort_data(0, tc, "eval", "cpu", n=3)
+    spec = trained.task_spec(tc, variant)
+    X0 = trained.embed("sort", p, tokens)  # (2, 3, n, d)
+    mine = trained.stack_forward(X0, p, spec)
+    block = {k: v.repeat_interleave(3, 0) for k, v in p.items() if k.startswith("W_")}
+    ref = transformer_forward(X0.reshape(6, *X0.shape[2:]), block, spec)
+    for a, b in zip(mine.hidden, ref.hidden):
+        assert torch.equal(a.reshape(b.shape), b)
+
+
+def test_paths_by_length_matches_the_enumeration():
+    """The O(L^2 H) length recursion equals the sum over the (H+1)^L enumerated paths, group by group."""
+    from studies.rank_collapse import trained
+    spec = TransformerSpec(depth=3, d_model=6, n_heads=2, skip=True, branch_scale=0.7)
+    p = _weights(spec, "paths-by-length", 2, qk_std=1.5)
+    X = _normal("paths-by-length-X", shape=(2, 5, 6))
+    fwd = transformer_forward(X, p, spec)
+    dec = model.path_decomposition(X, p, spec, fwd.patterns)
+    groups = trained.paths_by_length(X[:, None], p, spec, [P[:, None] for P in fwd.patterns])[:, 0]
+    assert torch.allclose(groups, dec["by_length"], rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError):
+        trained.paths_by_length(X[:, None], p, replace(spec, mlp=True), [P[:, None] for P in fwd.patterns])
+
+
+def test_trained_tasks_follow_the_official_definitions():
+    from studies.rank_collapse import trained
+    tc = Config.smoke().trained
+    tokens, labels = trained.sort_data(0, tc, "train", "cpu")
+    assert tokens.shape == (tc.n_train, tc.seq_len) and int(tokens.min()) >= 0 and int(tokens.max()) < tc.vocab
+    assert torch.equal(labels, tokens.sort(-1).values)
+    assert torch.equal(trained.sort_data(0, tc, "train", "cpu", n=4)[0], tokens[:4])  # a prefix of the same draw
+    X, Y = trained.circle_data(tc, F64, "cpu")
+    P = tc.circle_points
+    assert X.shape == (P // 2 - 1, 2, 2)
+    assert torch.allclose(X.norm(dim=-1), torch.full((P // 2 - 1, 2), 0.3, dtype=F64))
+    assert torch.allclose(X[1:], Y[:-1])  # the target is the next point of each token
+
+
+def test_trained_member_is_the_same_in_a_larger_ensemble():
+    """Member i of the trained ensemble (weights, training, measurements) is member i of a larger one."""
+    from studies.rank_collapse import trained
+    tc = Config.smoke().trained
+    one = trained.init_task("sort", tc, TEST.child("members"), [1], F64, "cpu")
+    two = trained.init_task("sort", tc, TEST.child("members"), 2, F64, "cpu")
+    assert all(torch.equal(one[k][0], two[k][1]) for k in one)
+    cfg = Config.smoke().replace(**{"trained.tasks": ("circle",), "trained.steps": 5})
+    small, big = trained.trained_models(cfg), trained.trained_models(cfg.replace(**{"trained.seeds": 3}))
+    for key in small.rho:
+        np.testing.assert_allclose(small.rho[key], big.rho[key][:2], rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(small.eval_loss[key], big.eval_loss[key][:2], rtol=1e-10)
+    np.testing.assert_allclose(small.path_loss["circle"], big.path_loss["circle"][:2], rtol=1e-10)
 
 
 def test_uniform_attention_mean_recursion_is_exact():
@@ -375,15 +437,18 @@ def smoke_record():
 def test_smoke_preset_runs_and_passes(smoke_record):
     record = smoke_record
     assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "precision", "bound", "paths", "grad",
-                                           "noci", "regime", "cluster", "toy"]
+                                           "noci", "regime", "trained", "cluster", "toy"]
     assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
     assert len(checks) >= 25
-    failed = [c.name for c in checks if not c.ok]
+    # the trained-model checks are measurements of training at the smoke sizes (20 steps, L = 3), where
+    # they carry no meaning; they are tested for discrimination below and asserted at quick
+    failed = [c.name for c in checks if not c.ok and not c.name.startswith(("trained_san", "trained_skip", "short_paths"))]
     assert not failed, failed
+    assert all(c.ok for c in checks if c.name.startswith("trained_path_decomposition"))
     figs = rc.figures(record)
     assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "paths", "two_token_phase",
-            "noci_depth_scaling", "clustering", "skip_regime"} <= set(figs)
+            "noci_depth_scaling", "clustering", "skip_regime", "trained_residual", "trained_paths"} <= set(figs)
     import matplotlib.pyplot as plt
     for f in figs.values():
         plt.close(f)
@@ -404,8 +469,8 @@ def test_every_check_has_a_kind_and_every_theory_check_a_rival(smoke_record):
     assert len(theory_checks) >= 18
     for c in theory_checks:
         assert c.alternative, f"{c.name}: a theory check names its rival (or why there is none)"
-        if c.asserted and c.alternative_predicted is not None:
-            assert c.discriminates, c.name
+        if c.asserted and c.alternative_predicted is not None and not c.name.startswith(("trained_", "short_paths")):
+            assert c.discriminates, c.name  # the trained checks: at quick (smoke's training is 20 steps)
 
 
 def test_negative_controls_fed_the_rival_every_theory_check_fails(smoke_record):
@@ -418,7 +483,7 @@ def test_negative_controls_fed_the_rival_every_theory_check_fails(smoke_record):
         if c.alternative_predicted is None:
             assert c.name == "cluster_energy_monotone"
             assert not c.passes(-1e-6)
-        else:
+        elif not c.name.startswith(("trained_", "short_paths")):  # smoke's 20-step training: see the test below
             assert not c.passes(float(c.alternative_predicted)), c.name
         controlled.append(c.name)
     assert {"doubly_exponential_collapse", "doubly_exponential_growth", "skip_residual_band", "explicit_bound", "explicit_bound_tight", "skip_decay_rate",
@@ -432,6 +497,35 @@ def _with(record, **arrays):
 
 def _check(record, name):
     return next(c for c in rc.checks(record) if c.name == name)
+
+
+def test_trained_checks_reject_the_rivals(smoke_record):
+    """Negative controls on the trained phase, by editing the record: a SAN that keeps its input residual
+    fails the collapse check; a skip model with the SAN's collapsed residual fails the keep-rank check;
+    path accuracies growing in proportion to the path count fail the short-path check.  The unedited
+    forms of the same records pass."""
+    tc = smoke_record.config.trained
+    rho = smoke_record.arrays["trained.rho.circle_san"]
+    collapsed = {"trained.rho.circle_san": np.concatenate([rho[:, :1], np.full_like(rho[:, 1:], 1e-9)], 1)}
+    assert _check(_with(smoke_record, **collapsed), "trained_san_collapses_circle").ok
+    kept = {"trained.rho.circle_san": np.repeat(rho[:, :1], rho.shape[1], 1)}
+    assert not _check(_with(smoke_record, **kept), "trained_san_collapses_circle").ok
+    skip = smoke_record.arrays["trained.rho.sort_san_skip"]
+    healthy = {"trained.rho.sort_san_skip": np.full_like(skip, 0.5), "trained.rho.sort_full": np.full_like(skip, 0.5)}
+    assert _check(_with(smoke_record, **healthy), "trained_skip_keeps_rank_sort").ok
+    gone = {**healthy, "trained.rho.sort_full": np.full_like(skip, 1e-9)}
+    assert not _check(_with(smoke_record, **gone), "trained_skip_keeps_rank_sort").ok
+    acc = smoke_record.arrays["trained.path_accuracy.sort"]
+    share = np.cumsum(theory.path_length_distribution(tc.depth, tc.n_heads))
+    lo, hi = 0.2, 0.9
+    rival = np.broadcast_to(lo + share * (hi - lo), acc.shape).copy()
+    short = np.broadcast_to(np.minimum(lo + (hi - lo) * np.array([0.0, 0.7, 0.95, 1.0][: tc.depth + 1]), hi),
+                            acc.shape).copy()
+    short[:, -1] = hi
+    c = _check(_with(smoke_record, **{"trained.path_accuracy.sort": short}), "short_paths_carry_sort")
+    assert c.passes(c.measured) and c.measured == pytest.approx(0.95)
+    c = _check(_with(smoke_record, **{"trained.path_accuracy.sort": rival}), "short_paths_carry_sort")
+    assert not c.passes(c.measured) and not c.passes(float(c.alternative_predicted))
 
 
 def test_doubly_exponential_check_rejects_an_exponential_trajectory(smoke_record):

@@ -282,6 +282,59 @@ class RegimeConfig(SubConfig):
         _require_no_overflow(max(self.value_scales), max(self.alphas), self.depth)
 
 
+TRAINED_TASKS = ("sort", "circle")
+"""The synthetic tasks of the trained-model phase (Dong et al.'s ``run_sort.py`` and ``run_circle.py``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedConfig(SubConfig):
+    """The four Fig. 2 variants trained (float64, full batch, Adam) on sorting and the circle task."""
+
+    tasks: tuple[str, ...] = TRAINED_TASKS
+    """Tasks trained, a subset of `TRAINED_TASKS`."""
+    d_model: int = 16
+    """d: model width (the official sort run uses 48, the circle run 32)."""
+    n_heads: int = 2
+    """H: heads per layer (2 in both official runs)."""
+    depth: int = 4
+    """L: layers (official: 6 for sorting, 1 for the circle, which is then applied recurrently)."""
+    seeds: int = 3
+    """Independently initialised networks per variant and task (the ensemble axis)."""
+    steps: int = 150
+    """Full-batch Adam steps (official: Adam at lr 1e-5, batch 30, 65-70 epochs)."""
+    lr: float = 1e-2
+    """Adam learning rate."""
+    vocab: int = 10
+    """Sorting: token values 0 .. vocab-1 (official: 10)."""
+    seq_len: int = 8
+    """Sorting: tokens per sequence (official: 8)."""
+    n_train: int = 128
+    """Sorting: training sequences, drawn once (official: 1000)."""
+    n_eval: int = 128
+    """Sorting: held-out sequences (official: 200)."""
+    circle_points: int = 100
+    """Circle: points on the radius-0.3 circle; sample i is points (i, i + points/2 - 1) (official: 1000)."""
+
+    def validate(self) -> None:
+        require(isinstance(self.tasks, tuple) and len(self.tasks) >= 1 and all(t in TRAINED_TASKS for t in self.tasks) and len(set(self.tasks)) == len(self.tasks),
+                f"tasks must be distinct names from {TRAINED_TASKS}, got {self.tasks!r}")
+        require_int(self, "d_model", low=2)
+        require_int(self, "n_heads", low=1)
+        require(self.d_model % self.n_heads == 0, f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
+        require_int(self, "depth", low=2)
+        require((self.n_heads + 1) ** self.depth <= PATHS_MAX,
+                f"(n_heads + 1)^depth = {(self.n_heads + 1) ** self.depth} paths, more than {PATHS_MAX}")
+        require_int(self, "seeds", low=2)
+        require_int(self, "steps", low=1)
+        require_float(self, "lr", low=0.0, low_open=True)
+        require_int(self, "vocab", low=2)
+        require_int(self, "seq_len", low=2)
+        require_int(self, "n_train", low=2)
+        require_int(self, "n_eval", low=2)
+        require_int(self, "circle_points", low=8)
+        require(self.circle_points % 4 == 0, f"circle_points must be a multiple of 4, got {self.circle_points}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig(SubConfig):
     """The Geshkovski et al. sphere model: n tokens on S^{d-1} under the attention dynamics."""
@@ -380,6 +433,8 @@ class Config(StudyConfig):
     """The Noci et al. uniform-attention Monte Carlo."""
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     """Where skips keep the residual: the (alpha, sigma_v, s) map of SAN+skip."""
+    trained: TrainedConfig = field(default_factory=TrainedConfig)
+    """The trained Fig. 2 variants on sorting and the circle task, and their paths by length."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """The Geshkovski et al. sphere dynamics."""
     toy: ToyConfig = field(default_factory=ToyConfig)
@@ -450,6 +505,7 @@ class Config(StudyConfig):
                                 qk_scales=(round(BERT_QK_SCALE, 3), 1.0), depth=12, seeds=3),  # the grid's corners, shallower
             cluster=ClusterConfig(betas=(1.0, 4.0), time=12.0),  # one merging, one metastable beta; t=12 merges beta=1
             toy=ToyConfig(grid=21, depth=12),           # a coarser, shallower phase diagram
+            trained=TrainedConfig(d_model=8, depth=3, seeds=2, steps=20, n_train=16, n_eval=16, circle_points=24),  # a second or two
         )
 
     @classmethod
@@ -469,4 +525,6 @@ class Config(StudyConfig):
             regime=RegimeConfig(depth=96, seeds=20),    # twice as deep, 20 networks per cell
             cluster=ClusterConfig(time=200.0),          # 10x longer, to follow the metastable clusters at large beta
             toy=ToyConfig(grid=121, depth=48),          # a finer phase diagram, as deep as the sweep
+            trained=TrainedConfig(d_model=48, depth=6, seeds=5, steps=1000, lr=3e-3, n_train=1000, n_eval=200,
+                                  circle_points=1000),  # the official sort sizes (d 48, L 6, 1000/200), minutes
         )

@@ -11,7 +11,10 @@ from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure, seed_b
 from workbench.record import Record
 
 from studies.rank_collapse import theory
-from studies.rank_collapse.checks import FIT_WINDOW, NOCI_Z, PRECISION_MARGIN, fitted_slopes
+from studies.rank_collapse.checks import (FIT_WINDOW, NOCI_Z, PRECISION_MARGIN, SHORT_PATHS, TRAINED_COLLAPSE_BAR,
+                                          fitted_slopes)
+from studies.rank_collapse.trained import Trained
+from studies.rank_collapse.trained import VARIANT_KEYS as TRAINED_VARIANTS
 from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths, Regime,
                                             Precision, Scaling, Scan, Sweep, TwoToken)
 
@@ -392,6 +395,68 @@ def regime_figure(record: Record):
     return fig
 
 
+_VARIANT_COLORS = {"san": "tab:red", "san_mlp": "tab:orange", "san_skip": "tab:blue", "full": "tab:green"}
+
+
+def trained_residual_figure(record: Record):
+    """The trained variants' relative residual through depth (Dong et al. Fig. 2 / Sec. 4 analogue)."""
+    tc, t = record.config.trained, load(record, "trained", Trained)
+    fig, axes = new_figure(len(tc.tasks), 2, width=3.6, height=2.6)
+    layers = np.arange(tc.depth + 1)
+    for col, task in enumerate(tc.tasks):
+        for name, key in TRAINED_VARIANTS.items():
+            color = _VARIANT_COLORS[key]
+            for row, log in ((0, False), (1, True)):
+                seed_band(axes[row, col], layers, t.rho[f"{task}_{key}"], label=f"{name} trained", color=color, log=log)
+                axes[row, col].plot(layers, np.median(t.rho_init[f"{task}_{key}"], 0), ":", color=color, lw=1,
+                                    label=f"{name} at init" if row == 1 else None)
+        axes[0, col].set_ylim(-0.01, 1.01)
+        axes[0, col].axhline(TRAINED_COLLAPSE_BAR, color="k", lw=0.6, ls="--")
+        axes[1, col].axhline(TRAINED_COLLAPSE_BAR, color="k", lw=0.6, ls="--", label="collapse bar 1e-2")
+        axes[1, col].set_yscale("log")
+        axes[1, col].set_ylim(1e-17, 2)
+        mark_float_floor(axes[1, col], FLOAT64_EPS)
+        axes[1, col].set_xlabel("layer l")
+        axes[0, col].set_title(f"{task}: L={tc.depth}, H={tc.n_heads}, d={tc.d_model}, {tc.seeds} seeds", fontsize=8)
+    axes[0, 0].set_ylabel(r"$\rho_l$ (linear)")
+    axes[1, 0].set_ylabel(r"$\rho_l$ (log)")
+    axes[0, 0].legend(fontsize=6)
+    axes[1, -1].legend(fontsize=5, loc="lower left", ncol=2)
+    fig.suptitle(f"Trained models ({tc.steps} full-batch Adam steps): relative residual on the evaluation inputs, "
+                 "median and min-max over seeds", fontsize=8)
+    return fig
+
+
+def trained_paths_figure(record: Record):
+    """SAN+skip trained: the task metric of the output restricted to paths of length <= l (Sec. 4.3)."""
+    tc, t = record.config.trained, load(record, "trained", Trained)
+    tasks = [task for task in tc.tasks if task in t.path_loss]
+    fig, axes = new_figure(max(len(tasks), 1), 1, width=3.6, height=2.8)
+    lengths = np.arange(tc.depth + 1)
+    share = np.cumsum(theory.path_length_distribution(tc.depth, tc.n_heads))
+    for col, task in enumerate(tasks):
+        ax = axes[0, col]
+        if task == "sort":
+            seed_band(ax, lengths, t.path_accuracy[task], label="paths of length <= l", color="tab:blue", marker="o")
+            seed_band(ax, lengths, t.path_accuracy_exact[task], label="paths of length = l only", color="tab:purple",
+                      marker="s", ls="--")
+            ax.axhline(np.median(t.eval_accuracy[f"{task}_san"]), color="tab:red", lw=0.8, ls=":",
+                       label="trained SAN (no skip)")
+            ax.set_ylabel("sorting accuracy (evaluation set)")
+            acc0, accL = np.median(t.path_accuracy[task][:, 0]), np.median(t.path_accuracy[task][:, -1])
+            ax.plot(lengths, acc0 + share * (accL - acc0), "k:", lw=0.8, label="rival: gain ~ path count")
+        else:
+            seed_band(ax, lengths, t.path_loss[task], label="paths of length <= l", color="tab:blue", marker="o", log=True)
+            ax.set_yscale("log")
+            ax.axhline(np.median(t.eval_loss[f"{task}_san"]), color="tab:red", lw=0.8, ls=":", label="trained SAN (no skip)")
+            ax.set_ylabel("squared error per sample")
+        ax.axvline(SHORT_PATHS, color="0.6", lw=0.6)
+        ax.set_xlabel("path length l")
+        ax.set_title(f"{task}: SAN+skip trained, L={tc.depth}, H={tc.n_heads}, d={tc.d_model}", fontsize=8)
+        ax.legend(fontsize=6)
+    return fig
+
+
 def figures(record: Record) -> dict:
     """Every figure of the study, keyed by file name."""
     return {
@@ -405,4 +470,6 @@ def figures(record: Record) -> dict:
         "skip_regime": regime_figure(record),
         "clustering": clustering_figure(record),
         "qk_gradients": gradient_figure(record),
+        "trained_residual": trained_residual_figure(record),
+        "trained_paths": trained_paths_figure(record),
     }

@@ -38,6 +38,7 @@ from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters
                                          slice_layers, sphere_flow, experiment_stream, tile_members,
                                          uniform_attention_weights, value_maps,
                                          variant_specs)
+from studies.rank_collapse.trained import Trained, trained_models
 from studies.rank_collapse.norms import (composite_norm, relative_residual, residual_argmin, residual_mean,
                                          residual_norm)
 
@@ -698,6 +699,7 @@ PHASES = (
     Phase("grad", gradient_experiment, grad=True, inputs=lambda cfg: cfg.grad),
     Phase("noci", noci_monte_carlo, inputs=lambda cfg: cfg.noci),
     Phase("regime", regime_map, inputs=lambda cfg: cfg.regime),
+    Phase("trained", trained_models, grad=True, inputs=lambda cfg: cfg.trained),
     Phase("cluster", clustering, inputs=lambda cfg: cfg.cluster),
     Phase("toy", two_token, inputs=lambda cfg: cfg.toy),
 )
