@@ -14,20 +14,28 @@ from studies.icl_regression import model as md
 from studies.icl_regression import simulate as sim
 from studies.icl_regression import theory as th
 from workbench.errors import ConfigError
+from workbench.streams import Stream
 
 F64 = torch.float64
 
 
+def _rng(name, *keys):
+    return Stream(0, f"test-icl-regression/{name}", *keys)
+
+
 def _spd(d, g, floor):
-    A = torch.randn((d, d), generator=g, dtype=F64)
+    A = g.normal((d, d))
     return A @ A.T / d + floor * torch.eye(d, dtype=F64)
+
+
+def _normal(name, shape):
+    return _rng(name).normal(shape)
 
 
 # ------------------------------------------------------------------------- Gamma model
 def test_gamma_star_is_stationary_and_matches_isotropic_forms():
-    g = torch.Generator().manual_seed(1)
     d, N, s2 = 4, 12, 0.3
-    S, B = _spd(d, g, 0.2), _spd(d, g, 0.1)
+    S, B = _spd(d, _rng("stationary", "S"), 0.2), _spd(d, _rng("stationary", "B"), 0.1)
     G = th.gamma_star(S, B, s2, N).clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(th.gd_risk(G, S, B, s2, N), G)
     assert grad.abs().max() < 1e-12
@@ -56,13 +64,12 @@ def test_spec_table_values():
 
 
 def test_gamma_and_dgd_risk_vs_monte_carlo():
-    g = torch.Generator().manual_seed(2)
     d, M, s2 = 3, 6, 0.25
-    S = _spd(d, g, 0.3)
+    S = _spd(d, _rng("gd-mc", "S"), 0.3)
     psi2 = 0.5
     B = psi2 * torch.eye(d, dtype=F64)
-    Gamma = 0.5 * _spd(d, g, 0.1)
-    P = dt.sample_prompts(400_000, M, torch.linalg.cholesky(S), psi2, s2, torch.Generator().manual_seed(3))
+    Gamma = 0.5 * _spd(d, _rng("gd-mc", "Gamma"), 0.1)
+    P = dt.sample_prompts(_rng("gd-mc", "prompts"), 400_000, M, torch.linalg.cholesky(S), psi2, s2)
     s = torch.einsum("nld,nl->nd", P.X, P.y) / M
     s_c = torch.einsum("nld,nl->nd", P.X, P.y - P.y.mean(-1, keepdim=True)) / M
     for w, closed in ((s @ Gamma.T, th.gd_risk(Gamma, S, B, s2, M)), (s_c @ Gamma.T, th.dgd_risk(Gamma, S, B, s2, M))):
@@ -72,21 +79,19 @@ def test_gamma_and_dgd_risk_vs_monte_carlo():
 
 # --------------------------------------------------------------------------- full LSA
 def test_lsa_closed_form_vs_monte_carlo_and_gamma_reduction():
-    g = torch.Generator().manual_seed(4)
     d, N, s2 = 2, 5, 0.2
-    S, B = _spd(d, g, 0.3), _spd(d, g, 0.2)
-    p = 0.6 * torch.randn(d + 1, generator=g, dtype=F64)
-    K = 0.6 * torch.randn(d + 1, d, generator=g, dtype=F64)
+    S, B = _spd(d, _rng("lsa-mc", "S"), 0.3), _spd(d, _rng("lsa-mc", "B"), 0.2)
+    p = 0.6 * _normal("lsa-mc-p", d + 1)
+    K = 0.6 * _normal("lsa-mc-K", (d + 1, d))
     closed = float(th.lsa_population_risk(p, K, S, B, s2, N))
-    gen = torch.Generator().manual_seed(5)
     n = 500_000
-    x = torch.randn((n, N + 1, d), generator=gen, dtype=F64) @ torch.linalg.cholesky(S).T
-    beta = torch.randn((n, d), generator=gen, dtype=F64) @ torch.linalg.cholesky(B).T
-    y = torch.einsum("nld,nd->nl", x, beta) + s2 ** 0.5 * torch.randn((n, N + 1), generator=gen, dtype=F64)
+    x = _normal("lsa-mc-x", (n, N + 1, d)) @ torch.linalg.cholesky(S).T
+    beta = _normal("lsa-mc-beta", (n, d)) @ torch.linalg.cholesky(B).T
+    y = torch.einsum("nld,nd->nl", x, beta) + s2 ** 0.5 * _normal("lsa-mc-eps", (n, N + 1))
     # the raw prediction of the full model e^T W^PV (1/N sum z z^T) W^KQ z_q with random other blocks
-    W_PV = torch.randn((d + 1, d + 1), generator=g, dtype=F64)
+    W_PV = _normal("lsa-mc-WPV", (d + 1, d + 1))
     W_PV[d] = p
-    W_KQ = torch.randn((d + 1, d + 1), generator=g, dtype=F64)
+    W_KQ = _normal("lsa-mc-WKQ", (d + 1, d + 1))
     W_KQ[:, :d] = K
     Z = torch.cat([x[:, :N], y[:, :N, None]], -1)
     z_q = torch.cat([x[:, N], torch.zeros(n, 1, dtype=F64)], -1)
@@ -108,8 +113,8 @@ def test_lsa_manifold_is_invariant_under_exact_gd():
     d = 4
     S = dt.covariance(d, "ar", 0.5)
     risk = th.LSARisk(S, 0.25 * torch.eye(d, dtype=F64), 0.1, 20)
-    p, K = md.lsa_init(d, "zfb", S, torch.Generator().manual_seed(0))
-    p, K = p.clone().requires_grad_(True), K.clone().requires_grad_(True)
+    p, K = md.lsa_init(d, "zfb", S, _rng("manifold"), 1)
+    p, K = p[0].clone().requires_grad_(True), K[0].clone().requires_grad_(True)
     gp, gK = torch.autograd.grad(risk(p, K), [p, K])
     assert gp[:d].abs().max() == 0 and gK[d].abs().max() == 0
 
@@ -131,10 +136,10 @@ def _reference_softmax(Q, K, V, O, X, y, x_q):
 
 def test_softmax_forward_matches_reference_and_shared_path():
     d, H, n = 3, 2, 7
-    params = md.softmax_init(d, H, 3, torch.Generator().manual_seed(0))
-    P = dt.sample_prompts(5, n, torch.eye(d, dtype=F64), 1 / d, 0.1, torch.Generator().manual_seed(1))
+    batched = md.softmax_init(d, H, 3, _rng("softmax-init"), 1)
+    params = {k: v[0] for k, v in batched.items()}
+    P = dt.sample_prompts(_rng("softmax-prompts"), 5, n, torch.eye(d, dtype=F64), 1 / d, 0.1)
     ref = _reference_softmax(params["Q"][:H], params["K"][:H], params["V"][:H], params["O"][:H], P.X, P.y, P.x_q)
-    batched = {k: v[None] for k, v in params.items()}
     KQ, OV = md.circuits(batched)
     mask = torch.tensor([[1.0, 1.0, 0.0]], dtype=F64)
     Z = torch.cat([P.X, P.y[..., None]], -1)
@@ -145,7 +150,7 @@ def test_softmax_forward_matches_reference_and_shared_path():
 
 def test_single_head_pattern_family_matches_model():
     d, N = 3, 10
-    P = dt.sample_prompts(4000, N, torch.eye(d, dtype=F64), 0.3, 0.2, torch.Generator().manual_seed(2))
+    P = dt.sample_prompts(_rng("one-head"), 4000, N, torch.eye(d, dtype=F64), 0.3, 0.2)
     omega = torch.tensor([0.4], dtype=F64)
     risk, mu = th.single_head_pattern_risk(omega, P.X, P.x_q, 0.3, 0.2)
     KQ = torch.zeros(1, 1, d + 1, d + 1, dtype=F64)
@@ -173,13 +178,45 @@ def test_ensemble_member_equals_standalone_run():
                 assert both.params[k][i, H:].abs().max() == 0
 
 
+def test_training_draws_are_member_and_block_stable():
+    """The batches of member i are bit-identical drawn with the ensemble, alone, in a block of steps or
+    one step at a time (stream "train" keyed by program and length; seed indices as members)."""
+    cfg = icl.Config.smoke()
+    chol = {"iso": None, "ar": torch.linalg.cholesky(dt.covariance(cfg.d, "ar", cfg.rho))}
+    members = [("iso", 1, 0), ("iso", 2, 1), ("ar", 2, 1), ("iso", 3, 2)]
+    full = sim._member_block(cfg, members, 12, 8, [3, 4, 5], sim.EXP_SOFTMAX, chol)
+    for i, m in enumerate(members):
+        for k, t in enumerate((3, 4, 5)):
+            alone = sim._member_block(cfg, [m], 12, 8, [t], sim.EXP_SOFTMAX, chol)
+            for a, b in zip(full, alone):
+                assert torch.equal(a[i, k], b[0, 0])
+    # members of one seed share their standard draws: the AR prompts are L z of the isotropic ones
+    L = chol["ar"]
+    torch.testing.assert_close(full[1][2], full[1][1] @ L.T, rtol=0, atol=1e-14)
+    # initial weights: member i of a larger ensemble is member i alone
+    big = sim.softmax_inits(cfg, members, 3)
+    for i, m in enumerate(members):
+        alone = sim.softmax_inits(cfg, [m], 3)
+        for k in big:
+            assert torch.equal(big[k][i], alone[k][0])
+
+
+def test_chi2_draw_moments():
+    dof = torch.tensor([1, 2, 7, 40])
+    x = th.chi2_draw(_rng("chi2"), dof, 50_000)                      # (50000, 4)
+    se_mean = torch.sqrt(2 * dof.double() / 50_000)
+    assert ((x.mean(0) - dof).abs() < 4 * se_mean).all()
+    assert ((x.var(0) / (2 * dof) - 1).abs() < 0.06).all()
+
+
 def test_lsa_ensemble_member_equals_standalone():
     cfg = icl.Config.smoke().replace(**{"lsa.steps": 50})
     lsa = sim.lsa_training(cfg)
     d = cfg.d
     S = dt.covariance(d, "ar", cfg.rho)
     m = cfg.lsa_members.index(("ar", "random", 0))
-    p, K = md.lsa_init(d, "random", S, dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, 1, 1, 0))
+    p, K = md.lsa_init(d, "random", S, dt.stream(cfg.seed, "lsa-init", "ar", "random"), [0])
+    p, K = p[0], K[0]
     risk = th.LSARisk(S, cfg.psi2 * torch.eye(d, dtype=F64), cfg.sigma2, cfg.n_context)
     for _ in range(cfg.lsa.steps):
         p, K = p.clone().requires_grad_(True), K.clone().requires_grad_(True)
@@ -196,7 +233,7 @@ def test_pool_constant_vs_brute_force():
     B = 0.5 * torch.eye(d, dtype=F64)
     c = th.pool_excess_constant(S, B, s2, N)
     T, draws = 2000, 400
-    betas = torch.randn((draws, T, d), generator=torch.Generator().manual_seed(3), dtype=F64) * 0.5 ** 0.5
+    betas = _normal("pool", (draws, T, d)) * 0.5 ** 0.5
     Gamma_T, _ = th.pool_gamma(betas, S, s2, N)
     excess = T * (th.gd_risk(Gamma_T, S, B, s2, N) - th.gd_optimal_risk(S, B, s2, N))
     assert abs(float(excess.mean()) - c) < 0.05 * c + 4 * float(excess.std()) / math.sqrt(draws)
@@ -211,15 +248,15 @@ def test_proportional_limits():
     # ridge: Wishart Monte Carlo at d = 60 is within 1% of the Marchenko-Pastur limit
     d = 60
     S = torch.eye(d, dtype=F64)
-    mc, se = th.ridge_risk_mc(S, 1 / d, s2, int(d / xi), 300, seed=0)
+    mc, se = th.ridge_risk_mc(S, 1 / d, s2, int(d / xi), 300, _rng("ridge-limit"))
     assert abs(mc - float(th.ridge_risk_proportional(xi, s2))) < 0.01 * mc
 
 
 def test_ridge_wishart_vs_direct():
     d, N, s2, psi2 = 3, 8, 0.3, 0.5
     S = dt.covariance(d, "ar", 0.6)
-    mc, se = th.ridge_risk_mc(S, psi2, s2, N, 200_000, seed=1)
-    P = dt.sample_prompts(200_000, N, torch.linalg.cholesky(S), psi2, s2, torch.Generator().manual_seed(4))
+    mc, se = th.ridge_risk_mc(S, psi2, s2, N, 200_000, _rng("ridge-wishart"))
+    P = dt.sample_prompts(_rng("ridge-direct"), 200_000, N, torch.linalg.cholesky(S), psi2, s2)
     XtX = torch.einsum("nli,nlj->nij", P.X, P.X)
     w = torch.linalg.solve(XtX + s2 / psi2 * torch.eye(d, dtype=F64), torch.einsum("nld,nl->nd", P.X, P.y))
     r = s2 + torch.einsum("ni,ij,nj->n", w - P.beta, S, w - P.beta)
@@ -231,7 +268,8 @@ def test_ridge_wishart_vs_direct():
     {"n_heads": (2, 3)}, {"n_heads": (1,)}, {"test_lengths": (20, 80)}, {"test_lengths": (10, 40)},
     {"cov": "toeplitz"}, {"rho": 1.0}, {"pool.n_tasks": 100}, {"lsa.init": "xavier"}, {"n_context": 5},
     {"mixed.lengths": (40,)}, {"sigma2": 0.0}, {"mixed.lr": -1.0}, {"aniso.seeds": -1},
-    {"small_n.n_context": 1}, {"small_n.seeds": 0}, {"small_n.eval_prompts": 10},
+    {"small_n.lengths": (1, 8)}, {"small_n.lengths": (10, 8)}, {"small_n.seeds": 0}, {"small_n.eval_prompts": 10},
+    {"stall.seeds": 0}, {"stall.stalled_excess": 0.0},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
@@ -247,11 +285,11 @@ def test_sub_experiments_own_their_fields():
     """Sweeping a primary field leaves the other sub-experiments' configs alone, and back."""
     base = icl.Config.quick()
     swept = base.replace(lr=0.01, steps=10, batch_size=32, n_observe=5)
-    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso, swept.small_n) == \
-        (base.mixed, base.lsa, base.mc, base.pool, base.aniso, base.small_n)
+    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso, swept.small_n, swept.stall) == \
+        (base.mixed, base.lsa, base.mc, base.pool, base.aniso, base.small_n, base.stall)
     assert base.replace(**{"mixed.lr": 0.01, "lsa.lr": 0.01}).lr == base.lr
     assert {"lsa.steps", "lsa.init", "mc.prompts", "pool.n_tasks", "pool.draws", "aniso.seeds", "mixed.lengths",
-            "mixed.steps", "small_n.n_context", "small_n.seeds", "small_n.eval_prompts"} <= set(icl.Config.field_names())
+            "mixed.steps", "small_n.lengths", "small_n.seeds", "small_n.eval_prompts", "stall.seeds"} <= set(icl.Config.field_names())
     with pytest.raises(ConfigError, match="mixed.lengths"):
         base.replace(**{"mixed.lengths": (40,)})
     for name in ("smoke", "quick", "paper"):   # each preset trains the mixed-length model as the primary one
@@ -278,7 +316,8 @@ def test_smoke_run_checks_and_figures(tmp_path, smoke_record):
     assert [(c.name, c.passed, c.measured) for c in icl.checks(loaded)] == [(c.name, c.passed, c.measured) for c in cs]
     names = {c.name for c in cs}
     for required in ("A1_lsa_risk_closed_form", "A2_lsa_exact_gd_risk", "A3_gd_risk", "A3_dgd_risk", "A3_ols_risk",
-                     "A4_pair_risk", "A4_zero_sum", "A4_small_n_pair_risk", "A5_one_head", "A6_length_softmax",
+                     "A4_pair_risk", "A4_zero_sum", "A4_small_n_pair_risk_N8", "A4_small_n_pair_risk_N10",
+                     "A5_one_head", "S_stall_hessian", "A6_length_softmax",
                      "A6_length_lsa", "A6_softmax_generalises", "A6_softmax_vs_lsa_norm_M", "A7_pool_decreasing",
                      "A7_pool_slope", "A8_aniso_preconditioner", "X_mixed_gamma"):
         assert required in names
@@ -304,13 +343,15 @@ def test_smoke_run_checks_and_figures(tmp_path, smoke_record):
     longer = Record(study=rec.study, config=rec.config.replace(**{"mixed.steps": 3000, "small_n.steps": 3000}),
                     arrays=rec.arrays)
     asserted = {c.name: c.asserted for c in icl.checks(longer)}
-    assert asserted["X_mixed_zero_sum"] and asserted["A4_small_n_pair_risk"] and not asserted["A4_pair_risk"]
+    assert asserted["X_mixed_zero_sum"] and asserted["A4_small_n_pair_risk_N10"] and not asserted["A4_pair_risk"]
     assert asserted["A1_lsa_risk_closed_form"]
     # the small-N members start from the primary pair members' initial weights
     i0 = int(np.flatnonzero(rec["softmax.steps"] == 0)[0])
     pair0 = int(np.flatnonzero((rec["softmax.heads"] == 2) & (rec["softmax.seed_index"] == 0))[0])
-    np.testing.assert_array_equal(rec["small_n.KQ_traj"][i0, 0], rec["softmax.KQ_traj"][i0, pair0])
-    assert rec["eval.small_n.risk"].shape == (rec.config.small_n.seeds, 1)
+    for L in rec.config.small_n.lengths:
+        first = int(np.flatnonzero(rec["small_n.length"] == L)[0])
+        np.testing.assert_array_equal(rec["small_n.KQ_traj"][i0, first], rec["softmax.KQ_traj"][i0, pair0])
+    assert rec["eval.small_n.risk"].shape == (len(rec.config.small_n.lengths) * rec.config.small_n.seeds, 1)
     figs = icl.figures(loaded)
     assert len(figs) == 8
     import matplotlib.pyplot as plt
@@ -331,7 +372,7 @@ def test_every_theory_check_names_its_rival(smoke_record):
     assert kinds["A1_lsa_risk_closed_form"] == kinds["A3_gd_risk"] == kinds["A6_length_lsa"] == "identity"
     # at N = 40 plain GD passes the pair-risk and step bars: those are observations, never theory
     assert {kinds[n] for n in ("A4_pair_risk", "A4_gamma_eff", "A5_multi_head_risk", "A6_length_softmax")} == {"observation"}
-    assert kinds["A4_small_n_pair_risk"] == "theory"
+    assert kinds["A4_small_n_pair_risk_N10"] == kinds["A4_small_n_pair_risk_N8"] == "theory"
 
 
 def test_negative_controls(smoke_record):
@@ -349,11 +390,23 @@ def test_negative_controls(smoke_record):
     assert not cs["A6_softmax_generalises"].passes(fixed_ratio)
     # the discriminating regime: R*_GD(N) lies outside the small-N tolerance, at both ends of the seeds' spread
     pred = icl.predict(rec.config)
-    c = cs["A4_small_n_pair_risk"]
-    assert not c.passes(pred["R_star_gd_small"]) and c.passes(pred["R_star_dgd_small"])
-    assert pred["R_star_dgd_small"] / pred["R_star_gd_small"] - 1 > 0.05
+    for L in rec.config.small_n.lengths:
+        c = cs[f"A4_small_n_pair_risk_N{L}"]
+        assert not c.passes(pred[f"R_star_gd_small_{L}"]) and c.passes(pred[f"R_star_dgd_small_{L}"])
+        assert pred[f"R_star_dgd_small_{L}"] / pred[f"R_star_gd_small_{L}"] - 1 > 0.05
     # at N = 40 the bar of A4_pair_risk admits plain GD: that is why it is an observation
     assert cs["A4_pair_risk"].passes(pred["R_star_gd_main"])
+    # the stall's verdict follows the Hessian: a negative lowest eigenvalue reads as a saddle
+    from workbench.record import Record
+    arrays = dict(rec.arrays)
+    eig = arrays["stall.hessian_eigs"].copy()
+    eig[:, 0] = -0.1 * eig[:, -1]
+    arrays["stall.hessian_eigs"] = eig
+    flipped = next(c for c in icl.checks(Record(study=rec.study, config=rec.config, arrays=arrays))
+                   if c.name == "S_stall_hessian")
+    if (rec["stall.gd_excess"] > rec.config.stall.stalled_excess).any():
+        assert "a saddle at every stall" in str(flipped.measured) and flipped.passed
+        assert "a minimum" in str(cs["S_stall_hessian"].measured) or cs["S_stall_hessian"].passed
     # the pool rate: a T^(-1/2) law fails A7_pool_slope, a constant twice the delta method's fails A7_pool_rate
     assert not cs["A7_pool_slope"].passes(-0.5)
     assert not cs["A7_pool_rate"].passes(2 * pred["pool_constant"])

@@ -262,6 +262,7 @@ def test_attention_delta_method_is_the_linearised_error():
     {"n_heads": 7}, {"favor.m": 20}, {"n_factors": (0.5, 2.0)}, {"nkeys.grid": (2, 4)}, {"target": "geg4"},
     {"model": "mlp"}, {"heads.n_eval": 5000}, {"ridge_grid": (1.0, 0.1)}, {"heads.grid": (3.5,)}, {"bias_alpha": -1.0},
     {"heads.n_train": 5000}, {"favor_m.grid": (4, 2)}, {"attn.length": 0}, {"kernel.sets": 1},
+    {"trained.m": 32}, {"trained.lr": -1.0},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
@@ -444,7 +445,8 @@ def test_smoke_preset_runs_and_its_checks_pass(smoke):
 
 
 # ------------------------------------------------------------------- checks that discriminate
-OBSERVATIONS = {"brfa_pm_dominates_zonal", "rfmlp_best_width_geg1", "rfmlp_best_width_sep11"}
+OBSERVATIONS = {"brfa_pm_dominates_zonal", "rfmlp_best_width_geg1", "rfmlp_best_width_sep11",
+                "favor_trained_pos", "favor_trained_orf"}
 """A spec margin with no prediction behind it, and the RFMLP baseline at its best width (reported)."""
 
 
@@ -511,6 +513,22 @@ def test_negative_controls_favor_measurements_replaced_by_the_rivals(smoke):
     for name, arrays in cases.items():
         assert _verdicts(rec)[name], name
         assert not _verdicts(_with(rec, **arrays))[name], name
+
+
+def test_trained_head_learned_and_its_trig_check_rejects_isotropic_pairs(smoke):
+    """The trained head's loss falls; the trained-pair trig check fails when the measured row-wise
+    MSE is the one predicted at isotropic pairs of the same norms."""
+    from studies.random_features.checks import row_error
+    rec, _ = smoke
+    a, L = rec.arrays, rec.config.trained.length
+    assert a["trained.loss"][-1] < 0.5 * a["trained.loss"][0]
+    it = list(a["trained.estimators"]).index("iid.trig")
+    sm_iso = np.exp(np.sum(a["trained.q_iso"] * a["trained.k_iso"], -1))
+    iso, meas = row_error(a["trained.pred_iso"][it], sm_iso, L), row_error(a["trained.mse"][it], a["trained.sm"], L)
+    mse = a["trained.mse"].copy()
+    mse[it] *= iso / meas
+    assert _verdicts(rec)["favor_trained_trig"]
+    assert not _verdicts(_with(rec, **{"trained.mse": mse}))["favor_trained_trig"]
 
 
 def test_negative_controls_kernel_and_learning_measurements(smoke):

@@ -2,7 +2,8 @@
 
 This is `simulate.train_softmax`, the study's expensive training (He et al. 2025): every member
 draws a fresh seeded batch of ``batch_size`` prompts of length ``n_context`` at every step (from
-the generator derived from (seed, TRAIN, experiment, seed index, step)), predicts the queries
+the stream "train" with the member's seed index as its member key, a block of steps per draw, on
+the run's device), predicts the queries
 with `model.softmax_predict` and takes one Adam step on (Q, K, V, O).  For the bench, member i is
 (Sigma_main, H_i, seed index i) with H_i cycling through the config's head counts (1, 2, 3), so
 every member has its own data stream (no shared draws, unlike `Config.softmax_members`, where the head
@@ -12,6 +13,16 @@ zero gradient and stays at its zero initialisation, see `model`).
 
 Sizes: the quick preset's d = 5, N = 40, batch 256, lr 3e-3, for ``STEPS`` steps; at M = 512 the
 largest tensors (prompts and attention patterns of one step) are about 250 MB each.
+
+The CPU bound.  Every member-step draws 256 prompts x ((N+1) d + d + N+1) = 256 x 251 = 64,256
+normals, and the standalone member draws the same numbers from the same stream, so the loop and the
+ensemble pay the same drawing cost; batching removes only the rest (Python, kernel launches, the
+small forward/backward/Adam).  Measured on one thread of the shared 2-core machine, timing one
+member-step's draw (``simulate._member_block``) against one forward+backward: drawing is 85-94% of
+a member-step (Philox normals at 8.4 M/s on an idle core, 7.7 ms per member-step; the
+rest 1-3 ms), so speedup <= (t_draw + t_rest) / t_draw ~ 1.1-1.4x on the CPU, whatever the
+batching: 20x would need a drawn normal below ~2 ns, 60x faster than Philox in int64 torch ops
+on a CPU core.  On a GPU the draw is one kernel for the whole ensemble and block of steps.
 """
 from __future__ import annotations
 
@@ -84,10 +95,9 @@ def lsa_bench_case(members: int, device: str):
     cfg = Config.quick().replace(device=str(device))
     dev, dtype, d = cfg.torch_device, cfg.torch_dtype, cfg.d
     Sigma = dt.covariance(d, "iso", cfg.rho)
-    inits = [md.lsa_init(d, "random", Sigma, dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, 0, 1, 1000 + i))
-             for i in range(members)]
-    p0 = torch.stack([p for p, _ in inits]).to(dev, dtype)   # (e, d+1)
-    K0 = torch.stack([K for _, K in inits]).to(dev, dtype)   # (e, d+1, d)
+    # member i: seed index 1000 + i of the random-init isotropic LSA stream, all members in one draw
+    p0, K0 = md.lsa_init(d, "random", Sigma, dt.stream(cfg.seed, "lsa-init", "iso", "random"),
+                         [1000 + i for i in range(members)], device=dev, dtype=dtype)
 
     def kernel(sl: slice) -> dict[str, torch.Tensor]:
         e = p0[sl].shape[0]

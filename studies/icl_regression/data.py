@@ -9,11 +9,12 @@ A prompt is the context (X, y) of N pairs plus the query x_q; its target y_q *in
 so every risk below contains sigma^2 (He et al.'s convention).  Sigma is the identity ("iso") or
 the AR(rho) Toeplitz matrix Sigma_ij = rho^|i-j| ("ar", He et al.'s ``generate_covariance_matrix``).
 
-Randomness is an argument.  Every draw comes from a CPU `torch.Generator` seeded by
-`derived_seed(*keys)`: a hash (numpy ``SeedSequence``) of integer keys such as
-(config seed, stream tag, member seed, step).  So the training batch of member (seed s, step t) is
-the same whatever else runs beside it, and a chunk of the evaluation set is the same whatever order
-chunks are processed in.
+Randomness comes only from `workbench.streams.Stream`: ``stream(seed, name, *keys)`` names one
+sub-experiment ("train", "eval", "mc", ...) and its integer keys (training program, length,
+chunk, ...); members and steps are the draws' ``members=`` and ``step=`` axes.  So the training
+batch of member (seed index s, step t) is the same whatever else runs beside it, whether drawn
+alone, in a block of steps or in the whole ensemble, and a chunk of the evaluation set is the same
+whatever order chunks are processed in.
 """
 from __future__ import annotations
 
@@ -21,17 +22,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from workbench.runtime import derived_generator, derived_seed  # noqa: F401  (re-exported)
 
-# Stream tags: the second key of every derived seed, so no two uses of randomness collide.
-STREAM_EVAL = 1
-STREAM_TRAIN = 2
-STREAM_INIT = 3
-STREAM_MC = 4
-STREAM_POOL = 5
-STREAM_LSA_INIT = 6
-STREAM_WISHART = 7
-STREAM_RANDOM_LSA = 8
+from workbench.streams import Stream
+
+EXPERIMENT = "icl-regression"
+"""Prefix of every stream name of the study: ``icl-regression/<sub-experiment>``."""
+
+
+def stream(seed: int, name: str, *keys) -> Stream:
+    """The stream of one sub-experiment: ``Stream(seed, "icl-regression/<name>", *keys)``."""
+    return Stream(seed, f"{EXPERIMENT}/{name}", *keys)
 
 
 def covariance(d: int, kind: str, rho: float, dtype=torch.float64) -> Tensor:
@@ -63,33 +63,41 @@ class Prompts:
         return Prompts(*(t.to(device=device, dtype=dtype) for t in (self.X, self.y, self.x_q, self.y_q, self.beta)))
 
 
-def draw_standard(n: int, N: int, d: int, generator: torch.Generator, dtype=torch.float64) -> tuple[Tensor, Tensor, Tensor]:
-    """The standard-normal draws behind ``n`` prompts of length ``N``, in a fixed order:
-    covariates z (n, N+1, d) (context and query together), tasks (n, d), noises (n, N+1)."""
-    z = torch.randn((n, N + 1, d), generator=generator, dtype=dtype)
-    b = torch.randn((n, d), generator=generator, dtype=dtype)
-    e = torch.randn((n, N + 1), generator=generator, dtype=dtype)
+def draw_standard(source: Stream, n: int, N: int, d: int, *, members=None, step=None, device=None,
+                  dtype=torch.float64) -> tuple[Tensor, Tensor, Tensor]:
+    """The standard-normal draws behind ``n`` prompts of length ``N``, in one draw of ``source``:
+    covariates z (..., n, N+1, d) (context and query together), tasks (..., n, d), noises
+    (..., n, N+1), with the draw's leading (member, step) axes ``...`` (`Stream.normal`).  Each prompt
+    owns a contiguous run of (N+1) d + d + N + 1 numbers, so the first n' prompts of a larger draw
+    are the n' prompts of a smaller one."""
+    per = (N + 1) * d + d + (N + 1)
+    w = source.normal((n, per), members=members, step=step, device=device, dtype=dtype)
+    lead = w.shape[:-1]
+    z = w[..., : (N + 1) * d].reshape(*lead, N + 1, d)
+    b = w[..., (N + 1) * d: (N + 1) * d + d]
+    e = w[..., (N + 1) * d + d:]
     return z, b, e
 
 
-def assemble(z: Tensor, b: Tensor, e: Tensor, sigma_chol: Tensor, psi2: float, sigma2: float) -> Prompts:
-    """Prompts from standard draws: x = L z (L = chol Sigma), beta = psi b, eps = sigma e.
+def assemble(z: Tensor, b: Tensor, e: Tensor, sigma_chol: Tensor | None, psi2: float, sigma2: float) -> Prompts:
+    """Prompts from standard draws (any leading axes): x = L z (L = chol Sigma; ``None`` for the
+    identity, which is then skipped exactly), beta = psi b, eps = sigma e.
 
     Prompts built from the same draws with different Sigma share their randomness (common random
     numbers), which is how isotropic and AR members of one seed see matching batches."""
     N = z.shape[-2] - 1
-    x = z @ sigma_chol.to(z).T                                        # (n, N+1, d), rows ~ N(0, Sigma)
-    beta = b * psi2 ** 0.5                                            # (n, d)
-    y = torch.einsum("nld,nd->nl", x, beta) + e * sigma2 ** 0.5        # (n, N+1)
-    return Prompts(X=x[:, :N], y=y[:, :N], x_q=x[:, N], y_q=y[:, N], beta=beta)
+    x = z if sigma_chol is None else z @ sigma_chol.to(z).T          # (..., N+1, d), rows ~ N(0, Sigma)
+    beta = b * psi2 ** 0.5                                            # (..., d)
+    y = (x @ beta[..., None])[..., 0] + e * sigma2 ** 0.5             # (..., N+1)
+    return Prompts(X=x[..., :N, :], y=y[..., :N], x_q=x[..., N, :], y_q=y[..., N], beta=beta)
 
 
-def sample_prompts(n: int, N: int, sigma_chol: Tensor, psi2: float, sigma2: float,
-                   generator: torch.Generator, dtype=torch.float64) -> Prompts:
-    """``n`` prompts of context length ``N`` drawn on the CPU with ``generator``
+def sample_prompts(source: Stream, n: int, N: int, sigma_chol: Tensor, psi2: float, sigma2: float, *,
+                   device=None, dtype=torch.float64) -> Prompts:
+    """``n`` prompts of context length ``N`` drawn from ``source`` on ``device``
     (``sigma_chol`` is the Cholesky factor of Sigma)."""
-    z, b, e = draw_standard(n, N, sigma_chol.shape[-1], generator, dtype)
-    return assemble(z, b, e, sigma_chol, psi2, sigma2)
+    z, b, e = draw_standard(source, n, N, sigma_chol.shape[-1], device=device, dtype=dtype)
+    return assemble(z, b, e, sigma_chol.to(device=z.device), psi2, sigma2)
 
 
 def eval_chunks(n_prompts: int, chunk: int) -> list[int]:
@@ -100,12 +108,7 @@ def eval_chunks(n_prompts: int, chunk: int) -> list[int]:
     return sizes
 
 
-def eval_chunk_seed(seed: int, cov_tag: int, length: int, chunk_index: int) -> int:
-    """The seed of one chunk of the fixed evaluation set (config seed, covariance, length, chunk)."""
-    return derived_seed(seed, STREAM_EVAL, cov_tag, length, chunk_index)
-
-
 COV_TAGS = {"iso": 0, "ar": 1}
-"""Integer tags of the covariances in a record's arrays (and in the evaluation-set seeds)."""
+"""Integer tags of the covariances in a record's arrays ."""
 INIT_TAGS = {"zfb": 0, "random": 1}
-"""Integer tags of the LSA initialisations in a record's arrays (and in their seeds)."""
+"""Integer tags of the LSA initialisations in a record's arrays ."""

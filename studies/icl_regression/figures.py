@@ -1,6 +1,7 @@
 """Figures P1-P8 of the study: pure functions of a record's typed results (no simulation)."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -36,9 +37,8 @@ def fig_risk_vs_n(record):
         ax.plot(np.full(r.shape, n * 1.04), r, marker, ms=5, mfc="none", color="C3" if H == 1 else "C2",
                 label=f"trained softmax, H={H}")
     small = load(record, "small_n", SoftmaxTraining)
-    n_s = cfg.small_n.n_context
-    ax.errorbar(np.full(small.heads.shape, n_s * 1.04), ev.small_n.risk[:, 0], yerr=3 * ev.small_n.risk_se[:, 0], fmt="s",
-                ms=5, mfc="none", color="C2", label=f"trained softmax, H={cfg.pair_heads}, N={n_s} (3 SE)")
+    ax.errorbar(small.length * 1.04, ev.small_n.risk[:, 0], yerr=3 * ev.small_n.risk_se[:, 0], fmt="s",
+                ms=5, mfc="none", color="C2", label=f"trained softmax, H={cfg.pair_heads}, N in {list(cfg.small_n.lengths)} (3 SE)")
     ax.axhline(cfg.sigma2, color="0.7", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -52,14 +52,15 @@ def fig_risk_vs_n(record):
 
 def fig_heatmaps(record):
     """P2: per-head KQ (heatmaps, one shared colour scale) and OV (bars) of the trained pair model and
-    of the largest head count (seed 0)."""
+    of the largest head count (seed 0).  The KQ column of the query's label is greyed out and left out
+    of the colour scale: the query token is (x_q; 0), so that column never reaches the logits."""
     cfg, s = record.config, load(record, "softmax", SoftmaxTraining)
     heads = dict.fromkeys((cfg.pair_heads, max(cfg.n_heads)))          # the pair, and the largest count if larger
     chosen = [int(np.flatnonzero(s.where(cfg.cov, H) & (s.seed_index == 0))[0]) for H in heads]
     cols = max(int(s.heads[m]) for m in chosen) + 1
     fig, axes = new_figure(cols, len(chosen), width=2.0, height=2.0)
-    lim = max(np.abs(s.KQ[m]).max() for m in chosen)
     D = s.KQ.shape[-1]
+    lim = max(np.abs(s.KQ[m, ..., : D - 1]).max() for m in chosen)     # the used columns only
     for r, m in enumerate(chosen):
         H = int(s.heads[m])
         for h in range(cols - 1):
@@ -68,7 +69,10 @@ def fig_heatmaps(record):
             if h >= H:
                 ax.axis("off")
                 continue
-            im = ax.imshow(s.KQ[m, h], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            used = np.ma.masked_array(s.KQ[m, h], mask=np.zeros((D, D), bool))
+            used.mask[:, D - 1] = True                                 # the query's label column: unused
+            im = ax.imshow(used, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.add_patch(plt.Rectangle((D - 1.5, -0.5), 1, D, facecolor="0.85", edgecolor="0.6", hatch="///", lw=0.5))
             ax.set_title(f"H={H}: KQ of head {h}", fontsize=8)
             ax.set_xticks(range(D))
             ax.set_xticklabels([str(i) for i in range(D - 1)] + ["y"], fontsize=6)
@@ -82,7 +86,9 @@ def fig_heatmaps(record):
         ax.set_title(f"H={H}: OV of each head", fontsize=8)
         ax.legend(fontsize=6)
     fig.colorbar(im, ax=axes[:, : cols - 1].ravel().tolist(), shrink=0.7, label="KQ entry")
-    fig.suptitle("P2: per-head circuits KQ = K^T Q / sqrt(d+1) and OV = O V (last index: the label y)", fontsize=9)
+    fig.suptitle("P2: per-head circuits KQ = K^T Q / sqrt(d+1) (rows: key token, columns: query token)\n"
+                 "and OV = O V (last index: the label y); hatched: the query's label column, which z_q = (x_q; 0) "
+                 "never uses", fontsize=8)
     return fig
 
 

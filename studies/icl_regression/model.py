@@ -35,26 +35,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from workbench.streams import Stream
+
 
 # ---------------------------------------------------------------------------------- LSA
-def lsa_init(d: int, kind: str, Sigma: Tensor, generator: torch.Generator, dtype=torch.float64) -> tuple[Tensor, Tensor]:
-    """One LSA initialisation (p (d+1,), K (d+1, d)) drawn on the CPU.
+def lsa_init(d: int, kind: str, Sigma: Tensor, source: Stream, members, *, device=None,
+             dtype=torch.float64) -> tuple[Tensor, Tensor]:
+    """LSA initialisations (p (m, d+1), K (m, d+1, d)) of the ``members`` of ``source``, in one draw.
 
     ``zfb``: Zhang-Frei-Bartlett-type, p_x = k_y = 0, p_y = 0.1, K_x = 0.1 Theta Theta^T / ||Theta Theta^T Sigma||_F
     with Theta a standard Gaussian d x d matrix; it lies on the invariant manifold p_x = k_y = 0.
     ``random``: every entry of p ~ N(0, 0.1^2), of K ~ N(0, 0.1^2 / d).
     """
+    Sigma = Sigma.to(device=device, dtype=dtype)
     if kind == "zfb":
-        Theta = torch.randn((d, d), generator=generator, dtype=dtype)
-        TT = Theta @ Theta.T
-        K = torch.zeros((d + 1, d), dtype=dtype)
-        K[:d] = 0.1 * TT / torch.linalg.norm(TT @ Sigma.to(dtype))
-        p = torch.zeros(d + 1, dtype=dtype)
-        p[d] = 0.1
+        Theta = source.normal((d, d), members=members, device=device, dtype=dtype)
+        TT = Theta @ Theta.transpose(-1, -2)
+        m = TT.shape[0]
+        K = torch.zeros((m, d + 1, d), dtype=dtype, device=TT.device)
+        K[:, :d] = 0.1 * TT / torch.linalg.norm(TT @ Sigma, dim=(-2, -1))[:, None, None]
+        p = torch.zeros((m, d + 1), dtype=dtype, device=TT.device)
+        p[:, d] = 0.1
         return p, K
     if kind == "random":
-        p = 0.1 * torch.randn(d + 1, generator=generator, dtype=dtype)
-        K = 0.1 / math.sqrt(d) * torch.randn((d + 1, d), generator=generator, dtype=dtype)
+        w = source.normal((d + 1) * (d + 1), members=members, device=device, dtype=dtype)
+        p = 0.1 * w[:, : d + 1]
+        K = 0.1 / math.sqrt(d) * w[:, d + 1:].reshape(-1, d + 1, d)
         return p, K
     raise ValueError(f"unknown LSA init {kind!r}")
 
@@ -71,29 +77,25 @@ def lsa_predict_shared(p: Tensor, K: Tensor, Z: Tensor, x_q: Tensor, scale: floa
 
 
 # ------------------------------------------------------------------------ softmax attention
-def softmax_init(d: int, n_heads: int, h_max: int, generator: torch.Generator, dtype=torch.float64) -> dict[str, Tensor]:
-    """PyTorch-default ``nn.Linear`` initialisation of one member (as in He et al.'s code).
+def softmax_init(d: int, n_heads: int, h_max: int, source: Stream, members, *, device=None,
+                 dtype=torch.float64) -> dict[str, Tensor]:
+    """PyTorch-default ``nn.Linear`` initialisation (as in He et al.'s code) of the ``members`` of
+    ``source``, in one draw: Q, K, V, O of shapes (m, h_max, ...).
 
     Q, K, V of every head are rows of a Linear(d+1, (d+1) H): U(-1/sqrt(d+1), 1/sqrt(d+1)); O is a
     Linear((d+1) H, 1): U(-1/sqrt((d+1) H), 1/sqrt((d+1) H)).  Heads n_heads..h_max-1 are zero padding.
-    Draw order: Q, K, V, O (fixed, so a member's weights depend only on its generator and H).
+    Each real head takes a contiguous run of 3 (d+1)^2 + (d+1) uniforms in the order Q, K, V, O.
     """
     D = d + 1
-
-    def uniform(shape, bound):
-        return (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1) * bound
-
+    u = 2 * source.uniform((n_heads, 3 * D * D + D), members=members, device=device, dtype=dtype) - 1
+    m = u.shape[0]
     real = {
-        "Q": uniform((n_heads, D, D), 1 / math.sqrt(D)),
-        "K": uniform((n_heads, D, D), 1 / math.sqrt(D)),
-        "V": uniform((n_heads, D, D), 1 / math.sqrt(D)),
-        "O": uniform((n_heads, D), 1 / math.sqrt(D * n_heads)),
+        "Q": u[..., : D * D].reshape(m, n_heads, D, D) / math.sqrt(D),
+        "K": u[..., D * D: 2 * D * D].reshape(m, n_heads, D, D) / math.sqrt(D),
+        "V": u[..., 2 * D * D: 3 * D * D].reshape(m, n_heads, D, D) / math.sqrt(D),
+        "O": u[..., 3 * D * D:] / math.sqrt(D * n_heads),
     }
-    out = {}
-    for name, w in real.items():
-        pad = torch.zeros((h_max - n_heads, *w.shape[1:]), dtype=dtype)
-        out[name] = torch.cat([w, pad], 0)
-    return out
+    return {name: torch.cat([w, w.new_zeros((m, h_max - n_heads, *w.shape[2:]))], 1) for name, w in real.items()}
 
 
 def circuits(params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -2,12 +2,13 @@
 
 `run` is the list of phases; `workbench.phases.run_phases` owns threads, autograd, progress and
 timing and stores each result as ``<phase>.<field>`` (see `config` for which fields drive which
-phase).  Arrays are numpy on the CPU; scalars are stored as arrays of shape (1,).  Random draws are
-made on the CPU from generators derived from (config seed, stream, ...) (`data.derived_generator`)
-and moved to the config's device.
+phase).  Arrays are numpy on the CPU; scalars are stored as arrays of shape (1,).  Every random
+draw is a `workbench.streams.Stream` draw (`data.stream`: named by sub-experiment, keyed by
+program, length and chunk, with members and steps as the draws' axes), made on the config's device.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -26,8 +27,11 @@ from studies.icl_regression import model as md
 from studies.icl_regression import theory as th
 from studies.icl_regression.config import Config
 
-EXP_SOFTMAX, EXP_MIXED, EXP_SMALL_N = 0, 1, 2
+EXP_SOFTMAX, EXP_MIXED, EXP_SMALL_N = "fixed-length", "mixed-lengths", "small-n"
 """Stream keys of the three softmax training programs (fixed N, mixed lengths, small N)."""
+BLOCK_NUMBERS = 1 << 24
+"""Training batches are drawn a block of steps at a time, as many steps as keep one block's member
+prompts under this many numbers (128 MB in float64), at least one step."""
 EVAL_CHUNK = 2000
 """Prompts per chunk of the evaluation set."""
 
@@ -68,11 +72,11 @@ def theory_curves(cfg: Config) -> TheoryCurves:
     ols = np.array([th.ols_risk(cfg.d, int(n), cfg.sigma2) for n in grid])
     ridge_lengths = np.array(sorted(set(cfg.test_lengths) | {cfg.n_context}))
     ridge = [th.ridge_risk_mc(S, cfg.psi2, cfg.sigma2, int(n), cfg.mc.wishart_draws,
-                              dt.derived_seed(cfg.seed, dt.STREAM_WISHART, int(n))) for n in ridge_lengths]
+                              dt.stream(cfg.seed, "wishart", cfg.cov, int(n)), device=cfg.torch_device)
+             for n in ridge_lengths]
     # He et al.'s one-head pattern family (KQ = omega diag(I, 0), OV = mu e): best risk vs omega
-    g = dt.derived_generator(cfg.seed, dt.STREAM_MC, 99)
     n_cov = min(cfg.eval_prompts, 20000)
-    z, _, _ = dt.draw_standard(n_cov, cfg.n_context, cfg.d, g, dtype)
+    z, _, _ = dt.draw_standard(dt.stream(cfg.seed, "one-head-family"), n_cov, cfg.n_context, cfg.d, dtype=dtype)
     x = z @ torch.linalg.cholesky(S).T
     omegas = torch.linspace(0.02, 1.2, 60, dtype=dtype)
     one_head = torch.cat([th.single_head_pattern_risk(om, x[:, :-1], x[:, -1], cfg.psi2, cfg.sigma2)[0]
@@ -120,9 +124,10 @@ class MonteCarlo:
     """(1,)"""
 
 
-def _random_spd(d: int, g: torch.Generator, floor: float, dtype) -> Tensor:
-    A = torch.randn((d, d), generator=g, dtype=dtype)
-    return A @ A.T / d + floor * torch.eye(d, dtype=dtype)
+def _random_spd(d: int, source, n: int, floor: float) -> Tensor:
+    """``n`` random SPD matrices A A^T / d + floor I (members 0..n-1 of ``source``), (n, d, d)."""
+    A = source.normal((d, d), members=n)
+    return A @ A.transpose(-1, -2) / d + floor * torch.eye(d, dtype=torch.float64)
 
 
 def monte_carlo(cfg: Config) -> MonteCarlo:
@@ -135,24 +140,23 @@ def monte_carlo(cfg: Config) -> MonteCarlo:
     out: dict[str, np.ndarray] = {}
     # --- A1: three random LSA parameter sets, each with its own random Sigma and B
     d1, N1, n_sets = min(cfg.d, 3), min(cfg.n_context, 8), 3
-    g = dt.derived_generator(cfg.seed, dt.STREAM_RANDOM_LSA)
-    Sig = torch.stack([_random_spd(d1, g, 0.3, torch.float64) for _ in range(n_sets)])
-    Bm = torch.stack([_random_spd(d1, g, 0.2, torch.float64) for _ in range(n_sets)])
-    p = 0.5 * torch.randn((n_sets, d1 + 1), generator=g, dtype=torch.float64)
-    K = 0.5 / math.sqrt(d1) * torch.randn((n_sets, d1 + 1, d1), generator=g, dtype=torch.float64)
+    g = dt.stream(cfg.seed, "mc-lsa-parameters")
+    Sig = _random_spd(d1, g.child("Sigma"), n_sets, 0.3)
+    Bm = _random_spd(d1, g.child("B"), n_sets, 0.2)
+    p = 0.5 * g.child("p").normal(d1 + 1, members=n_sets)
+    K = 0.5 / math.sqrt(d1) * g.child("K").normal((d1 + 1, d1), members=n_sets)
     closed = th.lsa_population_risk(p, K, Sig, Bm, cfg.sigma2, N1)
     sums = torch.zeros(n_sets, dtype=torch.float64)
     sq = torch.zeros(n_sets, dtype=torch.float64)
     Ls, LBs = torch.linalg.cholesky(Sig), torch.linalg.cholesky(Bm)
     sizes = dt.eval_chunks(cfg.mc.prompts, 20000)
     for c, n in enumerate(sizes):
-        gc = dt.derived_generator(cfg.seed, dt.STREAM_MC, 1, c)
-        z = torch.randn((n_sets, n, N1, d1), generator=gc, dtype=dtype)
-        bz = torch.randn((n_sets, n, d1), generator=gc, dtype=dtype)
-        ez = torch.randn((n_sets, n, N1), generator=gc, dtype=dtype)
-        x = z.to(device) @ Ls.to(device, dtype).transpose(-1, -2)[:, None]          # (s, n, N, d)
-        beta = bz.to(device) @ LBs.to(device, dtype).transpose(-1, -2)               # (s, n, d)
-        y = torch.einsum("snld,snd->snl", x, beta) + ez.to(device) * cfg.sigma2 ** 0.5
+        # the query is integrated analytically, so draw_standard's N1 + 1 rows give N1 context rows
+        z, bz, ez = dt.draw_standard(dt.stream(cfg.seed, "mc-lsa", c), n, N1 - 1, d1, members=n_sets,
+                                     device=device, dtype=dtype)
+        x = z @ Ls.to(device, dtype).transpose(-1, -2)[:, None]                      # (s, n, N, d)
+        beta = bz @ LBs.to(device, dtype).transpose(-1, -2)                          # (s, n, d)
+        y = torch.einsum("snld,snd->snl", x, beta) + ez * cfg.sigma2 ** 0.5
         Zt = torch.cat([x, y[..., None]], -1)                                         # (s, n, N, d+1)
         Shat = torch.einsum("snli,snlj->snij", Zt, Zt) / N1                           # (s, n, d+1, d+1)
         w = torch.einsum("sij,snjk,sk->sni", K.to(device, dtype).transpose(-1, -2), Shat, p.to(device, dtype)) - beta
@@ -177,8 +181,8 @@ def monte_carlo(cfg: Config) -> MonteCarlo:
     names = ("gd", "dgd", "ols", "ridge")
     acc = {k: [0.0, 0.0] for k in names}
     for c, n in enumerate(sizes):
-        P = dt.sample_prompts(n, N, L, cfg.psi2, cfg.sigma2, dt.derived_generator(cfg.seed, dt.STREAM_MC, 2, c), dtype)
-        P = P.to(device, dtype)
+        P = dt.sample_prompts(dt.stream(cfg.seed, "mc-estimators", c), n, N, L, cfg.psi2, cfg.sigma2,
+                              device=device, dtype=dtype)
         s = torch.einsum("nld,nl->nd", P.X, P.y) / N                                   # (n, d)
         s_c = torch.einsum("nld,nl->nd", P.X, P.y - P.y.mean(-1, keepdim=True)) / N    # centred
         XtX = torch.einsum("nli,nlj->nij", P.X, P.X)                                  # (n, d, d)
@@ -200,7 +204,7 @@ def monte_carlo(cfg: Config) -> MonteCarlo:
         out[f"{k}_se"] = np.array([math.sqrt(max(acc[k][1] / n_tot - m * m, 0.0) / (n_tot - 1))])
     # the ridge closed form is itself a Monte Carlo average, over Wishart draws of X^T X
     rm, rse = th.ridge_risk_mc(S, cfg.psi2, cfg.sigma2, N, cfg.mc.wishart_draws,
-                               dt.derived_seed(cfg.seed, dt.STREAM_WISHART, 0, N))
+                               dt.stream(cfg.seed, "mc-wishart", cfg.cov, N), device=device)
     out["ridge_wishart"], out["ridge_wishart_se"] = np.array([rm]), np.array([rse])
     return MonteCarlo(**out)
 
@@ -240,6 +244,18 @@ class LSATraining:
     """(d+1, d) its K."""
 
 
+def lsa_inits(cfg: Config, members: list[tuple[str, str, int]], device, dtype) -> tuple[Tensor, Tensor]:
+    """Initial (p (e, d+1), K (e, d+1, d)) of LSA members (covariance, init, seed index): stream
+    "lsa-init" keyed by (covariance, init), the seed indices as its members, one draw per group."""
+    p = torch.zeros((len(members), cfg.d + 1), dtype=dtype, device=device)
+    K = torch.zeros((len(members), cfg.d + 1, cfg.d), dtype=dtype, device=device)
+    for c, i in dict.fromkeys((c, i) for c, i, _ in members):
+        idx = [k for k, m in enumerate(members) if m[:2] == (c, i)]
+        p[idx], K[idx] = md.lsa_init(cfg.d, i, dt.covariance(cfg.d, c, cfg.rho), dt.stream(cfg.seed, "lsa-init", c, i),
+                                     [members[k][2] for k in idx], device=device, dtype=dtype)
+    return p, K
+
+
 def lsa_training(cfg: Config, progress: bool = False) -> LSATraining:
     """Exact full-batch GD on the closed-form population risk of the full LSA, one batched program
     over Sigma in {I, AR(rho)} x init in {zfb, random} x seeds."""
@@ -247,15 +263,13 @@ def lsa_training(cfg: Config, progress: bool = False) -> LSATraining:
     members = cfg.lsa_members
     d = cfg.d
     sig = {"iso": dt.covariance(d, "iso", cfg.rho), "ar": dt.covariance(d, "ar", cfg.rho)}
-    inits = [md.lsa_init(d, i, sig[c], dt.derived_generator(cfg.seed, dt.STREAM_LSA_INIT, dt.COV_TAGS[c], dt.INIT_TAGS[i], s))
-             for c, i, s in members]
+    p0, K0 = lsa_inits(cfg, members, device, dtype)
     Sig = torch.stack([sig[c] for c, _, _ in members]).to(device, dtype)            # (e, d, d)
     B = (cfg.psi2 * torch.eye(d, dtype=dtype, device=device)).expand_as(Sig)
     risk = th.LSARisk(Sig, B, cfg.sigma2, cfg.n_context)
     R_star = th.gd_optimal_risk(Sig, B, cfg.sigma2, cfg.n_context)                 # (e,)
     G_star = th.gamma_star(Sig, B, cfg.sigma2, cfg.n_context)                       # (e, d, d)
-    params = {"p": torch.stack([a for a, _ in inits]).to(device, dtype),
-              "K": torch.stack([b for _, b in inits]).to(device, dtype)}
+    params = {"p": p0, "K": K0}
     observers = {
         "gap": lambda q: risk(q["p"], q["K"]) - R_star,
         "Gamma": lambda q: th.lsa_gamma(q["p"], q["K"]),
@@ -276,6 +290,114 @@ def lsa_training(cfg: Config, progress: bool = False) -> LSATraining:
         gap=result.trajectory["gap"].cpu().numpy(), gamma_err=gamma_err.cpu().numpy(), Gamma_traj=Gam.cpu().numpy(),
         p=p, K=K, R_star=R_star.cpu().numpy(), Gamma_star=G_star.cpu().numpy(),
         grad_norm=grad_norm.detach().cpu().numpy(), eval_p=p[main], eval_K=K[main])
+
+
+# ------------------------------------------------------------------ the random-init AR stall
+@dataclass
+class Stall:
+    """The random-init LSA on AR(rho) covariates after exact GD (``lsa.steps`` at ``lsa.lr``) from
+    ``stall.seeds`` initialisations, and the exact float64 Hessian of the population risk at the end
+    point of each (parameters (p, K) flattened: d+1 + (d+1) d of them)."""
+
+    gd_excess: np.ndarray
+    """(e,) R(p, K) - R* after the exact GD."""
+    gd_grad_norm: np.ndarray
+    """(e,) norm of the gradient there (not 0 at a stall: GD creeps along a shallow valley)."""
+    excess: np.ndarray
+    """(e,) R - R* at the critical point that Newton's method reaches from the GD end point of a stalled
+    member (excess above ``stall.stalled_excess``); the GD end point itself for the others."""
+    grad_norm: np.ndarray
+    """(e,) norm of the gradient there (1e-12 or below when Newton converged)."""
+    hessian_eigs: np.ndarray
+    """(e, P) eigenvalues of the Hessian at that critical point, ascending."""
+    scale_direction_curvature: np.ndarray
+    """(e,) the Hessian's Rayleigh quotient along the scale symmetry (p, K) -> (c p, K / c), i.e. along
+    (p, -K) normalised: 0 at a critical point up to the gradient (the symmetry's flat direction)."""
+    min_eig_vector_overlap: np.ndarray
+    """(e,) |<v_min, u_scale>| of the lowest eigenvector with the unit scale direction."""
+    escape_excess: np.ndarray
+    """(e,) excess after `ESCAPE_STEPS` further GD steps (at min(lsa.lr, 1/lambda_max), a stable step) from
+    the critical point of a stalled member moved by `KICK` along the lowest eigenvector away from the scale
+    direction (the direction a saddle would be left by); the others are not kicked."""
+
+
+NEWTON_STEPS = 20
+"""Newton iterations from the GD end point to the nearby critical point of the LSA risk."""
+ESCAPE_STEPS = 1000
+"""GD steps after the kick."""
+KICK = 1e-2
+"""Size of the kick along the lowest non-symmetry eigenvector before GD is restarted."""
+
+
+def stall_analysis(cfg: Config, progress: bool = False) -> Stall:
+    """Exact GD from random inits on AR(rho) (a batched program), then the Hessian at each end point."""
+    dtype, device = torch.float64, cfg.torch_device
+    d = cfg.d
+    members = [("ar", "random", s) for s in range(cfg.stall.seeds)]
+    p0, K0 = lsa_inits(cfg, members, device, dtype)
+    S = dt.covariance(d, "ar", cfg.rho).to(device, dtype)
+    B = cfg.psi2 * torch.eye(d, dtype=dtype, device=device)
+    risk = th.LSARisk(S, B, cfg.sigma2, cfg.n_context)
+    R_star = float(th.gd_optimal_risk(S.cpu(), B.cpu(), cfg.sigma2, cfg.n_context))
+
+    def descend(p, K, desc, steps=cfg.lsa.steps):
+        res = train({"p": p, "K": K}, lambda q, step: risk(q["p"], q["K"]), GD(cfg.lsa.lr), steps,
+                    observe_at=[0, steps], underflow="ignore", progress=progress, desc=desc)
+        return res.params["p"], res.params["K"]
+
+    p, K = (t.clone() for t in descend(p0, K0, "stall: exact GD"))
+    n_p = (d + 1) + (d + 1) * d
+
+    def flat_risk(theta):        # one member's risk as a function of its flattened (p, K)
+        return risk(theta[: d + 1], theta[d + 1:].view(d + 1, d))
+
+    def grad_hess(theta):
+        with torch.enable_grad():
+            th_ = theta.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(flat_risk(th_), th_)
+        H = torch.autograd.functional.hessian(flat_risk, theta, vectorize=True)
+        return g, (H + H.T) / 2
+
+    with torch.no_grad():
+        gd_excess = risk(p, K) - R_star
+    stalled = gd_excess > cfg.stall.stalled_excess
+    eigs, vecs, grads, gd_grads, curv, overlap = [], [], [], [], [], []
+    for i in range(len(members)):
+        theta = torch.cat([p[i], K[i].flatten()]).detach()
+        g, H = grad_hess(theta)
+        gd_grads.append(torch.linalg.norm(g))
+        for _ in range(NEWTON_STEPS if stalled[i] else 0):   # Newton to the nearby critical point (saddle or minimum alike)
+            w, V = torch.linalg.eigh(H)
+            keep = w.abs() > 1e-10 * w.abs().max()           # drop the scale symmetry's null direction
+            theta = theta - V[:, keep] @ ((V[:, keep].T @ g) / w[keep])
+            g, H = grad_hess(theta)
+            if torch.linalg.norm(g) < 1e-13:
+                break
+        p[i], K[i] = theta[: d + 1], theta[d + 1:].view(d + 1, d)
+        w, V = torch.linalg.eigh(H)
+        eigs.append(w)
+        u_ = torch.cat([p[i], -K[i].flatten()])
+        off = (V.T @ u_).abs() / torch.linalg.norm(u_) < 0.5     # eigenvectors away from the scale direction
+        vecs.append(V[:, int(torch.nonzero(off)[0])] * float(stalled[i]))   # only the stalled members are kicked
+        u = u_ / torch.linalg.norm(u_)
+        grads.append(torch.linalg.norm(g))
+        curv.append(u @ H @ u)
+        overlap.append((V[:, 0] @ u).abs())
+    V0 = torch.stack(vecs)
+    lam_max = torch.stack(eigs)[:, -1]
+    # a stable step for the restart: GD at lr is at its edge of stability when lr lam_max ~ 2
+    lr_escape = min(cfg.lsa.lr, 1.0 / float(lam_max.max()))
+    res = train({"p": p + KICK * V0[:, : d + 1], "K": K + KICK * V0[:, d + 1:].view(-1, d + 1, d)},
+                lambda q, step: risk(q["p"], q["K"]), GD(lr_escape), ESCAPE_STEPS, observe_at=[0, ESCAPE_STEPS],
+                underflow="ignore", progress=progress, desc="stall: kicked GD")
+    pe, Ke = res.params["p"], res.params["K"]
+    with torch.no_grad():
+        excess, escape = risk(p, K) - R_star, risk(pe, Ke) - R_star
+    assert V0.shape[1] == n_p
+    return Stall(gd_excess=gd_excess.cpu().numpy(), gd_grad_norm=torch.stack(gd_grads).cpu().numpy(),
+                 excess=excess.cpu().numpy(), grad_norm=torch.stack(grads).cpu().numpy(),
+                 hessian_eigs=torch.stack(eigs).cpu().numpy(), scale_direction_curvature=torch.stack(curv).cpu().numpy(),
+                 min_eig_vector_overlap=torch.stack(overlap).cpu().numpy(), escape_excess=escape.cpu().numpy())
 
 
 # ------------------------------------------------------------ softmax attention (online Adam)
@@ -304,6 +426,8 @@ class SoftmaxTraining:
     """(e, h, D, D) trained KQ_h."""
     OV: np.ndarray
     """(e, h, D) trained OV_h."""
+    length: np.ndarray
+    """(e,) training context length of each member (0 for a mixture of lengths)."""
 
     def where(self, cov: str, heads: int | None = None) -> np.ndarray:
         """(e,) bool: the members on covariance ``cov`` (with ``heads`` heads, if given)."""
@@ -311,27 +435,57 @@ class SoftmaxTraining:
         return sel if heads is None else sel & (self.heads == heads)
 
 
-def _member_batch(cfg: Config, keys: list[tuple[int, str]], length: int, n: int, step: int, exp: int,
-                  chol: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Training prompts (Z (e, n, length, d+1), x_q (e, n, d), y_q (e, n)) of every member.
+def _member_block(cfg: Config, members: list[tuple[str, int, int]], length: int, n: int, steps: list[int], exp: str,
+                  chol: dict[str, Tensor | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """Training prompts (Z (e, t, n, length, d+1), x_q (e, t, n, d), y_q (e, t, n)) of every member at
+    the given steps, in one draw on the device.
 
-    Member m with key (seed index s, covariance c) draws from the generator (seed, TRAIN, exp, s,
-    step): members of one seed share their standard draws (the same batch for every head count,
-    and the same standard normals behind their isotropic and AR prompts)."""
+    Stream "train" keyed by the program ``exp`` and the length; its members are the seed indices:
+    the members of one seed share their standard draws (the same batch for every head count, and
+    the same standard normals behind their isotropic and AR prompts)."""
     dtype, device = cfg.torch_dtype, cfg.torch_device
-    draws: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
-    built: dict[tuple[int, str], tuple[Tensor, Tensor, Tensor]] = {}
-    for s, c in keys:
-        if (s, c) in built:
-            continue
-        if s not in draws:
-            draws[s] = dt.draw_standard(n, length, cfg.d, dt.derived_generator(cfg.seed, dt.STREAM_TRAIN, exp, s, step), dtype)
-        P = dt.assemble(*draws[s], chol[c], cfg.psi2, cfg.sigma2)
-        built[(s, c)] = (torch.cat([P.X, P.y[..., None]], -1), P.x_q, P.y_q)
-    return tuple(torch.stack([built[k][i] for k in keys]).to(device) for i in range(3))
+    seeds = sorted({s for _, _, s in members})
+    z, b, e = dt.draw_standard(dt.stream(cfg.seed, "train", exp, length), n, length, cfg.d, members=seeds, step=steps,
+                               device=device, dtype=dtype)
+    row = {s: k for k, s in enumerate(seeds)}
+    out = [[], [], []]
+    groups: dict[str, list[int]] = {}
+    for k, (c, _, _) in enumerate(members):
+        groups.setdefault(c, []).append(k)
+    order = []
+    for c, idx in groups.items():
+        sel = torch.tensor([row[members[k][2]] for k in idx], device=device)
+        P = dt.assemble(z[sel], b[sel], e[sel], chol[c], cfg.psi2, cfg.sigma2)
+        out[0].append(torch.cat([P.X, P.y[..., None]], -1))
+        out[1].append(P.x_q)
+        out[2].append(P.y_q)
+        order += idx
+    if len(groups) == 1:
+        return out[0][0], out[1][0], out[2][0]
+    inv = torch.argsort(torch.tensor(order, device=device))
+    return tuple(torch.cat(o)[inv] for o in out)
 
 
-def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: int, *,
+def softmax_inits(cfg: Config, members: list[tuple[str, int, int]], h_max: int) -> dict[str, Tensor]:
+    """Initial weights of softmax members (covariance, heads, seed index): stream "softmax-init" keyed
+    by (covariance, heads), the seed indices as its members, one draw per group.  They depend on
+    (covariance, heads, seed index) only, not on the sub-experiment: the mixed-length and small-N
+    members start from exactly the weights of the matching fixed-length members."""
+    dtype, device = cfg.torch_dtype, cfg.torch_device
+    D = cfg.d + 1
+    out = {"Q": torch.zeros((len(members), h_max, D, D), dtype=dtype, device=device)}
+    out["K"], out["V"] = torch.zeros_like(out["Q"]), torch.zeros_like(out["Q"])
+    out["O"] = torch.zeros((len(members), h_max, D), dtype=dtype, device=device)
+    for c, H in dict.fromkeys((c, H) for c, H, _ in members):
+        idx = [k for k, m in enumerate(members) if m[:2] == (c, H)]
+        w = md.softmax_init(cfg.d, H, h_max, dt.stream(cfg.seed, "softmax-init", c, H), [members[k][2] for k in idx],
+                            device=device, dtype=dtype)
+        for name in out:
+            out[name][idx] = w[name]
+    return out
+
+
+def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str, *,
                   steps: int, lr: float, batch_size: int, n_observe: int, progress: bool = False,
                   desc: str = "softmax attention") -> tuple[TrainResult, Tensor]:
     """Online Adam on fresh seeded batches for an ensemble of multi-head softmax models.
@@ -340,37 +494,46 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     mask, returned with the `TrainResult`.  With several ``lengths`` (the mixed-length extension)
     the context length cycles through them step by step (step t uses lengths[t mod len(lengths)]),
     so every length gets the same weight in the averaged objective and each step is one batch of
-    one length.
+    one length.  Batches are drawn on the device a block of steps at a time (`BLOCK_NUMBERS`), the
+    next block in a background thread while the current one trains.
     """
     dtype, device = cfg.torch_dtype, cfg.torch_device
     h_max = max(H for _, H, _ in members)
-    chol = {c: torch.linalg.cholesky(dt.covariance(cfg.d, c, cfg.rho, dtype)) for c in ("iso", "ar")}
-    # Initial weights depend on (covariance, heads, seed index) only, not on the sub-experiment: the
-    # mixed-length members start from exactly the weights of the matching fixed-length members, so
-    # the two differ only in the lengths they are trained on.
-    inits = [md.softmax_init(cfg.d, H, h_max, dt.derived_generator(cfg.seed, dt.STREAM_INIT, dt.COV_TAGS[c], s, H), dtype)
-             for c, H, s in members]
-    params = {k: torch.stack([m[k] for m in inits]).to(device) for k in inits[0]}
+    chol = {"iso": None, "ar": torch.linalg.cholesky(dt.covariance(cfg.d, "ar", cfg.rho, dtype)).to(device)}
+    params = softmax_inits(cfg, members, h_max)
     mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
-    keys = [(s, c) for c, _, s in members]
+    per_step = len(members) * batch_size * (max(lengths) + 1) * (cfg.d + 1)
+    block = max(1, min(steps + 1, BLOCK_NUMBERS // per_step))
+    n_blocks = -(-(steps + 1) // block)
 
-    def batch(step: int):   # a function of the step alone, so it can be drawn a step ahead
-        return _member_batch(cfg, keys, lengths[step % len(lengths)], batch_size, step, exp, chol)
+    def make(j: int):   # block j: steps j*block .. ; a function of j alone, so it can be drawn ahead
+        in_block = range(j * block, min((j + 1) * block, steps + 1))
+        parts = {}
+        for li, L in enumerate(lengths):
+            at = [t for t in in_block if t % len(lengths) == li]
+            if at:
+                parts[L] = (at[0], len(lengths), _member_block(cfg, members, L, batch_size, at, exp, chol))
+        return parts
 
+    current: dict = {}
     observers = {"KQ": lambda q: md.circuits(q)[0], "OV": lambda q: md.circuits(q)[1]}
-    with Prefetcher(batch, stop=steps + 1) as batches:
+    with Prefetcher(make, stop=n_blocks) as blocks:
         def loss_fn(q, step):
+            if current.get("j") != step // block:
+                current["j"], current["parts"] = step // block, blocks(step // block)
+            first, stride, data = current["parts"][lengths[step % len(lengths)]]
+            k = (step - first) // stride
             KQ, OV = md.circuits(q)
-            return md.softmax_loss(KQ, OV, mask, *batches(step))
+            return md.softmax_loss(KQ, OV, mask, data[0][:, k], data[1][:, k], data[2][:, k])
 
         result = train(params, loss_fn, Adam(lr), steps, observers=observers, observe_at=log_steps(steps, n_observe),
                        progress=progress, desc=desc)
     return result, mask
 
 
-def _softmax_result(members: list[tuple[str, int, int]], result: TrainResult, mask: Tensor) -> SoftmaxTraining:
+def _softmax_result(members: list[tuple[str, int, int]], result: TrainResult, mask: Tensor, length: int) -> SoftmaxTraining:
     KQ, OV = md.circuits(result.params)
-    return SoftmaxTraining(
+    return SoftmaxTraining(length=np.full(len(members), length),
         cov=np.array([dt.COV_TAGS[c] for c, _, _ in members]), heads=np.array([H for _, H, _ in members]),
         seed_index=np.array([s for _, _, s in members]), mask=mask.cpu().numpy(), steps=result.steps,
         KQ_traj=result.trajectory["KQ"].cpu().numpy(), OV_traj=result.trajectory["OV"].cpu().numpy(),
@@ -383,7 +546,7 @@ def softmax_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     result, mask = train_softmax(cfg, members, (cfg.n_context,), EXP_SOFTMAX, steps=cfg.steps, lr=cfg.lr,
                                  batch_size=cfg.batch_size, n_observe=cfg.n_observe, progress=progress,
                                  desc="softmax attention")
-    return _softmax_result(members, result, mask)
+    return _softmax_result(members, result, mask, cfg.n_context)
 
 
 def mixed_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
@@ -391,16 +554,23 @@ def mixed_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     members, m = cfg.mixed_members, cfg.mixed
     result, mask = train_softmax(cfg, members, m.lengths, EXP_MIXED, steps=m.steps, lr=m.lr, batch_size=m.batch_size,
                                  n_observe=m.n_observe, progress=progress, desc="mixed lengths")
-    return _softmax_result(members, result, mask)
+    return _softmax_result(members, result, mask, 0)
 
 
 def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
-    """The discriminating regime: the pair-head members trained at the short length ``small_n.n_context``
-    (initial weights as the primary pair members of the same seed index, batches of their own stream)."""
-    members, m = cfg.small_n_members, cfg.small_n
-    result, mask = train_softmax(cfg, members, (m.n_context,), EXP_SMALL_N, steps=m.steps, lr=m.lr,
-                                 batch_size=m.batch_size, n_observe=m.n_observe, progress=progress, desc="small N")
-    return _softmax_result(members, result, mask)
+    """The discriminating regime: the pair-head members trained at each short length of ``small_n.lengths``
+    (one program per length; initial weights as the primary pair members of the same seed index, batches
+    of their own stream), concatenated length-major along the member axis."""
+    m, parts = cfg.small_n, []
+    for L in m.lengths:
+        members = cfg.small_n_members
+        result, mask = train_softmax(cfg, members, (L,), EXP_SMALL_N, steps=m.steps, lr=m.lr, batch_size=m.batch_size,
+                                     n_observe=m.n_observe, progress=progress, desc=f"small N = {L}")
+        parts.append(_softmax_result(members, result, mask, L))
+    axis = {"KQ_traj": 1, "OV_traj": 1, "loss_traj": 1}
+    return SoftmaxTraining(**{f.name: (parts[0].steps if f.name == "steps" else
+                                       np.concatenate([getattr(p, f.name) for p in parts], axis.get(f.name, 0)))
+                              for f in dataclasses.fields(SoftmaxTraining)})
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -427,16 +597,12 @@ class Evaluation:
     lsa_fixed: Risk
     """(lengths,): the same LSA with the training normalisation 1/N kept."""
     small_n: Risk
-    """(small_n.seeds, 1): the small-N members at their training length, on ``small_n.eval_prompts`` prompts."""
+    """(len(small_n.lengths) * small_n.seeds, 1): the small-N members at their training lengths, on
+    ``small_n.eval_prompts`` prompts per length."""
     seed: np.ndarray
     """(1,) the config seed the evaluation set derives from."""
-    chunk_seeds: np.ndarray
-    """(2, lengths, chunks) seed of every chunk, per covariance tag (0 where unused)."""
     test_lengths: np.ndarray
     """(lengths,) the test lengths M."""
-    small_n_chunk_seeds: np.ndarray
-    """(2, 1, chunks) seed of every chunk of the small-N evaluation (the same seeds as the primary
-    evaluation's at that length, chunk for chunk)."""
 
 
 def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed: SoftmaxTraining,
@@ -463,7 +629,7 @@ def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed
     models["lsa_norm_M"] = lambda Z, xq, M: md.lsa_predict_shared(p, K, Z, xq, 1.0 / M)
     models["lsa_fixed"] = lambda Z, xq, M: md.lsa_predict_shared(p, K, Z, xq, 1.0 / cfg.n_context)
     covs["mixed"] = covs["lsa_norm_M"] = covs["lsa_fixed"] = cfg.cov
-    ev, chunk_seeds = risks(cfg, models, covs, progress)
+    ev = risks(cfg, models, covs, progress)
 
     L = len(cfg.test_lengths)
     risk, risk_se = np.zeros((len(members), L)), np.zeros((len(members), L))
@@ -471,35 +637,36 @@ def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed
         risk[idx], risk_se[idx] = ev[f"softmax_{c}"]
     lsa_risk = {name: Risk(ev[name][0][0], ev[name][1][0]) for name in ("lsa_norm_M", "lsa_fixed")}
     KQs, OVs, mask_s = on_device(small_n.KQ), on_device(small_n.OV), on_device(small_n.mask)
-    ev_s, small_seeds = risks(cfg, {"small_n": lambda Z, xq, M: md.softmax_predict_shared(KQs, OVs, mask_s, Z, xq)},
-                              {"small_n": cfg.cov}, progress, lengths=(cfg.small_n.n_context,),
-                              n_prompts=cfg.small_n.eval_prompts)
-    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk, small_n=Risk(*ev_s["small_n"]),
-                      seed=np.array([cfg.seed]), chunk_seeds=chunk_seeds, test_lengths=np.array(cfg.test_lengths),
-                      small_n_chunk_seeds=small_seeds)
+    small_risk, small_se = np.zeros((len(small_n.length), 1)), np.zeros((len(small_n.length), 1))
+    for L in cfg.small_n.lengths:
+        idx = np.flatnonzero(small_n.length == L)
+        sel = torch.as_tensor(idx, device=device)
+        ev_s = risks(cfg, {"small_n": lambda Z, xq, M: md.softmax_predict_shared(KQs[sel], OVs[sel], mask_s[sel], Z, xq)},
+                     {"small_n": cfg.cov}, progress, lengths=(L,), n_prompts=cfg.small_n.eval_prompts)
+        small_risk[idx], small_se[idx] = ev_s["small_n"]
+    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk, small_n=Risk(small_risk, small_se),
+                      seed=np.array([cfg.seed]), test_lengths=np.array(cfg.test_lengths))
 
 
 def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]], covs: dict[str, str],
           progress: bool = False, *, lengths: tuple[int, ...] | None = None,
-          n_prompts: int | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
-    """Risk and its standard error (each (e, lengths)) of every model on the fixed evaluation set,
-    and the chunk seeds (2, lengths, chunks).  ``lengths`` and ``n_prompts`` default to
+          n_prompts: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Risk and its standard error (each (e, lengths)) of every model on the fixed evaluation set.  ``lengths`` and ``n_prompts`` default to
     ``cfg.test_lengths`` and ``cfg.eval_prompts``.
 
     Each prompt contributes (yhat - beta^T x_q)^2 + sigma^2, its squared error averaged over the
     query's label noise (which yhat does not see); this is the risk E(yhat - y_q)^2 with a smaller
     variance than the raw squared error.
 
-    The evaluation set: ``eval_prompts`` prompts per test length M and covariance, in chunks whose
-    seeds are (config seed, covariance, M, chunk) (`data.eval_chunk_seed`), so every model sees the
-    same prompts.  ``models[name](Z, x_q, M)`` returns predictions (e, b) for shared prompts
+    The evaluation set: ``eval_prompts`` prompts per test length M, in chunks drawn from the stream
+    "eval" keyed by (M, chunk), so every model sees the same prompts and a smaller set is the first
+    chunks of a larger one; the isotropic and AR prompts share their standard draws.  ``models[name](Z, x_q, M)`` returns predictions (e, b) for shared prompts
     Z (b, M, d+1), x_q (b, d); ``covs[name]`` names the covariance its prompts use.
     """
     dtype, device = cfg.torch_dtype, cfg.torch_device
     lengths = tuple(cfg.test_lengths if lengths is None else lengths)
     n_tot = float(cfg.eval_prompts if n_prompts is None else n_prompts)
     sizes = dt.eval_chunks(int(n_tot), EVAL_CHUNK)
-    seeds = np.zeros((2, len(lengths), len(sizes)), dtype=np.int64)
     iterator = [(c, li, M) for c in ("iso", "ar") if c in covs.values() for li, M in enumerate(lengths)]
     if progress:
         from workbench.progress import progress_bar
@@ -508,11 +675,8 @@ def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]
     for c, li, M in iterator:
         chol = torch.linalg.cholesky(dt.covariance(cfg.d, c, cfg.rho, dtype))
         for k, n in enumerate(sizes):
-            seed = dt.eval_chunk_seed(cfg.seed, dt.COV_TAGS[c], M, k)
-            seeds[dt.COV_TAGS[c], li, k] = seed
-            g = torch.Generator(device="cpu")
-            g.manual_seed(seed)
-            P = dt.sample_prompts(n, M, chol, cfg.psi2, cfg.sigma2, g, dtype).to(device, dtype)
+            P = dt.sample_prompts(dt.stream(cfg.seed, "eval", M, k), n, M, chol, cfg.psi2, cfg.sigma2,
+                                  device=device, dtype=dtype)
             Z = torch.cat([P.X, P.y[..., None]], -1)
             f_q = (P.x_q * P.beta).sum(-1)                                           # noiseless query target
             for name, fn in models.items():
@@ -534,7 +698,7 @@ def risks(cfg: Config, models: dict[str, Callable[[Tensor, Tensor, int], Tensor]
             means.append(m)
             ses.append(torch.sqrt(torch.clamp(s2 / n_tot - m ** 2, min=0) / (n_tot - 1)))
         out[name] = (torch.stack(means, -1).numpy(), torch.stack(ses, -1).numpy())     # (e, lengths)
-    return out, seeds
+    return out
 
 
 # ------------------------------------------------------------------------------ pool
@@ -566,8 +730,7 @@ def task_pool(cfg: Config) -> TaskPool:
     Ts = cfg.pool.sizes
     new, pool, pool_star, rank = [], [], [], []
     for T in Ts:
-        g = dt.derived_generator(cfg.seed, dt.STREAM_POOL, int(T))
-        betas = torch.randn((cfg.pool.draws, int(T), cfg.d), generator=g, dtype=dtype) * cfg.psi2 ** 0.5
+        betas = dt.stream(cfg.seed, "pool", int(T)).normal((int(T), cfg.d), members=cfg.pool.draws) * cfg.psi2 ** 0.5
         Gamma_T, Bhat = th.pool_gamma(betas, S, cfg.sigma2, cfg.n_context)
         new.append(th.gd_risk(Gamma_T, S, B, cfg.sigma2, cfg.n_context))
         pool.append(th.gd_risk(Gamma_T, S, Bhat, cfg.sigma2, cfg.n_context))
@@ -583,6 +746,7 @@ PHASES = (
     Phase("theory", theory_curves),
     Phase("mc", monte_carlo),
     Phase("lsa", lsa_training, grad=True),
+    Phase("stall", stall_analysis, grad=True),
     Phase("softmax", softmax_training, grad=True),
     Phase("mixed", mixed_training, grad=True),
     Phase("small_n", small_n_training, grad=True),

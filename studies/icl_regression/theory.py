@@ -131,30 +131,50 @@ def ols_risk(d: int, N: int, sigma2: float) -> float:
 
 
 # ------------------------------------------------------------------------- Bayes (ridge)
-def ridge_risk_mc(Sigma: Tensor, psi2: float, sigma2: float, N: int, draws: int, seed: int) -> tuple[float, float]:
-    """Bayes risk sigma^2 + sigma^2 E tr[Sigma (X^T X + lambda I)^{-1}], lambda = sigma^2/psi^2,
-    by Monte Carlo over Wishart draws X^T X = L A A^T L^T (Bartlett decomposition, L = chol Sigma).
+def chi2_draw(source, dof: Tensor, members, *, device=None) -> Tensor:
+    """Chi-square variates with integer degrees of freedom ``dof`` (k,) for each of ``members``, (m, k):
+    chi2(n) = -2 sum_{j < floor(n/2)} log u_j (+ z^2 when n is odd), exact in law (a sum of
+    exponentials is a Gamma(n/2, 2) variate for even n), from one uniform and one normal draw."""
+    dof = torch.as_tensor(dof, dtype=torch.int64)
+    half = dof // 2
+    width = max(int(half.max()), 1)
+    u = source.child("exp").uniform((dof.numel(), width), members=members, device=device)
+    used = torch.arange(width, device=u.device) < half.to(u.device)[:, None]          # (k, width)
+    val = -2 * torch.where(used, torch.log1p(-u), torch.zeros_like(u)).sum(-1)          # 1 - u in (0, 1]
+    z = source.child("odd").normal(dof.numel(), members=members, device=device)
+    return val + torch.where((dof % 2 == 1).to(u.device), z * z, torch.zeros_like(z))
 
-    Returns (mean, standard error).  The chi-square diagonal of A comes from
-    ``np.random.default_rng(seed)`` (torch has no seeded chi-square sampler).
+
+def ridge_risk_mc(Sigma: Tensor, psi2: float, sigma2: float, N: int, draws: int, source,
+                  chunk: int = 4096, device=None) -> tuple[float, float]:
+    """Bayes risk sigma^2 + sigma^2 E tr[Sigma (X^T X + lambda I)^{-1}], lambda = sigma^2/psi^2,
+    by Monte Carlo over Wishart draws X^T X = L A A^T L^T (Bartlett decomposition, L = chol Sigma),
+    drawn from the stream ``source`` on ``device`` in chunks of ``chunk`` draws (chunk c is its child c).
+
+    Returns (mean, standard error).  The chi-square diagonal of A is `chi2_draw`'s.
     """
     d = Sigma.shape[-1]
-    rng = np.random.default_rng(seed)
-    A = np.tril(rng.standard_normal((draws, d, d)), k=-1)
-    dof = N - np.arange(d)                                   # N, N-1, ..., N-d+1
-    A[:, np.arange(d), np.arange(d)] = np.sqrt(rng.chisquare(np.maximum(dof, 1e-12), size=(draws, d)))
-    if N < d:  # rank-deficient Gram matrix: sample X directly instead
-        X = rng.standard_normal((draws, N, d))
-        W = np.einsum("bni,bnj->bij", X, X)
-    else:
-        W = A @ A.transpose(0, 2, 1)
-    L = np.linalg.cholesky(Sigma.detach().cpu().numpy())
-    XtX = L @ W @ L.T
+    S = Sigma.detach().to(device=device, dtype=torch.float64)
+    L = torch.linalg.cholesky(S)
     lam = sigma2 / psi2
-    S = Sigma.detach().cpu().numpy()
-    inv = np.linalg.solve(XtX + lam * np.eye(d), np.broadcast_to(S, XtX.shape))  # (X^T X + lam)^{-1} Sigma
-    vals = sigma2 + sigma2 * np.trace(inv, axis1=1, axis2=2)
-    return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(draws))
+    vals = []
+    for c, start in enumerate(range(0, draws, chunk)):
+        n = min(chunk, draws - start)
+        part = source.child(c)
+        if N < d:  # rank-deficient Gram matrix: sample X directly instead
+            X = part.child("x").normal((n, N, d), device=device)
+            W = X.transpose(-1, -2) @ X
+        else:
+            A = torch.tril(part.child("offdiag").normal((n, d, d), device=device), diagonal=-1)
+            dof = N - torch.arange(d)                                            # N, N-1, ..., N-d+1
+            diag = torch.sqrt(chi2_draw(part.child("diag"), dof.repeat(n), 1, device=device)[0].reshape(n, d))
+            A = A + torch.diag_embed(diag)
+            W = A @ A.transpose(-1, -2)
+        XtX = L @ W @ L.T
+        inv = torch.linalg.solve(XtX + lam * torch.eye(d, dtype=torch.float64, device=S.device), S.expand(n, d, d))
+        vals.append(sigma2 + sigma2 * inv.diagonal(dim1=-2, dim2=-1).sum(-1))
+    v = torch.cat(vals)
+    return float(v.mean()), float(v.std() / math.sqrt(draws))
 
 
 # --------------------------------------------------------------------- proportional limits
@@ -342,11 +362,11 @@ def predict(config) -> dict[str, Any]:
         out[f"Gamma_dgd_star_{tag}"] = gamma_dgd_star(S, B, s2, N).numpy()
         out[f"dgd_envelope_{tag}"] = np.array([float(dgd_optimal_risk(S, B, s2, M)) for M in cfg.test_lengths])
     S = cfg.sigma_main
-    n_s = cfg.small_n.n_context          # the small-N regime (Sigma_main): where GD and DGD differ
-    out["R_star_gd_small"] = float(gd_optimal_risk(S, B, s2, n_s))
-    out["R_star_dgd_small"] = float(dgd_optimal_risk(S, B, s2, n_s))
-    out["Gamma_star_small"] = gamma_star(S, B, s2, n_s).numpy()
-    out["Gamma_dgd_star_small"] = gamma_dgd_star(S, B, s2, n_s).numpy()
+    for n_s in cfg.small_n.lengths:      # the small-N regime (Sigma_main): where GD and DGD differ
+        out[f"R_star_gd_small_{n_s}"] = float(gd_optimal_risk(S, B, s2, n_s))
+        out[f"R_star_dgd_small_{n_s}"] = float(dgd_optimal_risk(S, B, s2, n_s))
+        out[f"Gamma_star_small_{n_s}"] = gamma_star(S, B, s2, n_s).numpy()
+        out[f"Gamma_dgd_star_small_{n_s}"] = gamma_dgd_star(S, B, s2, n_s).numpy()
     out["R_ols"] = ols_risk(d, N, s2)
     out["gamma_gd_iso"] = gamma_gd_iso(d, cfg.psi2, s2, N)
     out["gamma_dgd_iso"] = gamma_dgd_iso(d, cfg.psi2, s2, N)

@@ -28,6 +28,10 @@ phase           what runs, and from which fields
 ``favor_m.``    The MSE of positive features against m in ``favor_m.grid`` (``favor_m.draws`` draws each).
 ``attn.``       Exact softmax attention against FAVOR+ attention on ``attn.length`` tokens for m in
                 ``attn.grid`` (``attn.draws`` draws each; the same feature streams as ``favor_m.``).
+``trained.``    One softmax head (W_Q, W_K) trained by ``trained.steps`` full-batch GD steps on in-context
+                regression (``trained.d``, ``trained.length``, ``trained.n_seq``, ``trained.lr``,
+                ``trained.noise``); FAVOR+ (``trained.m`` features, ``trained.draws`` draws) at the query-key
+                pairs of ``trained.n_eval`` fresh sequences, against the closed forms there.
 ==============  ============================================================================================
 
 Every fit has an unpenalised intercept.  The sweeps ``nkeys.``, ``alpha.``, ``heads.`` and ``spectral.`` are ablations around the primary
@@ -176,6 +180,40 @@ class AttentionConfig(SubConfig):
         require_int(self, "m", low=1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrainedConfig(SubConfig):
+    d: int = 16
+    """Token and head dimension of the trained softmax head (queries, keys in R^d)."""
+    length: int = 8
+    """Keys per sequence."""
+    n_seq: int = 256
+    """Training sequences of the in-context regression task (full batch)."""
+    steps: int = 200
+    """Full-batch gradient steps on W_Q, W_K."""
+    lr: float = 2.0
+    """Step size."""
+    noise: float = 0.5
+    """Label noise of the in-context regression task."""
+    n_eval: int = 4
+    """Evaluation sequences whose L query-key pairs the FAVOR+ estimators approximate."""
+    m: int = 16
+    """Random features of every estimator (m <= d: one orthogonal block)."""
+    draws: int = 4_000
+    """Independent feature draws."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=2)
+        require_int(self, "length", low=1)
+        require_int(self, "n_seq", low=1)
+        require_int(self, "steps", low=0)
+        require_float(self, "lr", low=0.0)
+        require_float(self, "noise", low=0.0)
+        require_int(self, "n_eval", low=1)
+        require_int(self, "m", low=1)
+        require(self.m <= self.d, f"m ({self.m}) must be <= d ({self.d}): one orthogonal block")
+        require_int(self, "draws", low=50)
+
+
 # ------------------------------------------------------------------------------------ config
 @dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
@@ -218,6 +256,8 @@ class Config(StudyConfig):
     """The MSE of positive features against m."""
     attn: AttentionConfig = field(default_factory=AttentionConfig)
     """Exact softmax attention against FAVOR+ attention."""
+    trained: TrainedConfig = field(default_factory=TrainedConfig)
+    """FAVOR+ at the queries and keys of a softmax head trained in the study."""
 
     def validate(self) -> None:
         require_int(self, "d", low=2)
@@ -291,6 +331,7 @@ class Config(StudyConfig):
             favor=FavorConfig(draws=20_000),                      # 5x fewer draws: SEs 2.2x wider, still resolved
             favor_m=FavorMConfig(grid=(4, 16), draws=2_000),      # two m, one of them m = d
             attn=AttentionConfig(grid=(4, 16), draws=2_000),      # the same two m on the same streams
+            trained=TrainedConfig(n_seq=128, steps=100, draws=2_000),  # a shorter training, fewer draws
         )
 
     @classmethod

@@ -252,6 +252,33 @@ def attention(rec: Record):
     return fig
 
 
+def trained_favor(rec: Record):
+    """FAVOR+ at the queries and keys of the trained softmax head: the spread of q'.k' and
+    |q'+k'|^2, and measured against predicted MSE per pair for the three estimators."""
+    from studies.random_features.simulate import TrainedFavor
+    cfg, t = rec.config, load(rec, "trained", TrainedFavor)
+    fig, axes = new_figure(3, 1, width=3.0, height=2.8)
+    ax = axes[0, 0]
+    ax.plot(t.loss, "k-")
+    ax.set_yscale("log"), ax.set_xlabel("GD step"), ax.set_ylabel("training MSE"), ax.set_title("trained softmax head")
+    ax = axes[0, 1]
+    qk, z2 = np.sum(t.q * t.k, -1), np.sum((t.q + t.k) ** 2, -1)
+    qk_iso, z2_iso = np.sum(t.q_iso * t.k_iso, -1), np.sum((t.q_iso + t.k_iso) ** 2, -1)
+    ax.scatter(qk, z2, s=10, color="C3", label="trained q', k'")
+    ax.scatter(qk_iso, z2_iso, s=10, color="0.6", marker="x", label="isotropic, same norms")
+    ax.set_xlabel("q'.k' (logit)"), ax.set_ylabel("|q'+k'|^2"), ax.set_title("the pairs"), ax.legend(fontsize=7)
+    ax = axes[0, 2]
+    for i, (name, color) in enumerate(zip(t.estimators, ("C0", "C1", "C4"))):
+        ax.scatter(t.pred[i] / t.sm ** 2, t.mse[i] / t.sm ** 2, s=10, color=color, label=str(name))
+    lo = min(np.nanmin(t.mse / t.sm ** 2), np.nanmin(t.pred / t.sm ** 2))
+    hi = max(np.nanmax(t.mse / t.sm ** 2), np.nanmax(t.pred / t.sm ** 2))
+    ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="measured = closed form")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel("closed-form MSE / SM^2"), ax.set_ylabel("Monte-Carlo MSE / SM^2")
+    ax.set_title(f"m={cfg.trained.m}, {cfg.trained.draws} draws"), ax.legend(fontsize=6.5)
+    return fig
+
+
 def figures(record: Record) -> dict:
     return {
         "learning_curves": learning_curves(record),
@@ -264,4 +291,5 @@ def figures(record: Record) -> dict:
         "favor_mse_vs_m": favor_mse_vs_m(record),
         "orf_pitfall": orf_pitfall(record),
         "attention": attention(record),
+        "trained_favor": trained_favor(record),
     }

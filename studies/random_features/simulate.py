@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from workbench.attention import stable_softmax
 from workbench.phases import TRANSIENT, Phase, run_phases
 from workbench.record import Record
 from workbench.streams import Stream
@@ -721,6 +722,123 @@ def attn(cfg: Config) -> FavorAttention:
         one_draw=_np(fv.favor_attention(Q, K, V, om)[0]), **out)
 
 
+# ------------------------------------------------------------- FAVOR+ at a trained softmax head
+TRAINED_TOKEN_SCALE = 2.0
+"""Tokens of the trained head's task are N(0, (2^2/d) I): |x| about 2."""
+TRAINED_ESTIMATORS = ("iid.pos", "iid.trig", "orf.pos")
+"""The estimators compared at the trained queries and keys: positive and trigonometric with i.i.d.
+features, positive with orthogonal (sign-fixed, chi_d) features."""
+
+
+def trained_task(cfg: Config, split: str, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """In-context linear regression: keys x_j (n, L, d), labels y_j = beta.x_j + noise (n, L), query
+    x_0 (n, d), target beta.x_0 (n,), from the stream ``trained`` / split (CPU)."""
+    c, dt = cfg.trained, cfg.torch_dtype
+    st = stream(cfg, "trained", split)
+    s = TRAINED_TOKEN_SCALE / math.sqrt(c.d)
+    X = s * st.child("X").normal((n, c.length, c.d), dtype=dt)
+    x0 = s * st.child("x0").normal((n, c.d), dtype=dt)
+    beta = st.child("beta").normal((n, c.d), dtype=dt)
+    y = (X @ beta[:, :, None]).squeeze(-1) + c.noise * st.child("noise").normal((n, c.length), dtype=dt)
+    return x0, X, y, (x0 * beta).sum(-1)
+
+
+def head_output(WQ: Tensor, WK: Tensor, x0: Tensor, X: Tensor, y: Tensor) -> Tensor:
+    """One softmax head: sum_j softmax_j(q.k_j / sqrt(d)) y_j, q = W_Q x_0, k_j = W_K x_j."""
+    d = WQ.shape[0]
+    logits = (X @ WK.T @ (WQ @ x0[:, :, None])).squeeze(-1) / math.sqrt(d)
+    return (stable_softmax(logits) * y).sum(-1)
+
+
+@dataclass(kw_only=True)
+class TrainedFavor:
+    """FAVOR+ estimates of SM(q', k') = exp(q.k / sqrt d) at the query-key pairs of a trained softmax
+    head (q' = q / d^{1/4}), and at isotropic pairs of the same norms (the rival)."""
+
+    loss: np.ndarray
+    """(steps + 1,) training loss (MSE) along full-batch GD."""
+    W_Q: np.ndarray
+    """(d, d) trained query matrix."""
+    W_K: np.ndarray
+    """(d, d) trained key matrix."""
+    q: np.ndarray
+    """(P, d) scaled queries q' of the P = n_eval L pairs (each query repeated over its L keys)."""
+    k: np.ndarray
+    """(P, d) scaled keys k'."""
+    q_iso: np.ndarray
+    """(P, d) the rival: q' with its norm kept and a uniform random direction."""
+    k_iso: np.ndarray
+    """(P, d) the same for k'."""
+    sm: np.ndarray
+    """(P,) SM(q', k')."""
+    estimators: np.ndarray
+    """(3,) `TRAINED_ESTIMATORS`."""
+    mse: np.ndarray
+    """(3, P) Monte-Carlo MSE of each estimator at each pair."""
+    se_mse: np.ndarray
+    """(3, P) its empirical standard error."""
+    pred: np.ndarray
+    """(3, P) the closed-form MSE at the trained pairs (Lemma 2; the exact ORF series)."""
+    pred_se: np.ndarray
+    """(3, P) the theoretical SE of the MC MSE at trained.draws draws (i.i.d. estimators; NaN for ORF)."""
+    pred_iso: np.ndarray
+    """(3, P) the closed-form MSE at the isotropic pairs."""
+
+
+def trained(cfg: Config) -> TrainedFavor:
+    """Train W_Q, W_K of one softmax head by full-batch GD, then estimate exp(q'.k') at its pairs."""
+    c, dt = cfg.trained, cfg.torch_dtype
+    x0, X, y, t = trained_task(cfg, "train", c.n_seq)
+    st = stream(cfg, "trained", "init")
+    WQ = (st.child("W_Q").normal((c.d, c.d), dtype=dt) / math.sqrt(c.d)).requires_grad_()
+    WK = (st.child("W_K").normal((c.d, c.d), dtype=dt) / math.sqrt(c.d)).requires_grad_()
+    losses = []
+    for step in range(c.steps + 1):
+        loss = (head_output(WQ, WK, x0, X, y) - t).pow(2).mean()
+        losses.append(float(loss.detach()))
+        if step == c.steps:
+            break
+        gQ, gK = torch.autograd.grad(loss, (WQ, WK))
+        with torch.no_grad():
+            WQ -= c.lr * gQ
+            WK -= c.lr * gK
+    WQ, WK = WQ.detach(), WK.detach()
+    e0, eX, _, _ = trained_task(cfg, "eval", c.n_eval)
+    qs = (e0 @ WQ.T) / c.d ** 0.25                                           # (e, d)
+    ks = (eX @ WK.T) / c.d ** 0.25                                           # (e, L, d)
+    q = qs[:, None, :].expand(-1, c.length, -1).reshape(-1, c.d)
+    k = ks.reshape(-1, c.d)
+    iso = stream(cfg, "trained", "iso")
+    unit = lambda z: z / z.norm(dim=-1, keepdim=True)
+    q_iso = q.norm(dim=-1, keepdim=True) * unit(iso.child("q").normal(tuple(q.shape), dtype=dt))
+    k_iso = k.norm(dim=-1, keepdim=True) * unit(iso.child("k").normal(tuple(k.shape), dtype=dt))
+    dev = cfg.torch_device
+    qd, kd = q.to(dev), k.to(dev)
+    truth = torch.exp((qd * kd).sum(-1))
+    acc = {key: MomentAccumulator(truth) for key in TRAINED_ESTIMATORS}
+    fst = stream(cfg, "trained", "features")
+    for start in range(0, c.draws, DRAW_CHUNK):
+        draws = range(start, min(start + DRAW_CHUNK, c.draws))
+        banks = {"iid": fv.iid_features(fst.child("iid"), draws, c.m, c.d, device=dev, dtype=dt),
+                 "orf": fv.orthogonal_features(fst.child("orf"), draws, c.m, c.d, device=dev, dtype=dt)}
+        for key in TRAINED_ESTIMATORS:
+            bank, kind = key.split(".")
+            acc[key].add(fv.estimates(kind, qd, kd, banks[bank]))
+    summ = [acc[key].summary() for key in TRAINED_ESTIMATORS]
+    qn, kn, qi, ki = _np(q), _np(k), _np(q_iso), _np(k_iso)
+
+    def closed(a, b):
+        orf = np.array([fv.mse_orf_positive(u, v, c.m, c.d) for u, v in zip(a, b)])
+        return np.stack([fv.mse_iid("pos", a, b, c.m), fv.mse_iid("trig", a, b, c.m), orf])
+
+    pred_se = np.stack([fv.mc_mse_se("pos", qn, kn, c.m, c.draws), fv.mc_mse_se("trig", qn, kn, c.m, c.draws),
+                        np.full(len(qn), np.nan)])
+    return TrainedFavor(loss=np.array(losses), W_Q=_np(WQ), W_K=_np(WK), q=qn, k=kn, q_iso=qi, k_iso=ki,
+                        sm=_np(truth), estimators=np.array(TRAINED_ESTIMATORS),
+                        mse=np.stack([_np(s_["mse"]) for s_ in summ]), se_mse=np.stack([_np(s_["se_mse"]) for s_ in summ]),
+                        pred=closed(qn, kn), pred_se=pred_se, pred_iso=closed(qi, ki))
+
+
 # ------------------------------------------------------------------------------------- phases
 PHASES = (
     Phase("learn", learn),                                  # the primary experiment
@@ -733,6 +851,7 @@ PHASES = (
     Phase("favor", favor, inputs=lambda cfg: cfg.favor),
     Phase("favor_m", favor_m, inputs=lambda cfg: cfg.favor_m),
     Phase("attn", attn, inputs=lambda cfg: cfg.attn),
+    Phase("trained", trained, inputs=lambda cfg: cfg.trained, grad=True),
 )
 
 
