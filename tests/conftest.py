@@ -27,3 +27,23 @@ def toy_study(monkeypatch, tmp_path):
     monkeypatch.setattr(studies, "STUDIES", [*studies.STUDIES, "toy"])
     monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
     return module
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory) -> Path:
+    """The session's one runs directory for smoke records: the contract test, the book build, the
+    GPU script's records phase and the entry-point test read each study's smoke record from here,
+    so it is computed once per session instead of once per reader (the run cache verifies its
+    checksums on every hit). Named ``smoke`` because `.ci/gpu` keeps its records in ``$RUNS/smoke``."""
+    root = tmp_path_factory.mktemp("runs") / "smoke"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_result(smoke_runs):
+    """``smoke_result(name)``: the study's smoke run (record, checks, path, figures) from the
+    session's cache, computed on first use."""
+    from workbench.runner import execute
+
+    return lambda name: execute(name, preset="smoke", root=smoke_runs, progress=False)

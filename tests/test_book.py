@@ -27,11 +27,11 @@ def chapters() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
+def built_book(tmp_path_factory, smoke_runs):
     root = tmp_path_factory.mktemp("book")
     book = root / "book"
     shutil.copytree(BOOK, book, ignore=shutil.ignore_patterns("_build", "_mathjax"))
-    env = {"WORKBENCH_BOOK_PRESET": "smoke", "WORKBENCH_RUNS": str(root / "runs")}
+    env = {"WORKBENCH_BOOK_PRESET": "smoke", "WORKBENCH_RUNS": str(smoke_runs)}   # shared smoke records
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -14,9 +14,11 @@ from workbench import registry
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_gpu_script_dry_run_on_cpu(tmp_path):
+def test_gpu_script_dry_run_on_cpu(tmp_path, smoke_runs):
+    """The records phase packs the session's smoke records (``$RUNS/smoke``, shared with the other
+    tests, so they are computed once; a cache hit still verifies each record's checksums)."""
     env = {**os.environ, "DEVICE": "cpu", "PHASES": "bench,records", "PYTHON": "python",
-           "BENCH_ARGS": "rank-collapse --members 1,4 --loop-members 2", "OMP_NUM_THREADS": "1", "RUNS": str(tmp_path / "runs")}
+           "BENCH_ARGS": "rank-collapse --members 1,4 --loop-members 2", "OMP_NUM_THREADS": "1", "RUNS": str(smoke_runs.parent)}
     env["PATH"] = f"{Path(os.sys.executable).parent}:{env['PATH']}"
     proc = subprocess.run(["bash", ".ci/gpu", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)

@@ -31,9 +31,9 @@ def test_contract(name):
 
 
 @pytest.mark.parametrize("name", STUDIES)
-def test_smoke_runs_deterministically_and_rechecks_from_disk(name, tmp_path):
+def test_smoke_runs_deterministically_and_rechecks_from_disk(name, tmp_path, smoke_result):
     study = registry.get_study(name)
-    first = execute(study, preset="smoke", root=tmp_path / "a", progress=False)
+    first = smoke_result(name)   # the session's record (maybe made by another test): a fresh run must match it
     assert first.checks and all(isinstance(c, Check) for c in first.checks)
     second = execute(study, preset="smoke", root=tmp_path / "b", progress=False, make_figures=False)
     a = (first.path / "arrays.npz").read_bytes()
@@ -48,9 +48,12 @@ def test_smoke_runs_deterministically_and_rechecks_from_disk(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", STUDIES[:1])
-def test_module_entry_point(name, tmp_path):
+def test_module_entry_point(name, smoke_runs, smoke_result):
+    """`python -m studies.<name>` runs the CLI (on the session's cached record: the entry point is
+    under test here, not the study)."""
+    smoke_result(name)
     snake = name.replace("-", "_")
     proc = subprocess.run([sys.executable, "-m", f"studies.{snake}", "--preset", "smoke", "--quiet",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                           "--out", str(smoke_runs)], capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr
     assert "checks passed" in proc.stdout
