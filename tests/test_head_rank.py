@@ -17,8 +17,9 @@ ck = importlib.import_module("studies.head_rank.checks")  # the package's `check
 
 
 @pytest.fixture(scope="module")
-def record():
-    return st.run(st.Config.smoke(), progress=False)
+def record(smoke_result):
+    """The session's smoke record (shared with the contract test and the book build)."""
+    return smoke_result("head-rank").record
 
 
 def _by_name(checks):

@@ -18,8 +18,9 @@ sm = importlib.import_module("studies.induction_heads.simulate")
 
 
 @pytest.fixture(scope="module")
-def record():
-    return st.run(st.Config.smoke(), progress=False)
+def record(smoke_result):
+    """The session's smoke record (shared with the contract test and the book build)."""
+    return smoke_result("induction-heads").record
 
 
 def test_smoke_checks_pass(record):
