@@ -12,6 +12,7 @@ from scipy.optimize import linprog, minimize_scalar
 
 from studies import rank_collapse as rc
 from studies.rank_collapse import model, simulate, theory
+from studies.rank_collapse.checks import composed_bounds
 from studies.rank_collapse.config import Config
 from studies.rank_collapse.norms import composite_norm, norm_l1, norm_linf, residual_argmin, residual_mean
 from workbench.attention import TransformerSpec, init_transformer, transformer_forward
@@ -61,6 +62,8 @@ def _weights(spec: TransformerSpec, key: str, members, **kwargs) -> dict[str, to
     ({"trained.tasks": ("sort", "mnist")}, "tasks must be distinct names"),
     ({"trained.d_model": 15}, "multiple of n_heads"),
     ({"trained.circle_points": 30}, "circle_points must be a multiple of 4"),
+    ({"composed.heads": (1, 4), "composed.d_model": 6}, "heads must hold integers dividing d_model=6"),
+    ({"composed.epsilons": (0.1, 2.0)}, "composed.epsilons"),
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -218,16 +221,98 @@ def test_path_decomposition_reproduces_forward(skip):
         assert torch.allclose(dec["by_length"][:, 0], X)  # the length-0 path is X itself
 
 
+def _reference_forward(X, params, spec):
+    """`workbench.attention.transformer_forward` as it was before it took sample axes (X (e, i, d) only),
+    kept verbatim as the oracle of the backward-compatibility test below."""
+    from workbench.attention import layer_norm, stable_softmax
+
+    def attention(Z, W_Q, W_K, W_V, W_O):
+        scale = 1.0 / math.sqrt(W_Q.shape[-1]) if spec.qk_scale is None else spec.qk_scale
+        Q = torch.einsum("eid,ehdk->ehik", Z, W_Q)
+        K = torch.einsum("ejd,ehdk->ehjk", Z, W_K)
+        V = torch.einsum("ejd,ehdv->ehjv", Z, W_V)
+        P = stable_softmax(scale * torch.einsum("ehik,ehjk->ehij", Q, K), dim=-1)
+        return torch.einsum("ehiv,ehvd->eid", torch.einsum("ehij,ehjv->ehiv", P, V), W_O), P
+
+    hidden, patterns = [X], []
+    alpha = spec.branch_scale if spec.skip else 1.0
+    for layer in range(spec.depth):
+        w = 0 if spec.tied else layer
+        Z = layer_norm(X, spec.ln_eps) if spec.norm == "pre" else X
+        A, P = attention(Z, params["W_Q"][:, w], params["W_K"][:, w], params["W_V"][:, w], params["W_O"][:, w])
+        X = X + alpha * A if spec.skip else A
+        if spec.norm == "post":
+            X = layer_norm(X, spec.ln_eps)
+        if spec.mlp:
+            Z = layer_norm(X, spec.ln_eps) if spec.norm == "pre" else X
+            hidden_mlp = torch.relu(torch.einsum("eid,edf->eif", Z, params["W_in"][:, w]))
+            M = torch.einsum("eif,efd->eid", hidden_mlp, params["W_out"][:, w])
+            X = X + alpha * M if spec.skip else M
+            if spec.norm == "post":
+                X = layer_norm(X, spec.ln_eps)
+        hidden.append(X)
+        patterns.append(P)
+    return hidden, patterns
+
+
+# the shapes of every caller of transformer_forward: (ensemble, tokens, spec)
+_CALLER_SHAPES = [
+    (20, 16, TransformerSpec(depth=2, d_model=32)),  # depth sweep / witness / scaling (SAN), H = 1
+    (20, 16, TransformerSpec(depth=2, d_model=32, skip=True, mlp=True, norm="post")),  # sweep: the full model
+    (13, 16, TransformerSpec(depth=2, d_model=32, n_heads=4)),  # cubic scan, multi-head (d_head 8)
+    (13, 16, TransformerSpec(depth=1, d_model=32, norm="pre")),  # scan: SA + LN
+    (6, 4, TransformerSpec(depth=3, d_model=4)),  # extended precision
+    (20, 2, TransformerSpec(depth=1, d_model=1)),  # explicit bound, n = 2, d = 1
+    (20, 64, TransformerSpec(depth=1, d_model=8)),  # explicit bound, n = 64
+    (4, 16, TransformerSpec(depth=2, d_model=32, n_heads=2, skip=True, branch_scale=0.5)),  # paths with skips
+    (3, 16, TransformerSpec(depth=2, d_model=32, skip=True, branch_scale=0.3)),  # regime map
+    (9, 2, TransformerSpec(depth=3, d_model=1)),  # two-token toy
+    (3, 5, TransformerSpec(depth=3, d_model=8, n_heads=2, skip=True, branch_scale=0.5, mlp=True, norm="pre",
+                           tied=True)),  # tests/test_attention.py
+]
+
+
+@pytest.mark.parametrize("e, n, spec", _CALLER_SHAPES)
+def test_transformer_forward_with_sample_axes_is_backward_compatible(e, n, spec):
+    """The sample-axis `transformer_forward` gives, bit for bit, what it gave before on X (e, n, d) at every
+    caller's shapes; with sample axes X (e, B, n, d) (and (e, B1, B2, n, d)) each sample equals the old
+    forward on that sample alone."""
+    p = _weights(spec, f"compat-{e}-{n}-{spec.depth}", e, qk_std=1.5)
+    X = _normal("compat-X", e, n, shape=(e, n, spec.d_model))
+    new = transformer_forward(X, p, spec)
+    hidden, patterns = _reference_forward(X, p, spec)
+    for a, b in zip(new.hidden + new.patterns, hidden + patterns):
+        assert torch.equal(a, b)
+    Xs = _normal("compat-Xs", e, n, shape=(e, 2, 2, n, spec.d_model))
+    many = transformer_forward(Xs, p, spec)
+    assert many.output.shape == Xs.shape and many.patterns[0].shape == (e, 2, 2, spec.n_heads, n, n)
+    for b1, b2 in ((0, 0), (1, 1)):
+        alone, alone_p = _reference_forward(Xs[:, b1, b2], p, spec)
+        assert torch.allclose(many.output[:, b1, b2], alone[-1], rtol=1e-15, atol=1e-15)
+        assert torch.allclose(many.patterns[-1][:, b1, b2], alone_p[-1], rtol=1e-15, atol=1e-15)
+
+
+def test_transformer_forward_rejects_a_bad_input_shape():
+    spec = TransformerSpec(depth=1, d_model=4)
+    p = _weights(spec, "bad-shape", 2)
+    with pytest.raises(ValueError, match="d_model=4"):
+        transformer_forward(torch.zeros(2, 5, 3, dtype=F64), p, spec)
+    with pytest.raises(ValueError, match="ensemble"):
+        transformer_forward(torch.zeros(5, 4, dtype=F64), p, spec)
+
+
 @pytest.mark.parametrize("variant", ["san", "san_mlp", "san_skip", "full"])
-def test_trained_stack_forward_is_transformer_forward(variant):
-    """The sample-axis forward of the trained phase is `transformer_forward` on the flattened batch."""
+def test_trained_forward_with_a_sample_axis_is_transformer_forward_per_member(variant):
+    """The trained phase's forward (`transformer_forward` with the sample axis B, weights shared by a
+    member's samples) equals, bit for bit, `transformer_forward` on the flattened batch with the weights
+    repeated B times (what the sample axis saves)."""
     from studies.rank_collapse import trained
     tc = Config.smoke().trained
     p = trained.init_task("sort", tc, TEST.child("trained"), 2, F64, "cpu")
     tokens, _ = trained.sort_data(0, tc, "eval", "cpu", n=3)
     spec = trained.task_spec(tc, variant)
     X0 = trained.embed("sort", p, tokens)  # (2, 3, n, d)
-    mine = trained.stack_forward(X0, p, spec)
+    mine = transformer_forward(X0, p, spec)
     block = {k: v.repeat_interleave(3, 0) for k, v in p.items() if k.startswith("W_")}
     ref = transformer_forward(X0.reshape(6, *X0.shape[2:]), block, spec)
     for a, b in zip(mine.hidden, ref.hidden):
@@ -436,7 +521,8 @@ def smoke_record():
 
 def test_smoke_preset_runs_and_passes(smoke_record):
     record = smoke_record
-    assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "precision", "bound", "paths", "grad",
+    assert [p.name for p in rc.PHASES] == ["sweep", "witness", "scaling", "scan", "precision", "bound", "composed",
+                                           "paths", "grad",
                                            "noci", "regime", "trained", "cluster", "toy"]
     assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
@@ -447,7 +533,8 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     assert not failed, failed
     assert all(c.ok for c in checks if c.name.startswith("trained_path_decomposition"))
     figs = rc.figures(record)
-    assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "paths", "two_token_phase",
+    assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "composed_bound", "paths",
+            "two_token_phase",
             "noci_depth_scaling", "clustering", "skip_regime", "trained_residual", "trained_paths"} <= set(figs)
     import matplotlib.pyplot as plt
     for f in figs.values():
@@ -461,9 +548,9 @@ def test_every_check_has_a_kind_and_every_theory_check_a_rival(smoke_record):
     checks = rc.checks(smoke_record)
     kinds = {c.name: c.kind for c in checks}
     for name in ("path_decomposition_skip", "path_length_counts", "two_token_recursion", "uniform_witness",
-                 "noci_residual_frozen", "qk_gradient_vanishes", "residual_definitions"):
+                 "noci_residual_frozen", "qk_gradient_vanishes", "residual_definitions", "composed_bound_exponents"):
         assert kinds[name] == "identity", name
-    assert kinds["collapse_gap_float64"] == kinds["full_model_keeps_rank"] == "observation"
+    assert kinds["collapse_gap_float64"] == kinds["full_model_keeps_rank"] == kinds["composed_bound_slack"] == "observation"
     assert kinds["extended_precision_matches_float64"] == "numerics"
     theory_checks = [c for c in checks if c.kind == "theory"]
     assert len(theory_checks) >= 18
@@ -486,7 +573,8 @@ def test_negative_controls_fed_the_rival_every_theory_check_fails(smoke_record):
         elif not c.name.startswith(("trained_", "short_paths")):  # smoke's 20-step training: see the test below
             assert not c.passes(float(c.alternative_predicted)), c.name
         controlled.append(c.name)
-    assert {"doubly_exponential_collapse", "doubly_exponential_growth", "skip_residual_band", "explicit_bound", "explicit_bound_tight", "skip_decay_rate",
+    assert {"doubly_exponential_collapse", "doubly_exponential_growth", "skip_residual_band", "explicit_bound",
+            "explicit_bound_tight", "layerwise_bound", "composed_bound", "skip_decay_rate",
             "skip_vs_san", "noci_mean_growth_invsqrt"} <= set(controlled)
 
 
@@ -554,6 +642,60 @@ def test_explicit_bound_checks_catch_an_error_in_the_constants(smoke_record):
     for factor, name in ((3.0, "explicit_bound"), (30.0, "explicit_bound"), (2.0, "explicit_bound_tight")):
         assert _check(smoke_record, name).passed
         assert not _check(_with(smoke_record, **{"bound.measured": measured * factor}), name).passed, (name, factor)
+
+
+def test_layer_constant_is_the_explicit_bound_with_its_two_estimates():
+    """For one head, c(r) r^3 = explicit_bound(n, a r^2, r, w) with e^{2x} - 1 replaced by 2x e^{2x}
+    (w the composite norm sqrt(||W||_1 ||W||_inf)), and it is at least the explicit bound."""
+    n, a, w1, winf = 16, 0.7, 2.0, 3.5
+    for r in (1e-3, 0.1, 0.5):
+        c = theory.layer_constant_log10(np.log10(r), n, [a], [w1], [winf])
+        w = math.sqrt(w1 * winf)
+        expected = 2 * (1 - 1 / n) * math.sqrt(n) * 2 * a * r ** 2 * math.exp(2 * a * r ** 2) * r * w
+        assert 10 ** (c + 3 * math.log10(r)) == pytest.approx(expected, rel=1e-12)
+        assert 10 ** (c + 3 * math.log10(r)) >= theory.explicit_bound(n, a * r ** 2, r, w)
+    # two heads: the l1 and l_inf sums are taken separately, so equal heads give twice one head's constant
+    one = theory.layer_constant_log10(-1.0, n, [a], [w1], [winf])
+    two = theory.layer_constant_log10(-1.0, n, [a, a], [w1, w1], [winf, winf])
+    assert two - one == pytest.approx(math.log10(2.0), abs=1e-12)
+    # composition: B_(l+1) = c_l(B_l) B_l^3, and the paper form with c = max c_l lies above it
+    norms = [np.full((3, 1), v) for v in (a, w1, winf)]
+    logB, logc = theory.composed_bound_log10(-1.0, n, *norms)
+    assert logB[1] == pytest.approx(logc[0] - 3.0) and logB[3] == pytest.approx(logc[2] + 3 * logB[2])
+    assert np.all(theory.paper_form_log10(-1.0, logc.max(), 3) >= logB - 1e-12)
+
+
+def test_layer_bound_holds_on_random_multi_head_layers():
+    """||res(SA(X))||_(1,inf) <= c(r) r^3 for random one- and two-head layers at r in [1e-3, 3], QK scales
+    up to 2 (float64, one layer: the proof is exact for any input, not only near rank one)."""
+    n, d, T = 6, 4, 40
+    for H in (1, 2):
+        spec = TransformerSpec(depth=1, d_model=d, n_heads=H)
+        p = _weights(spec, f"layer-bound-{H}", T, qk_std=2.0, value_std=1.5)
+        x = _normal("layer-bound-x", H, shape=(T, 1, d))
+        R0 = model.centred_unit(_normal("layer-bound-R", H, shape=(T, n, d)))
+        r = torch.logspace(-3, math.log10(3.0), T, dtype=F64)
+        X = x + r[:, None, None] * R0
+        out = rc.norms.residual_norm(transformer_forward(X, p, spec).output).numpy()
+        norms = {k: v[:, 0].numpy() for k, v in model.layer_norms(p).items()}  # (T, H)
+        logc = theory.layer_constant_log10(np.log10(r.numpy()), n, norms["qk_norm"], norms["value_norm_1"],
+                                           norms["value_norm_inf"])
+        assert np.all(np.log10(out) <= logc + 3 * np.log10(r.numpy())), H
+
+
+def test_composed_bound_checks_catch_a_violation(smoke_record):
+    """Residuals raised just above the composed bound at one layer fail `composed_bound`; residuals decaying
+    faster than cubic (the quartic rival) would pass it, which is why the check reports the rival's ratio."""
+    key = "composed.log10_residual.h1"
+    measured = smoke_record.arrays[key]
+    assert _check(smoke_record, "composed_bound").passed and _check(smoke_record, "layerwise_bound").passed
+    b = composed_bounds(smoke_record)["h1"]
+    raised = measured.copy()
+    raised[0, 0, 2] = b["composed"][0, 0, 2] + 0.01
+    assert not _check(_with(smoke_record, **{key: raised}), "composed_bound").passed
+    raised = measured.copy()
+    raised[0, 0, 2] = b["step"][0, 0, 2] + 0.01
+    assert not _check(_with(smoke_record, **{key: raised}), "layerwise_bound").passed
 
 
 def test_explicit_bound_tight_limit_at_two_tokens():
@@ -679,6 +821,15 @@ def test_record_reverifies_from_its_saved_inputs_and_weights(smoke_record):
     prec = load(arrays, "precision", simulate.Precision)
     again = model.san_forward_extended(prec.X[0], {k: v[0] for k, v in prec.weights.items()}, cfg.precision.digits)
     np.testing.assert_array_equal(again, prec.log10_rho[0])
+
+    composed = load(arrays, "composed", simulate.Composed)
+    again = model.san_residuals_extended(composed.X["h2"][0, 1], {k: v[0] for k, v in composed.weights["h2"].items()},
+                                         cfg.composed.digits)
+    np.testing.assert_array_equal(again[1], composed.log10_residual["h2"][0, 1])
+    np.testing.assert_array_equal(again[0], composed.log10_rho["h2"][0, 1])
+    norms = model.layer_norms({k: _t(v) for k, v in composed.weights["h2"].items()})
+    for k, v in norms.items():
+        np.testing.assert_array_equal(v.numpy(), getattr(composed, k)["h2"], err_msg=k)
 
     bound = load(arrays, "bound", simulate.Bound)
     measured = []

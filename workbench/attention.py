@@ -2,10 +2,14 @@
 
 Every tensor carries the ensemble axis ``e`` first, so an ensemble of E independent models (seeds,
 hyperparameter grids) is one batched tensor program, and member i is exactly the model you would
-get with E=1 (see ``tests/test_attention.py``).  Index letters used in the einsums:
+get with E=1 (see ``tests/test_attention.py``).  Inputs may carry sample axes after it,
+X (e, ..., i, d): member e's weights are shared by all of its samples, without being repeated
+(``...`` in the einsums; with no sample axis the products are the ones of X (e, i, d)).  Index
+letters used in the einsums:
 
     e  ensemble member        h  head            i  query token    j  key token
     d  model feature          k  query/key feature                 v  value feature
+    ...  sample axes of the input (none, one or more)
 
 The blocks return the quantities the theory talks about (attention patterns, hidden states)
 instead of stashing them on modules.  A transformer layer, following Dong et al. (2021) Sec. 2
@@ -43,10 +47,10 @@ def stable_softmax(logits: Tensor, dim: int = -1) -> Tensor:
 def attention_pattern(queries: Tensor, keys: Tensor, scale: float, mask: Tensor | None = None) -> Tensor:
     """Row-stochastic attention pattern P = softmax(scale * Q K^T).
 
-    queries (e, h, i, k), keys (e, h, j, k) -> P (e, h, i, j).  ``mask`` (broadcastable to P) is
-    True where attention is allowed.
+    queries (e, ..., h, i, k), keys (e, ..., h, j, k) -> P (e, ..., h, i, j).  ``mask``
+    (broadcastable to P) is True where attention is allowed.
     """
-    logits = scale * torch.einsum("ehik,ehjk->ehij", queries, keys)  # (e, h, i, j)
+    logits = scale * torch.einsum("e...hik,e...hjk->e...hij", queries, keys)  # (e, ..., h, i, j)
     if mask is not None:
         logits = logits.masked_fill(~mask, float("-inf"))
     return stable_softmax(logits, dim=-1)
@@ -56,17 +60,18 @@ def multi_head_attention(X: Tensor, W_Q: Tensor, W_K: Tensor, W_V: Tensor, W_O: 
                          scale: float | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Sum over heads of P_h X W_V,h W_O,h.
 
-    X (e, i, d); W_Q, W_K (e, h, d, k); W_V (e, h, d, v); W_O (e, h, v, d).
-    Returns output (e, i, d) and patterns P (e, h, i, j).  ``scale`` defaults to 1/sqrt(k).
+    X (e, ..., i, d); W_Q, W_K (e, h, d, k); W_V (e, h, d, v); W_O (e, h, v, d), shared by the
+    sample axes ``...`` of X.  Returns output (e, ..., i, d) and patterns P (e, ..., h, i, j).
+    ``scale`` defaults to 1/sqrt(k).
     """
     d_k = W_Q.shape[-1]
     scale = 1.0 / math.sqrt(d_k) if scale is None else scale
-    Q = torch.einsum("eid,ehdk->ehik", X, W_Q)  # (e, h, i, k)
-    K = torch.einsum("ejd,ehdk->ehjk", X, W_K)  # (e, h, j, k)
-    V = torch.einsum("ejd,ehdv->ehjv", X, W_V)  # (e, h, j, v)
-    P = attention_pattern(Q, K, scale, mask)  # (e, h, i, j)
-    heads = torch.einsum("ehij,ehjv->ehiv", P, V)  # (e, h, i, v)
-    out = torch.einsum("ehiv,ehvd->eid", heads, W_O)  # (e, i, d)
+    Q = torch.einsum("e...id,ehdk->e...hik", X, W_Q)  # (e, ..., h, i, k)
+    K = torch.einsum("e...jd,ehdk->e...hjk", X, W_K)  # (e, ..., h, j, k)
+    V = torch.einsum("e...jd,ehdv->e...hjv", X, W_V)  # (e, ..., h, j, v)
+    P = attention_pattern(Q, K, scale, mask)  # (e, ..., h, i, j)
+    heads = torch.einsum("e...hij,e...hjv->e...hiv", P, V)  # (e, ..., h, i, v)
+    out = torch.einsum("e...hiv,ehvd->e...id", heads, W_O)  # (e, ..., i, d)
     return out, P
 
 
@@ -79,9 +84,9 @@ def layer_norm(X: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def mlp(X: Tensor, W_in: Tensor, W_out: Tensor) -> Tensor:
-    """Two-layer ReLU MLP applied per token: X (e, i, d), W_in (e, d, f), W_out (e, f, d)."""
-    hidden = torch.relu(torch.einsum("eid,edf->eif", X, W_in))  # (e, i, f)
-    return torch.einsum("eif,efd->eid", hidden, W_out)  # (e, i, d)
+    """Two-layer ReLU MLP applied per token: X (e, ..., i, d), W_in (e, d, f), W_out (e, f, d)."""
+    hidden = torch.relu(torch.einsum("e...id,edf->e...if", X, W_in))  # (e, ..., i, f)
+    return torch.einsum("e...if,efd->e...id", hidden, W_out)  # (e, ..., i, d)
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -118,11 +123,11 @@ class TransformerSpec:
 @dataclass
 class TransformerOutput:
     output: Tensor
-    """(e, i, d): the final hidden state."""
+    """(e, ..., i, d): the final hidden state."""
     hidden: list[Tensor]
-    """depth + 1 tensors (e, i, d): the input and the output of every layer."""
+    """depth + 1 tensors (e, ..., i, d): the input and the output of every layer."""
     patterns: list[Tensor]
-    """depth tensors (e, h, i, j): every layer's attention patterns."""
+    """depth tensors (e, ..., h, i, j): every layer's attention patterns."""
 
 
 def init_transformer(spec: TransformerSpec, stream: Stream, members: IndexLike, *, qk_std: float = 1.0,
@@ -156,7 +161,11 @@ def init_transformer(spec: TransformerSpec, stream: Stream, members: IndexLike, 
 
 def transformer_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerSpec,
                         mask: Tensor | None = None) -> TransformerOutput:
-    """Run the stack on X (e, i, d); return the output, every hidden state and every pattern."""
+    """Run the stack on X (e, ..., i, d), the weights of member e shared by its samples ``...``;
+    return the output, every hidden state and every pattern (shapes in `TransformerOutput`)."""
+    if X.dim() < 3 or X.shape[-1] != spec.d_model:
+        raise ValueError(f"transformer_forward: X must be (ensemble, ..., tokens, d_model={spec.d_model}), "
+                         f"got shape {tuple(X.shape)}")
     hidden, patterns = [X], []
     alpha = spec.branch_scale if spec.skip else 1.0
     for layer in range(spec.depth):

@@ -24,7 +24,7 @@ from workbench.record import Record
 
 from studies.rank_collapse import theory
 from studies.rank_collapse.trained import Trained
-from studies.rank_collapse.simulate import (Bound, Clustering, Gradients, Noci, Paths, Precision, Regime, Scaling,
+from studies.rank_collapse.simulate import (Bound, Clustering, Composed, Gradients, Noci, Paths, Precision, Regime, Scaling,
                                             Scan, Sweep, TwoToken, Witness)
 
 FIT_WINDOW = (1e-12, 1e-5)
@@ -230,6 +230,98 @@ def bound_check(record: Record) -> list[Check]:
             alternative="the one-sided softmax estimate e^{eps_E} - 1 in place of e^{2 eps_E} - 1 (a bound half as large)",
             alternative_predicted=2.0 * theory.EXPLICIT_BOUND_TIGHT,
         ).only_if(bool(tight.any()), "no trials with n = 2, d = 1"),
+    ]
+
+
+def composed_bounds(record: Record) -> dict[str, dict[str, np.ndarray]]:
+    """Per head count 'h<H>': the measured log10 r_l, the composed bound log10 B_l, its quartic rival
+    (B_(l+1) = c_l B_l^4), the paper-form bound with c = max_l c_l, the one-step bound
+    log10 c_l(r_l) r_l^3 from the measured r_l and its quartic rival, each (R, E, L+1) (the one-step
+    ones NaN at l = 0), and ``resolved`` (R, E, L+1): layers >= 1 above the working precision's floor."""
+    cc, c = record.config.composed, load(record, "composed", Composed)
+    floor = -(cc.digits - PRECISION_MARGIN)
+    out = {}
+    for key, lr in c.log10_residual.items():
+        norms = [c.qk_norm[key][:, None], c.value_norm_1[key][:, None], c.value_norm_inf[key][:, None]]  # (R, 1, L, H)
+        logB, logc = theory.composed_bound_log10(lr[..., 0], cc.n_tokens, *norms)
+        logB4, _ = theory.composed_bound_log10(lr[..., 0], cc.n_tokens, *norms, power=4.0)
+        step_c = np.stack([theory.layer_constant_log10(lr[..., l], cc.n_tokens, *(v[..., l, :] for v in norms))
+                           for l in range(cc.depth)], -1)  # (R, E, L): c_l at the measured r_l
+        nan = np.full(lr.shape[:-1] + (1,), np.nan)
+        resolved = (c.log10_rho[key] > floor) & (np.arange(cc.depth + 1) >= 1)
+        out[key] = {"measured": lr, "composed": logB, "quartic": logB4,
+                    "paper": theory.paper_form_log10(lr[..., 0], logc.max(-1), cc.depth),
+                    "step": np.concatenate([nan, step_c + 3.0 * lr[..., :-1]], -1),
+                    "step_quartic": np.concatenate([nan, step_c + 4.0 * lr[..., :-1]], -1),
+                    "constant": logc, "resolved": resolved}
+    return out
+
+
+def composed_bound_checks(record: Record) -> list[Check]:
+    """The one-layer bound composed over depth (the form of Dong et al.'s Thm 2.2/2.3 with our constants):
+    r_(l+1) <= c_l(r_l) r_l^3 layer by layer, and r_L <= B_L = prod_l c_l(B_l)^(3^(L-1-l)) r_0^(3^L)
+    from the input alone.  Both are theorems here (chapter): a single violation is a bug.  Measured in
+    log10 (the ratios reach 10^-500); the rival is a contraction one power faster (r^4, exponents
+    4^(L-l)), which the measured residuals must break."""
+    cc = record.config.composed
+    b = composed_bounds(record)
+
+    def worst(top: str, bottom: str) -> float:
+        gaps = [(v[top] - v[bottom])[v["resolved"]] for v in b.values()]
+        return float(np.max(np.concatenate(gaps)))
+
+    resolved = sum(int(v["resolved"].sum()) for v in b.values())
+    powers = 3.0 ** np.arange(cc.depth - 1, -1, -1)  # 3^(L-1-l), l = 0..L-1
+    unrolled_gap = max(float(np.max(np.abs(v["composed"][..., -1] - (v["constant"] @ powers + 3.0 ** cc.depth
+                                                                     * v["measured"][..., 0]))
+                                    / np.abs(v["composed"][..., -1]))) for v in b.values())
+
+    def deepest(v, a):  # a (R, E, L+1) at each (network, eps)'s deepest resolved layer, (R * E,)
+        last = (v["resolved"] * np.arange(cc.depth + 1)).argmax(-1)  # (R, E)
+        return np.take_along_axis(a, last[..., None], -1).ravel()
+
+    slack = np.concatenate([deepest(v, v["composed"] - v["measured"]) for v in b.values()])
+    exponent = np.concatenate([deepest(v, v["measured"] / v["composed"]) for v in b.values()])
+    layers = np.concatenate([deepest(v, np.broadcast_to(np.arange(cc.depth + 1), v["measured"].shape))
+                             for v in b.values()])
+    c_bound = np.concatenate([v["constant"].ravel() for v in b.values()])
+    c_meas = np.concatenate([(v["measured"][..., 1:] - 3 * v["measured"][..., :-1])[v["resolved"][..., 1:]]
+                             for v in b.values()])
+    regime = (f"pure SAN, H in {cc.heads}, n={cc.n_tokens}, d={cc.d_model}, s={cc.qk_scale:g}, "
+              f"sigma_v={cc.value_scale:g}, L={cc.depth}, {cc.runs} networks per H, X = 1x^T + eps R0 with "
+              f"||res(X)||_(1,inf) = eps in {cc.epsilons}, {cc.digits}-digit arithmetic; {resolved} (network, eps, layer) "
+              f"entries above the working precision's floor")
+    return [
+        Check.at_most(
+            "layerwise_bound", "every pure attention layer obeys ||res(SA(X))||_(1,inf) <= c_l(r) r^3, "
+            "r = ||res(X)||_(1,inf), with c_l computed from the layer's weights (max log10 measured / bound shown)",
+            0.0, worst("measured", "step"), predicted="log10(measured / bound) <= 0", regime=regime,
+            alternative="a quartic layer map c_l(r) r^4 (a contraction one power faster than cubic)",
+            alternative_predicted=worst("measured", "step_quartic")),
+        Check.at_most(
+            "composed_bound", "composed over depth: ||res(SAN_l(X))||_(1,inf) <= prod_(m<l) c_m(B_m)^(3^(l-1-m)) "
+            "r_0^(3^l) at every layer l, from the input residual r_0 and the weights alone "
+            "(max log10 measured / bound shown)",
+            0.0, worst("measured", "composed"), predicted="log10(measured / bound) <= 0",
+            regime=f"{regime}; the paper-form bound c^((3^l-1)/2) r_0^(3^l) with c = max_l c_l is looser still "
+                   f"(max log10 measured / bound {worst('measured', 'paper'):.2f})",
+            alternative="the same composition with exponents 4^(l-m) (B_(m+1) = c_m B_m^4)",
+            alternative_predicted=worst("measured", "quartic")),
+        Check.at_most(
+            "composed_bound_exponents", "the composed bound unrolled is Thm 2.2's exponent structure: "
+            "log B_L = sum_l 3^(L-1-l) log c_l + 3^L log r_0 (max relative difference shown)",
+            1e-12, unrolled_gap, predicted="0 (float64: <= 1e-12 relative)", kind="identity",
+            regime=f"every network and eps of the composed runs, L = {cc.depth}; with c = max_l c_l the sum of "
+                   f"exponents is (3^L - 1)/2 = {(3 ** cc.depth - 1) // 2}"),
+        Check.at_least(
+            "composed_bound_slack", "how loose the composed bound is at the deepest resolved layer: "
+            "decades log10 B_L - log10 r_L (median shown)", 0.0, float(np.median(slack)), kind="observation",
+            regime=(f"{regime}; slack {slack.min():.0f} .. {slack.max():.0f} decades at the deepest resolved layer "
+                    f"({int(layers.min())}-{int(layers.max())}), "
+                    f"log r_L / log B_L = {exponent.min():.2f} .. {exponent.max():.2f}; per-layer constants: "
+                    f"the bound's log10 c_l = {np.median(c_bound):.2f} (median), the measured "
+                    f"log10 (r_(l+1) / r_l^3) = {np.median(c_meas):.2f}; the slack of each constant is "
+                    "multiplied by 3^(L-1-l) in the exponent")),
     ]
 
 
@@ -566,7 +658,7 @@ def _reported(check: Check, why: str) -> Check:
 
 def checks(record: Record) -> list[Check]:
     """Every check of the study, recomputed from the record's arrays."""
-    return [*cubic_law_checks(record), *doubly_exponential_checks(record), *bound_check(record),
+    return [*cubic_law_checks(record), *doubly_exponential_checks(record), *bound_check(record), *composed_bound_checks(record),
             *residual_definition_check(record), *collapse_checks(record), *skip_checks(record),
             *witness_checks(record), *path_checks(record), *depth_scaling_checks(record), *gradient_checks(record),
             *noci_checks(record), *regime_checks(record), *trained_checks(record), *cluster_checks(record), *toy_check(record)]

@@ -182,6 +182,47 @@ class PrecisionConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComposedConfig(SubConfig):
+    """The one-layer bound composed over depth (the form of Dong et al.'s Thm 2.2/2.3): pure SANs with
+    1 and H heads on inputs X = 1 x^T + eps R0 (||res(X)||_{1,inf} = eps), measured in extended
+    precision (mpmath) so that the residual is followed through every layer, far below float64's floor."""
+
+    heads: tuple[int, ...] = (1, 2)
+    """Head counts H of the networks (Thm 2.2 is H = 1, Thm 2.3 any H); d_head = d_model / H."""
+    n_tokens: int = 6
+    """n: small, since each layer costs H n^2 exponentials and n^2 d products at ``digits`` digits."""
+    d_model: int = 6
+    """d (d_head = d / H)."""
+    depth: int = 5
+    """L: the bound's exponent 3^L reaches 243 (a measured residual of about 10^-500 .. 10^-800)."""
+    qk_scale: float = 1.0
+    """s: W_Q, W_K ~ N(0, s^2/d)."""
+    value_scale: float = 1.0
+    """sigma_v: W_V ~ N(0, sigma_v^2/d)."""
+    epsilons: tuple[float, ...] = (0.1, 0.01)
+    """Input residuals eps = ||res(X_0)||_{1,inf}: the bound is informative only where sqrt(c) eps < 1
+    (c the layer constant, about 10-100 here), so eps is small."""
+    runs: int = 3
+    """Networks per head count."""
+    digits: int = 1000
+    """Working precision in decimal digits; relative residuals below 10^-(digits - 30) are at its floor
+    and are not compared."""
+
+    def validate(self) -> None:
+        require_sequence(self, "heads", low=1)
+        require(all(isinstance(h, int) and self.d_model % h == 0 for h in self.heads),
+                f"heads must hold integers dividing d_model={self.d_model}, got {self.heads!r}")
+        require_int(self, "n_tokens", low=2)
+        require_int(self, "d_model", low=1)
+        require_int(self, "depth", low=2)
+        require_float(self, "qk_scale", low=0.0, low_open=True)
+        require_float(self, "value_scale", low=0.0, low_open=True)
+        require_sequence(self, "epsilons", low=0.0, high=1.0, low_open=True)
+        require_int(self, "runs", low=1)
+        require_int(self, "digits", low=50)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PathsConfig(SubConfig):
     """The exact path decomposition, without and with skips (QK scale 1)."""
 
@@ -425,6 +466,8 @@ class Config(StudyConfig):
     """The pure SAN in extended precision (the doubly exponential law through depth)."""
     bound: BoundConfig = field(default_factory=BoundConfig)
     """The explicit-bound trials."""
+    composed: ComposedConfig = field(default_factory=ComposedConfig)
+    """The one-layer bound composed over depth, in extended precision."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     """The exact path decomposition."""
     grad: GradConfig = field(default_factory=GradConfig)
@@ -500,6 +543,7 @@ class Config(StudyConfig):
             grad=GradConfig(epsilons=coarse),           # the gradient scan on the same coarse grid
             bound=BoundConfig(tokens=(2, 16), widths=(1, 8), trials=20),  # 4 (n, d) pairs (with the tight n=2, d=1) x 20 trials
             precision=PrecisionConfig(depth=7, digits=800, runs=2),  # 2 networks, 7 layers: four cubic steps below 1e-5
+            composed=ComposedConfig(n_tokens=4, d_model=4, depth=4, digits=400, runs=2),  # 2 small networks per H, 3^4 = 81
             noci=NociConfig(depth=6, samples=300),      # a smaller Monte Carlo: its tolerance is its own 4 SE
             regime=RegimeConfig(alphas=(0.1, 1.0), value_scales=(round(BERT_VALUE_GAIN, 3), 2.0),
                                 qk_scales=(round(BERT_QK_SCALE, 3), 1.0), depth=12, seeds=3),  # the grid's corners, shallower
@@ -520,6 +564,7 @@ class Config(StudyConfig):
             n_seeds=20,                                 # the spec's ensemble, as quick
             bound=BoundConfig(trials=100),              # twice the random layers per (n, d)
             precision=PrecisionConfig(depth=9, digits=4000, runs=20),  # one more cubic step, 20 networks (minutes)
+            composed=ComposedConfig(depth=6, digits=3000, runs=10),  # one more layer (3^6 = 729), 10 networks per H
             paths=PathsConfig(depth=4),                 # 81 paths instead of 27
             noci=NociConfig(samples=10000),             # a standard error sqrt(10) below quick's
             regime=RegimeConfig(depth=96, seeds=20),    # twice as deep, 20 networks per cell

@@ -12,7 +12,7 @@ from workbench.record import Record
 
 from studies.rank_collapse import theory
 from studies.rank_collapse.checks import (FIT_WINDOW, NOCI_Z, PRECISION_MARGIN, SHORT_PATHS, TRAINED_COLLAPSE_BAR,
-                                          fitted_slopes)
+                                          composed_bounds, fitted_slopes)
 from studies.rank_collapse.trained import Trained
 from studies.rank_collapse.trained import VARIANT_KEYS as TRAINED_VARIANTS
 from studies.rank_collapse.simulate import (SCAN_KEYS, VARIANT_KEYS, Bound, Clustering, Gradients, Noci, Paths, Regime,
@@ -173,6 +173,37 @@ def bound_figure(record: Record):
     ax.axvline(0, color="k", ls="--", lw=0.8)
     ax.set_xlabel(r"$\log_{10}$(measured / bound)")
     ax.set_ylabel("trials")
+    return fig
+
+
+def composed_bound_figure(record: Record):
+    """The one-layer bound composed over depth against the extended-precision residuals, one panel per
+    head count: -log10 ||res(X_l)||_(1,inf) on a log axis (a 3^l law is a straight line there); the bound
+    must lie below every measured point (it is a smaller -log10), the quartic rival above some."""
+    cc = record.config.composed
+    bounds = composed_bounds(record)
+    fig, axes = new_figure(len(bounds), 1, width=3.4, height=3.0)
+    layers = np.arange(cc.depth + 1)
+    for col, (key, b) in enumerate(bounds.items()):
+        ax = axes[0, col]
+        shown = np.where(b["resolved"] | (layers == 0), -b["measured"], np.nan)  # decades below 1; NaN at the floor
+        for e, eps in enumerate(cc.epsilons):
+            color = _SCALE_COLORS[e % len(_SCALE_COLORS)]
+            for r in range(cc.runs):
+                first = r == 0
+                ax.semilogy(layers, shown[r, e], "o-", ms=3, lw=0.8, color=color,
+                            label=f"measured, eps={eps:g}" if first else None)
+                ax.semilogy(layers, -b["composed"][r, e], "--", lw=0.8, color=color,
+                            label="composed bound" if first and e == 0 else None)
+            ax.semilogy(layers, -b["paper"][0, e], ":", lw=0.9, color="0.35",
+                        label=r"$c^{(3^l-1)/2} r_0^{3^l}$, $c=\max_l c_l$" if e == 0 else None)
+            ax.semilogy(layers, -b["quartic"][0, e], "-.", lw=0.8, color="tab:red",
+                        label=r"rival: exponents $4^l$" if e == 0 else None)
+        ax.set_ylim(0.5, (cc.digits - PRECISION_MARGIN) * 3)
+        ax.set_xlabel("layer l")
+        ax.set_ylabel(r"$-\log_{10}\|res(X_l)\|_{1,\infty}$")
+        ax.set_title(f"pure SAN, H={key[1:]}, n={cc.n_tokens}, d={cc.d_model}", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
     return fig
 
 
@@ -464,6 +495,7 @@ def figures(record: Record) -> dict:
         "cubic_scan": cubic_scan_figure(record),
         "doubly_exponential": precision_figure(record),
         "explicit_bound": bound_figure(record),
+        "composed_bound": composed_bound_figure(record),
         "paths": paths_figure(record),
         "two_token_phase": toy_figure(record),
         "noci_depth_scaling": noci_figure(record),

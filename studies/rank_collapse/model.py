@@ -28,11 +28,11 @@ from torch import Tensor
 from workbench.attention import TransformerSpec, init_transformer, transformer_forward
 from workbench.streams import Stream
 
-from studies.rank_collapse.norms import (composite_norm, relative_residual, relative_residual_fro, residual_mean,
-                                         residual_norm)
+from studies.rank_collapse.norms import (composite_norm, norm_l1, norm_linf, relative_residual, relative_residual_fro,
+                                         residual_mean, residual_norm)
 from studies.rank_collapse.theory import enumerate_paths
 
-EXPERIMENTS = ("sweep", "scan", "bound", "paths", "noci", "cluster", "grad", "precision", "regime")
+EXPERIMENTS = ("sweep", "scan", "bound", "composed", "paths", "noci", "cluster", "grad", "precision", "regime")
 """The experiment names of the study's random streams: experiment ``x`` draws from
 ``Stream(cfg.seed, "rank-collapse/x")`` and its children (``"X"``, ``"weights"``, ...), member i
 of every ensemble from the member-i sub-stream (`workbench.streams`)."""
@@ -155,21 +155,30 @@ def san_forward_extended(X: np.ndarray, params: dict[str, np.ndarray], digits: i
     The same operations as `workbench.attention.multi_head_attention`: logits Q K^T / sqrt(k),
     row softmax (shifted by the row maximum, which does not change it), sum over heads of P X W_V W_O.
     """
+    return san_residuals_extended(X, params, digits)[0]
+
+
+def san_residuals_extended(X: np.ndarray, params: dict[str, np.ndarray], digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """`san_forward_extended`'s pass returning (log10 rho_l, log10 ||res(X_l)||_{1,inf}), each (L+1,):
+    the relative residual and the absolute one (what the bounds of Thm 2.2/2.3 bound); both at the
+    floor -digits where the residual rounds to exactly 0."""
     with mp.workdps(digits):
         exact = np.vectorize(mp.mpf, otypes=[object])
         exp = np.vectorize(mp.exp, otypes=[object])
 
-        def log10_rho(H):  # ||res(H)||_{1,inf} / ||H||_{1,inf} in the composite norm
+        def log10_norms(H):  # log10 of ||res(H)||_{1,inf} / ||H||_{1,inf} and of ||res(H)||_{1,inf}
             R = H - H.sum(axis=0) / H.shape[0]
             comp = lambda M: mp.sqrt(max(np.abs(M).sum(axis=0)) * max(np.abs(M).sum(axis=1)))
             res = comp(R)
-            return float(mp.log10(res / comp(H))) if res != 0 else -float(digits)  # rows equal to every digit: the floor
+            if res == 0:  # rows equal to every digit: the floor
+                return -float(digits), -float(digits)
+            return float(mp.log10(res / comp(H))), float(mp.log10(res))
 
         H = exact(X)  # (n, d) object array of mpf
         weights = {k: exact(v) for k, v in params.items()}
         L, heads, _, k = params["W_Q"].shape
         scale = 1 / mp.sqrt(k)
-        out = [log10_rho(H)]
+        out = [log10_norms(H)]
         for l in range(L):
             new = 0
             for h in range(heads):
@@ -179,8 +188,18 @@ def san_forward_extended(X: np.ndarray, params: dict[str, np.ndarray], digits: i
                 P = E / E.sum(axis=1)[:, None]  # row-stochastic (n, n)
                 new = new + P.dot(H.dot(weights["W_V"][l, h])).dot(weights["W_O"][l, h])  # (n, d)
             H = new
-            out.append(log10_rho(H))
-    return np.array(out, dtype=float)
+            out.append(log10_norms(H))
+    rho, residual = np.array(out, dtype=float).T
+    return rho, residual
+
+
+def layer_norms(params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The weight norms of the composed bound (`theory.layer_constant_log10`), per layer and head:
+    a = ||W_Q W_K^T||_2 / sqrt(d_head) and ||W_V W_O||_1, ||W_V W_O||_inf, each (e, L, H)."""
+    k = params["W_Q"].shape[-1]
+    A = torch.einsum("elhdk,elhfk->elhdf", params["W_Q"], params["W_K"]) / math.sqrt(k)  # (e, L, H, d, d)
+    W = torch.einsum("elhdv,elhvf->elhdf", params["W_V"], params["W_O"])  # (e, L, H, d, d)
+    return {"qk_norm": torch.linalg.matrix_norm(A, ord=2), "value_norm_1": norm_l1(W), "value_norm_inf": norm_linf(W)}
 
 
 # ----------------------------------------------------------------------------- paths

@@ -34,7 +34,8 @@ from workbench.record import Record
 
 from studies.rank_collapse.config import Config
 from studies.rank_collapse.model import (at_scales, centred_unit, count_clusters, init_weights, layer_trajectory,
-                                         path_decomposition, qk_value_gradients, rank_one_plus, san_forward_extended,
+                                         layer_norms, path_decomposition, qk_value_gradients, rank_one_plus,
+                                         san_forward_extended, san_residuals_extended,
                                          slice_layers, sphere_flow, experiment_stream, tile_members,
                                          uniform_attention_weights, value_maps,
                                          variant_specs)
@@ -188,6 +189,29 @@ class Bound:
     """'n{n}_d{d}' -> (trials, n, d) the inputs of that group."""
     weights: dict[str, dict[str, np.ndarray]]
     """'n{n}_d{d}' -> the layers as run (s and sigma_v applied), (trials, 1, 1, d, d) each."""
+
+
+@dataclass
+class Composed:
+    """Pure SANs on X = 1 x^T + eps R0 in extended precision, and the weight norms of the composed
+    bound (`theory.composed_bound_log10`); keys 'h<H>' (one per head count), R networks, E input scales."""
+
+    eps: np.ndarray
+    """(E,) input residuals ||res(X_0)||_{1,inf} (R0 is centred with unit composite norm)."""
+    X: dict[str, np.ndarray]
+    """(R, E, n, d) the inputs."""
+    weights: dict[str, dict[str, np.ndarray]]
+    """The networks as run (s and sigma_v applied), (R, L, H, ...)."""
+    log10_residual: dict[str, np.ndarray]
+    """(R, E, L+1) log10 ||res(X_l)||_{1,inf} at ``composed.digits`` digits (-digits where it rounds to 0)."""
+    log10_rho: dict[str, np.ndarray]
+    """(R, E, L+1) log10 rho_l = log10(||res(X_l)||_{1,inf} / ||X_l||_{1,inf}) (-digits at the floor)."""
+    qk_norm: dict[str, np.ndarray]
+    """(R, L, H) a = ||W_Q W_K^T||_2 / sqrt(d_head) of every layer and head (float64)."""
+    value_norm_1: dict[str, np.ndarray]
+    """(R, L, H) ||W_V W_O||_1."""
+    value_norm_inf: dict[str, np.ndarray]
+    """(R, L, H) ||W_V W_O||_inf."""
 
 
 @dataclass
@@ -527,6 +551,35 @@ def bound_trials(cfg: Config) -> Bound:
                                   X=inputs, weights=weights))
 
 
+# ----------------------------------------------------------------------------- the bound composed over depth
+def composed_bound_runs(cfg: Config) -> Composed:
+    """Pure SANs with ``composed.heads`` heads on X = 1 x^T + eps R0, every layer's absolute residual at
+    ``composed.digits`` digits (`model.san_residuals_extended`), and the weight norms the composed bound
+    is computed from (`model.layer_norms`)."""
+    cc, dt = cfg.composed, cfg.torch_dtype
+    n, d, R = cc.n_tokens, cc.d_model, cc.runs
+    eps = torch.tensor(cc.epsilons, dtype=dt)
+    out: dict[str, dict] = {k: {} for k in ("X", "weights", "log10_residual", "log10_rho", "qk_norm", "value_norm_1",
+                                             "value_norm_inf")}
+    for H in cc.heads:
+        key = f"h{H}"
+        st = experiment_stream(cfg.seed, "composed").child(key)
+        x = st.child("x").normal((d,), members=R, dtype=dt)  # (R, d), on the CPU: mpmath reads it there
+        R0 = centred_unit(st.child("R0").normal((n, d), members=R, dtype=dt))  # (R, n, d)
+        X = rank_one_plus(x, R0, eps).reshape(R, len(eps), n, d)  # (R, E, n, d)
+        spec = TransformerSpec(depth=cc.depth, d_model=d, n_heads=H)
+        p = init_transformer(spec, st.child("weights"), R, qk_std=cc.qk_scale, value_std=cc.value_scale, dtype=dt)
+        X_np, w = _np(X), _np(p)
+        passes = [[san_residuals_extended(X_np[r, e], {k: v[r] for k, v in w.items()}, cc.digits) for e in range(len(eps))]
+                  for r in range(R)]
+        out["X"][key], out["weights"][key] = X_np, w
+        out["log10_rho"][key] = np.array([[rho for rho, _ in row] for row in passes])  # (R, E, L+1)
+        out["log10_residual"][key] = np.array([[res for _, res in row] for row in passes])
+        for name, v in layer_norms(p).items():
+            out[name][key] = _np(v)
+    return _finite("composed", Composed(eps=_np(eps), **out))
+
+
 # ----------------------------------------------------------------------------- paths
 def path_experiment(cfg: Config) -> Paths:
     """The exact path decomposition without and with skips (s = 1)."""
@@ -695,6 +748,7 @@ PHASES = (
     Phase("scan", cubic_scan, inputs=lambda cfg: cfg.scan),
     Phase("precision", extended_precision, inputs=lambda cfg: cfg.precision),
     Phase("bound", bound_trials, inputs=lambda cfg: cfg.bound),
+    Phase("composed", composed_bound_runs, inputs=lambda cfg: cfg.composed),
     Phase("paths", path_experiment, inputs=lambda cfg: cfg.paths),
     Phase("grad", gradient_experiment, grad=True, inputs=lambda cfg: cfg.grad),
     Phase("noci", noci_monte_carlo, inputs=lambda cfg: cfg.noci),

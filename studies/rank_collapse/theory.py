@@ -257,3 +257,66 @@ def residual_band(contraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lower = np.concatenate([ones, np.cumprod(np.clip(1.0 - k, 0.0, None), axis=-1)], axis=-1)
     upper = np.concatenate([ones, np.cumprod(1.0 + k, axis=-1)], axis=-1)
     return lower, upper
+
+
+# ------------------------------------------------------------------------------ the bound composed over depth
+LOG10_E = math.log10(math.e)
+
+
+def _log10_sum(terms: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log10 sum_h 10^terms_h along ``axis``, without under- or overflow (terms may be -inf or inf)."""
+    top = np.max(terms, axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = safe + np.log10(np.sum(10.0 ** (terms - safe), axis=axis, keepdims=True))
+    return np.squeeze(np.where(np.isfinite(top), total, top), axis=axis)
+
+
+def layer_constant_log10(log10_r, n_tokens, qk_norm, value_norm_1, value_norm_inf):
+    """log10 c_l(r) of the one-layer map r -> c_l(r) r^3 that bounds a pure attention layer with H heads
+    (our derivation, in the chapter):
+
+        ||res(SA(X))||_{1,inf} <= c(r) r^3,   r = ||(I - J) X||_{1,inf},
+        c(r) = 2 (1 - 1/n) sqrt(n) sqrt( sum_h 2 a_h e^{2 a_h r^2} ||W_h||_1 . sum_h 2 a_h e^{2 a_h r^2} ||W_h||_inf ),
+
+    with a_h = ||W_Q,h W_K,h^T||_2 / sqrt(d_head) and W_h = W_V,h W_O,h.  It comes from
+    `explicit_bound` (its softmax sandwich, per head) with eps_E <= a_h r^2 and e^{2x} - 1 <= 2x e^{2x};
+    for H = 1 it is `explicit_bound` with those two estimates.  c(r) increases with r.
+    log10_r (...), qk_norm, value_norm_1, value_norm_inf (..., H) -> (...).  Computed in log10 so that
+    r down to 10^-1000 (the extended-precision runs) is no underflow."""
+    lr = np.asarray(log10_r, dtype=float)[..., None]
+    a = np.asarray(qk_norm, dtype=float)
+    with np.errstate(over="ignore", divide="ignore"):
+        r2 = 10.0 ** np.minimum(2.0 * lr, 300.0)  # r^2 (capped: beyond 1e300 the bound is vacuous anyway)
+        head = np.log10(2.0 * a) + 2.0 * a * r2 * LOG10_E  # log10(2 a_h e^{2 a_h r^2}), (..., H)
+        l1 = _log10_sum(head + np.log10(value_norm_1))
+        linf = _log10_sum(head + np.log10(value_norm_inf))
+    n = np.asarray(n_tokens, dtype=float)
+    return np.log10(2.0 * (1.0 - 1.0 / n) * np.sqrt(n)) + 0.5 * (l1 + linf)
+
+
+def composed_bound_log10(log10_r0, n_tokens, qk_norm, value_norm_1, value_norm_inf, power: float = 3.0):
+    """log10 B_l, l = 0..L, of the bound composed over depth: B_0 = r_0, B_(l+1) = c_l(B_l) B_l^3.
+
+    Since c_l(r) r^3 bounds layer l and increases with r, r_l <= B_l at every layer by induction, and
+    unrolled  B_L = prod_l c_l(B_l)^(3^(L-1-l)) r_0^(3^L)  (the exponents of Dong et al.'s Thm 2.2;
+    with one constant c >= every c_l, B_L <= c^((3^L - 1)/2) r_0^(3^L)).  ``power`` replaces the 3
+    (a rival with a faster contraction, 4, must be violated by the measured residuals).
+    log10_r0 (...), qk_norm etc. (..., L, H) -> (log10 B (..., L+1), log10 c (..., L))."""
+    a = np.asarray(qk_norm, dtype=float)
+    L = a.shape[-2]
+    logB = [np.asarray(log10_r0, dtype=float)]
+    logc = []
+    for l in range(L):
+        c = layer_constant_log10(logB[-1], n_tokens, a[..., l, :], np.asarray(value_norm_1)[..., l, :],
+                                 np.asarray(value_norm_inf)[..., l, :])
+        logc.append(c)
+        logB.append(c + power * logB[-1])
+    return np.stack(logB, -1), np.stack(logc, -1)
+
+
+def paper_form_log10(log10_r0, log10_c, depth: int) -> np.ndarray:
+    """log10 of Dong et al.'s form c^((3^L - 1)/2) r_0^(3^L) with one constant c per network
+    (``log10_c`` (...), e.g. the largest c_l): an upper bound of `composed_bound_log10` when c >= every c_l."""
+    L = np.arange(depth + 1)
+    return (3.0 ** L - 1) / 2 * np.asarray(log10_c)[..., None] + 3.0 ** L * np.asarray(log10_r0)[..., None]

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from workbench.attention import TransformerOutput, TransformerSpec, layer_norm, stable_softmax
+from workbench.attention import TransformerSpec, transformer_forward
 from workbench.streams import Stream
 from workbench.train import Adam, train
 
@@ -147,42 +147,11 @@ def embed(task: str, p: dict[str, Tensor], inputs: Tensor) -> Tensor:
     return torch.einsum("bnc,ecd->ebnd", inputs, p["embed"])
 
 
-def stack_forward(X: Tensor, params: dict[str, Tensor], spec: TransformerSpec) -> TransformerOutput:
-    """`workbench.attention.transformer_forward` with a sample axis: X (e, B, n, d), weights (e, ...)
-    shared by the B samples of member e.  The same operations in the same order as the workbench's
-    (the test compares the two); written out because flattening (e, B) and repeating the weights B
-    times makes the small batched products of ``transformer_forward`` about 100x slower here.
-    Hidden states (e, B, n, d), patterns (e, B, H, n, n)."""
-    hidden, patterns = [X], []
-    alpha = spec.branch_scale if spec.skip else 1.0
-    scale = spec.qk_scale if spec.qk_scale is not None else 1.0 / math.sqrt(spec.head_dim)
-    for layer in range(spec.depth):
-        w = 0 if spec.tied else layer
-        Z = layer_norm(X, spec.ln_eps) if spec.norm == "pre" else X
-        Q = torch.einsum("ebid,ehdk->ebhik", Z, params["W_Q"][:, w])
-        K = torch.einsum("ebjd,ehdk->ebhjk", Z, params["W_K"][:, w])
-        V = torch.einsum("ebjd,ehdv->ebhjv", Z, params["W_V"][:, w])
-        P = stable_softmax(scale * torch.einsum("ebhik,ebhjk->ebhij", Q, K), dim=-1)
-        heads = torch.einsum("ebhij,ebhjv->ebhiv", P, V)
-        A = torch.einsum("ebhiv,ehvd->ebid", heads, params["W_O"][:, w])
-        X = X + alpha * A if spec.skip else A
-        if spec.norm == "post":
-            X = layer_norm(X, spec.ln_eps)
-        if spec.mlp:
-            Z = layer_norm(X, spec.ln_eps) if spec.norm == "pre" else X
-            M = torch.einsum("ebif,efd->ebid", torch.relu(torch.einsum("ebid,edf->ebif", Z, params["W_in"][:, w])),
-                             params["W_out"][:, w])
-            X = X + alpha * M if spec.skip else M
-            if spec.norm == "post":
-                X = layer_norm(X, spec.ln_eps)
-        hidden.append(X)
-        patterns.append(P)
-    return TransformerOutput(X, hidden, patterns)
-
-
 def forward(task: str, p: dict[str, Tensor], inputs: Tensor, spec: TransformerSpec):
-    """(logits (e, B, n, C), the forward pass `stack_forward`)."""
-    fwd = stack_forward(embed(task, p, inputs), p, spec)
+    """(logits (e, B, n, C), the forward pass): `workbench.attention.transformer_forward` with the
+    sample axis B, member e's weights shared by its B samples; hidden states (e, B, n, d), patterns
+    (e, B, H, n, n)."""
+    fwd = transformer_forward(embed(task, p, inputs), p, spec)
     return readout(p, fwd.output), fwd
 
 
