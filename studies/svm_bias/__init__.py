@@ -8,7 +8,8 @@ others, W^mm = argmin ||W||_F s.t. (x_{i alpha_i} - x_it)^T W z_i >= 1; with W =
 minimises the nuclear norm instead.  The extension (spec section 5) adds spectral steepest
 descent, whose limit minimises the operator norm.  Also: the width sweep at two init scales
 (over-parameterisation), (K, Q) along the gradient-flow path, self-attention instances, and
-MMTS's joint (v, p) training.
+MMTS's joint (v, p) training, and TF-SVM's nonlinear head, whose attention selects a set of tokens
+per sequence, against the generalised SVM (Gen-SVM) of the official code.
 
     from studies import svm_bias as sb
     from workbench.phases import load
@@ -19,10 +20,11 @@ MMTS's joint (v, p) training.
 Modules: `config` (the primary run's fields and one sub-config per sub-experiment), `instances`
 (the five instance kinds, drawn from `workbench.streams`), `model` (forward passes, losses, gradients), `training` (optimisers and
 the underflow guard), `svm` (Att-SVM in three norms, KKT, scipy cross-check), `theory` (closed
-forms, `predict`), `simulate` (the phases, their typed results, `run`), `metrics` (what the checks
-and figures measure), `checks`, `figures`, `bench`.
+forms, `predict`), `nonlinear` (the lambda head, its optimal mixture and Gen-SVM), `simulate` (the
+phases, their typed results, `run`), `metrics` (what the checks and figures measure), `checks`,
+`figures`, `bench`.
 """
-from studies.svm_bias import instances, metrics, model, simulate, svm, theory, training
+from studies.svm_bias import instances, metrics, model, nonlinear, simulate, svm, theory, training
 from studies.svm_bias.bench import bench_case
 from studies.svm_bias.checks import checks
 from studies.svm_bias.config import Config
@@ -37,4 +39,4 @@ REFERENCES = ["tarzanagh2023transformers", "tarzanagh2023maxmargin", "soudry2018
               "lawson1974solving"]
 
 __all__ = ["NAME", "TITLE", "REFERENCES", "Config", "PHASES", "run", "predict", "checks", "figures", "bench_case",
-           "instances", "metrics", "model", "simulate", "svm", "theory", "training"]
+           "instances", "metrics", "model", "nonlinear", "simulate", "svm", "theory", "training"]

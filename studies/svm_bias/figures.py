@@ -25,6 +25,7 @@ def figures(record) -> dict:
             "spectra": fig_spectra(record),
             "precision_horizon": fig_horizon(record),
             "joint_training": fig_joint(record),
+            "nonlinear_gen_svm": fig_nonlinear(record),
         })
     return out
 
@@ -318,3 +319,46 @@ def fig_joint(record):
 
 def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b))
+
+
+def fig_nonlinear(record):
+    """The nonlinear head: 1 - corr of W_k with Gen-SVM's W_dir, with W^SVMeq = W_fin + R W_dir and
+    with the one-token SVM; and the finite part ||P_fin W_k - W_fin|| against ||W_k||."""
+    from studies.svm_bias.checks import nonlinear_measures
+    from studies.svm_bias.simulate import NonlinearResult
+
+    c, r = record.config.nonlinear, load(record, "nonlinear", NonlinearResult)
+    m = nonlinear_measures(r, c.threshold)
+    k = r.steps > 0
+    fig, ax = new_figure(2, width=3.8, height=3.0)
+    rest = r.W_traj - r.W_fin[None]                                          # (obs, e, d, d)
+    R = (rest * r.W_dir[None]).sum(axis=(-2, -1)) / (r.W_dir ** 2).sum(axis=(-2, -1))[None]
+    svmeq = r.W_fin[None] + R[..., None, None] * r.W_dir[None]
+    single = np.where(r.single_feasible[:, None, None], r.W_single, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curves = {"Gen-SVM direction W_dir": _one_minus_corr(r.W_traj, r.W_dir),
+                  "W_fin + R_k W_dir (R_k fitted)": (1 - corr(r.W_traj, svmeq)).T,
+                  "one-token SVM W^mm_alpha (rival)": _one_minus_corr(r.W_traj, single)}
+    for (label, y), col in zip(curves.items(), ("C0", "C2", "C3")):
+        seed_band(ax[0, 0], r.steps[k], y[:, k], label=label, color=col, log=True)
+    ax[0, 0].set_xscale("log")
+    ax[0, 0].set_yscale("log")
+    ax[0, 0].set_xlabel("iteration k (NGD)")
+    ax[0, 0].set_ylabel("1 - corr(W_k, .)")
+    ax[0, 0].set_title(f"lambda head, {len(r.W)} instances")
+    ax[0, 0].legend(fontsize=6, loc="lower left")
+    norms = np.linalg.norm(r.W_traj, axis=(-2, -1)).T                       # (e, obs)
+    seed_band(ax[0, 1], r.steps[k], norms[:, k], label="||W_k||_F", color="C0")
+    seed_band(ax[0, 1], r.steps[k], m["fin_traj"][:, k], label="||P_fin W_k - W_fin||_F", color="C1")
+    seed_band(ax[0, 1], r.steps[k], np.broadcast_to(np.linalg.norm(r.W_fin, axis=(-2, -1))[:, None],
+                                                      norms[:, k].shape), label="||W_fin||_F (predicted)",
+              color="0.5", ls="--")
+    ax[0, 1].axhline(c.lr, color="k", lw=0.8, ls=":", label=f"NGD step lr = {c.lr:g}")
+    ax[0, 1].set_xscale("log")
+    ax[0, 1].set_yscale("log")
+    ax[0, 1].set_xlabel("iteration k (NGD)")
+    ax[0, 1].set_ylabel("Frobenius norm")
+    ax[0, 1].set_title("finite part settles, ||W|| grows")
+    ax[0, 1].set_ylim(top=20 * float(np.max(norms)))                         # room for the legend above the data
+    ax[0, 1].legend(fontsize=6, loc="upper left")
+    return fig

@@ -307,6 +307,63 @@ class HorizonResult:
     """(k,) ||grad L||_F (closed form)."""
 
 
+@dataclass(kw_only=True)
+class NonlinearResult(Instances):
+    """The nonlinear (lambda) head: instances, the predicted selection and mixture, the NGD run,
+    and per member the Gen-SVM of the predicted selection and the one-token SVM of the final argmax."""
+
+    s_star: np.ndarray
+    """(e, n, T) the predicted mixing weights s*_i = argmax over the simplex of Y_i f_i(s)."""
+    O_pred: np.ndarray
+    """(e, n, T) bool: the predicted selected sets O_i = support of s*_i."""
+    slack: np.ndarray
+    """(e, n) strict-complementarity slack of s*_i."""
+    steps: np.ndarray
+    """(obs,) observed steps."""
+    W_traj: np.ndarray
+    """(obs, e, d, d) W at the observed steps."""
+    W: np.ndarray
+    """(e, d, d) the final W."""
+    loss: np.ndarray
+    """(obs, e) training loss."""
+    s_final: np.ndarray
+    """(e, n, T) the softmax of the final W."""
+    W_fin: np.ndarray
+    """(e, d, d) Gen-SVM's finite component (from s*, before training)."""
+    W_dir: np.ndarray
+    """(e, d, d) Gen-SVM's direction."""
+    gen_equality_residual: np.ndarray
+    """(e,) max |within-O logit difference| of W_dir (0 by construction)."""
+    gen_min_margin: np.ndarray
+    """(e,) min margin of W_dir against the tokens outside O (1 at the optimum)."""
+    W_single: np.ndarray
+    """(e, d, d) the Frobenius one-token Att-SVM of alpha = argmax of the final softmax (NaN if infeasible)."""
+    single_feasible: np.ndarray
+    """(e,) bool: that SVM is feasible."""
+    relu: "ReluRuns"
+    """The official ReLU-head experiment (observations)."""
+
+
+@dataclass(kw_only=True)
+class ReluRuns(Instances):
+    """The official ``multi_token_converge`` experiment (MLP head 1^T ReLU(V^T a), random labels,
+    W0 ~ U(+-1/sqrt(d)) as nn.Linear's default, NGD): the runs, the official acceptance rule, and
+    for the accepted runs Gen-SVM of the *measured* selection (s > threshold) and the one-token SVM."""
+
+    V: np.ndarray
+    """(e, d, d) the head's first layer (unit Frobenius norm)."""
+    W: np.ndarray
+    """(e, d, d) the final W."""
+    s_final: np.ndarray
+    """(e, n, T) the final softmax."""
+    accepted: np.ndarray
+    """(e,) bool: the official notebook keeps the run (`nonlinear.official_acceptance`)."""
+    W_dir: np.ndarray
+    """(e, d, d) Gen-SVM's direction for the measured selection (NaN where not accepted or infeasible)."""
+    W_single: np.ndarray
+    """(e, d, d) the one-token SVM of the final argmax (NaN where not accepted or infeasible)."""
+
+
 def _join(cls: type, *parts: Any, **more: Any):
     """A ``cls`` from the fields of ``parts`` (dataclasses ``cls`` inherits from) and ``more``."""
     return cls(**{f.name: getattr(p, f.name) for p in parts for f in dataclasses.fields(p)}, **more)
@@ -691,6 +748,91 @@ def horizon(cfg: Config) -> HorizonResult:
                          grad_norm=np.array(g_stable_norm))
 
 
+def nonlinear(cfg: Config, *, solver: SVMCache, progress: bool = True) -> NonlinearResult:
+    """The nonlinear head Y f = v^T a - lam ||a||^2 (`studies.svm_bias.nonlinear`): instances whose
+    predicted selection holds two or more tokens somewhere, W by NGD from 0 (closed-form gradient,
+    tested against autograd), Gen-SVM of the predicted selection, and the one-token SVM of the final
+    argmax."""
+    from workbench.train import NormalizedGD, train
+
+    from studies.svm_bias.nonlinear import gen_svm, lam_head_instance, lam_head_risk_gradient
+
+    c = cfg.nonlinear
+    inst, mix = lam_head_instance(stream(cfg, "nonlinear").child("instances"), c.n_seeds, c.n, c.T, c.d, c.lam,
+                                  min_weight=c.min_weight, min_slack=c.min_slack)
+    dev = _on_device(inst, cfg)
+
+    def risk(params, step):                                       # (e,) and {"W": (e, d, d)}, closed form
+        losses, grad = lam_head_risk_gradient(params["W"], dev.X, dev.Z, dev.v, c.lam, c.loss)
+        return losses, {"W": grad}
+
+    zeros = {"W": torch.zeros((c.n_seeds, c.d, c.d), dtype=cfg.torch_dtype, device=cfg.torch_device)}
+    result = train(zeros, risk, NormalizedGD(lr=c.lr), c.steps, observers={"W": lambda p: p["W"]},
+                   observe_at=observation_steps(c.steps), underflow="freeze", grad_floor=cfg.grad_floor,
+                   progress=progress, desc="nonlinear head")
+    W = to_numpy(result.params["W"]).astype(np.float64)
+    X, Z = to_numpy(inst.X), to_numpy(inst.Z)
+    logits = np.einsum("enta,eab,enb->ent", X, W, Z)
+    s_final = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    s_final /= s_final.sum(axis=-1, keepdims=True)
+    e, d = c.n_seeds, c.d
+    W_fin, W_dir, W_single = np.zeros((e, d, d)), np.zeros((e, d, d)), np.full((e, d, d), np.nan)
+    eq, margin, feasible = np.zeros(e), np.zeros(e), np.zeros(e, dtype=bool)
+    for j in range(e):
+        g = gen_svm(X[j], Z[j], mix.support[j], mix.s_star[j])
+        W_fin[j], W_dir[j], eq[j], margin[j] = g.W_fin, g.W_dir, g.equality_residual, g.min_margin
+        try:
+            W_single[j] = solver.solve(X[j], Z[j], s_final[j].argmax(axis=-1), "fro", "ldp").W
+            feasible[j] = True
+        except InfeasibleSVMError:
+            pass
+    return NonlinearResult(relu=_relu_runs(cfg, solver, progress), X=X, Z=Z, Y=to_numpy(inst.Y), v=to_numpy(inst.v),
+                           s_star=mix.s_star, O_pred=mix.support,
+                           slack=mix.slack, steps=to_numpy(result.steps), W_traj=to_numpy(result.trajectory["W"]),
+                           W=W, loss=to_numpy(result.trajectory["loss"]), s_final=s_final, W_fin=W_fin, W_dir=W_dir,
+                           gen_equality_residual=eq, gen_min_margin=margin, W_single=W_single,
+                           single_feasible=feasible)
+
+
+def _relu_runs(cfg: Config, solver: SVMCache, progress: bool) -> ReluRuns:
+    """The official ReLU-head runs (`ReluRuns`); Gen-SVM with W_fin from the final softmax, as in
+    the official ``W_svm_solver`` (there W_fin is the projection of W on S_fin, an identity)."""
+    from workbench.train import NormalizedGD, train
+
+    from studies.svm_bias.nonlinear import gen_svm, official_acceptance, relu_head_instance, relu_head_risk_gradient
+
+    c = cfg.nonlinear
+    s = stream(cfg, "nonlinear-relu")
+    inst, V = relu_head_instance(s.child("instances"), c.relu_runs, c.n, c.T, c.d)
+    W0 = (s.child("init").uniform((c.d, c.d), members=c.relu_runs, dtype=torch.float64) * 2 - 1) / np.sqrt(c.d)
+    dev, Vd = _on_device(inst, cfg), V.to(device=cfg.torch_device, dtype=cfg.torch_dtype)
+
+    def risk(params, step):
+        losses, grad = relu_head_risk_gradient(params["W"], dev.X, dev.Z, Vd, dev.Y, c.loss)
+        return losses, {"W": grad}
+
+    result = train({"W": W0.to(device=cfg.torch_device, dtype=cfg.torch_dtype)}, risk, NormalizedGD(lr=c.lr),
+                   c.relu_steps, observe_at=np.array([0, c.relu_steps]), underflow="freeze",
+                   grad_floor=cfg.grad_floor, progress=progress, desc="nonlinear ReLU head")
+    W = to_numpy(result.params["W"]).astype(np.float64)
+    X, Z, Y = to_numpy(inst.X), to_numpy(inst.Z), to_numpy(inst.Y)
+    logits = np.einsum("enta,eab,enb->ent", X, W, Z)
+    s_final = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    s_final /= s_final.sum(axis=-1, keepdims=True)
+    accepted = official_acceptance(s_final, Y)
+    e, d = c.relu_runs, c.d
+    W_dir, W_single = np.full((e, d, d), np.nan), np.full((e, d, d), np.nan)
+    for j in np.nonzero(accepted)[0]:
+        O = s_final[j] > c.threshold
+        try:
+            W_dir[j] = gen_svm(X[j], Z[j], O, np.where(O, s_final[j], 1.0)).W_dir
+            W_single[j] = solver.solve(X[j], Z[j], s_final[j].argmax(axis=-1), "fro", "ldp").W
+        except InfeasibleSVMError:
+            accepted[j] = False                     # the official notebook also drops infeasible runs
+    return ReluRuns(X=X, Z=Z, Y=Y, v=to_numpy(inst.v), V=to_numpy(V), W=W, s_final=s_final, accepted=accepted,
+                    W_dir=W_dir, W_single=W_single)
+
+
 def _reads(name: str):
     """The inputs of a battery phase: its own sub-config and the run-wide gradient floor (the seed,
     dtype and device are part of every phase's cache key), so sweeping a primary field reuses it."""
@@ -710,6 +852,7 @@ PHASES = (
     Phase("self_attn", self_attn, needs=("solver",), inputs=_reads("self_attn")),
     Phase("joint", joint, grad=True, inputs=_reads("joint")),  # autograd through the stable forward pass
     Phase("horizon", horizon, grad=True, inputs=lambda cfg: cfg.horizon),  # autograd against the closed form
+    Phase("nonlinear", nonlinear, needs=("solver",), inputs=_reads("nonlinear")),
 )
 PRIMARY = PHASES[:2]
 """The phases of ``suite=False``: the primary run alone."""
