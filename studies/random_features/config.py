@@ -85,11 +85,18 @@ class HeadsConfig(SubConfig):
     """Training size of the M sweep and of kernel ridge regression (the first n_train training points)."""
     n_eval: int = 500
     """Validation and test points of the M sweep (the first n_eval of the validation/test sets)."""
+    krr_sizes: tuple[int, ...] = (50, 100, 250)
+    """Smaller training sizes (first rows) at which the kernel ridge of the M = infinity point is also
+    solved: those below n_train, with n_train, are the RFA and BRFA kernel-ridge learning curves of
+    the BRFA/RFA sample-size ratio (the kernel matrices are those of n_train: no extra kernel
+    evaluations)."""
 
     def validate(self) -> None:
         _require_int_grid(self, "grid")
         require_int(self, "n_train", low=2)
         require_int(self, "n_eval", low=2)
+        _require_int_grid(self, "krr_sizes")
+        require(self.krr_sizes[0] >= 2, f"krr_sizes must be >= 2, got {self.krr_sizes}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,6 +311,11 @@ class Config(StudyConfig):
         return self.n_factors.index(1.0)
 
     @property
+    def krr_curve_sizes(self) -> tuple[int, ...]:
+        """The kernel-ridge sizes of the heads sweep: heads.krr_sizes below heads.n_train, then n_train."""
+        return tuple(n for n in self.heads.krr_sizes if n < self.heads.n_train) + (self.heads.n_train,)
+
+    @property
     def n_params(self) -> int:
         """P = M (d+1), the trainable parameters of every model."""
         return self.n_heads * (self.d + 1)
@@ -326,7 +338,8 @@ class Config(StudyConfig):
             n_factors=(0.5, 1.0),        # two sizes: one dual and one primal solve, and a slope
             nkeys=NKeysConfig(grid=(2, 8)),                       # the shortest N and the learning sweep's
             alpha=AlphaConfig(factors=(0.0, 1.0)),                # RFA and BRFA only: both reuse the learning fits
-            heads=HeadsConfig(grid=(16, 256), n_train=120, n_eval=120),  # two M and a 120-point kernel ridge (BRFA's kernel is costly)
+            heads=HeadsConfig(grid=(16, 256), n_train=120, n_eval=120,  # two M and a 120-point kernel ridge (BRFA's kernel is costly)
+                              krr_sizes=(50,)),                     # one smaller size: a two-point BRFA/RFA curve
             spectral=SpectralConfig(sizes=(50, 100, 200, 400), n_eval=150),  # four sizes, the smoke data
             favor=FavorConfig(draws=20_000),                      # 5x fewer draws: SEs 2.2x wider, still resolved
             favor_m=FavorMConfig(grid=(4, 16), draws=2_000),      # two m, one of them m = d
@@ -347,7 +360,8 @@ the kernel ridge regressions with the exact kernels, BRFA's above all, take most
             n_seeds=5,                                          # tighter seed bands
             n_factors=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),          # learning curves out to n = 8000 > B(8,2)^2 = 1225
             alpha=AlphaConfig(factors=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)),  # the trade-off curve resolved
-            heads=HeadsConfig(grid=(32, 128, 512, 2048), n_train=1000, n_eval=1000),  # M to 2048 and a larger kernel ridge
+            heads=HeadsConfig(grid=(32, 128, 512, 2048), n_train=1000, n_eval=1000,  # M to 2048 and a larger kernel ridge
+                              krr_sizes=(50, 100, 250, 500)),   # the BRFA/RFA curves out to n = 1000
             favor=FavorConfig(draws=1_000_000),                 # SEs sqrt(10) narrower than quick's
             favor_m=FavorMConfig(grid=(2, 4, 8, 16, 32, 64, 128, 256), draws=100_000),  # m to 16 blocks of d
             attn=AttentionConfig(grid=(2, 4, 8, 16, 32, 64, 128, 256), draws=100_000),  # the delta method at large m

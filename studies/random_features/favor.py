@@ -251,17 +251,46 @@ def favor_attention_mse(Q: Tensor, K: Tensor, V: Tensor, m: int, *, centred: boo
     ``centred=False`` is the rival of the check: the normaliser D_l treated as exact, so v_j
     replaces v_j - o_l (the error of the numerator alone, divided by D_l).
     """
+    return attention_mse_coefficients(Q, K, V, centred=centred)[0] / m
+
+
+def attention_mse_coefficients(Q: Tensor, K: Tensor, V: Tensor, *, centred: bool = True) -> tuple[float, float]:
+    """(M_1, M_2) of MSE = M_1 / m + M_2 / m^2 + O(1/m^3) for FAVOR+ attention with i.i.d.
+    positive features (chapter, eq. rf-attn-mse2), averaged over queries.
+
+    The error of query l is exactly Z / (D (1 + delta)) with Z = sum_j A_j eps_j w_j, w_j = v_j - o,
+    delta = sum_j a_j eps_j, a_j = A_j / D, and eps_j the mean over the m features of
+    eta_j = f_j / A_j - 1.  Every moment of the features is closed form,
+    E prod_{j in S} (1 + eta_j) = prod_{pairs in S} E_jk with E_jk = e^{(q + k_j).(q + k_k)}, so
+    C_jk = E_jk - 1 and T_jkl = E_jk E_jl E_kl - E_jk - E_jl - E_kl + 2.  Expanding (1 + delta)^-2,
+
+        M_1 = sum a_j a_k G_jk C_jk,    G_jk = w_j . w_k,
+        M_2 = -2 sum a_j a_k a_l G_jk T_jkl + 3 (M_1 S + 2 sum a_j a_k G_jk c_j c_k),
+        S = sum a_j a_k C_jk,   c_j = sum_k a_k C_jk.
+
+    ``centred=False`` (the rival, numerator error alone) gives M_1 with v_j for w_j and M_2 = NaN.
+    """
     d = Q.shape[-1]
     q, k = Q / d ** 0.25, K / d ** 0.25
     A = torch.exp(q @ k.T)                                                    # (l, j)
     D = A.sum(-1)                                                             # (l,)
     o = (A @ V) / D[:, None]                                                  # (l, v)
+    a = A / D[:, None]                                                        # (l, j)
     s = q[:, None, :] + k[None, :, :]                                         # (l, j, d): q_l + k_j
-    C = torch.exp(torch.einsum("ljd,lkd->ljk", s, s)) - 1                     # (l, j, j')
-    dv = V[None, :, :] - o[:, None, :] if centred else V[None, :, :].expand(len(q), -1, -1)   # (l, j, v)
-    G = torch.einsum("ljv,lkv->ljk", dv, dv)                                  # (l, j, j')
-    per_query = torch.einsum("lj,lk,ljk->l", A, A, C * G) / D ** 2
-    return float(per_query.mean()) / m
+    E = torch.exp(torch.einsum("ljd,lkd->ljk", s, s))                         # (l, j, j')
+    C = E - 1
+    w = V[None, :, :] - o[:, None, :] if centred else V[None, :, :].expand(len(q), -1, -1)   # (l, j, v)
+    G = torch.einsum("ljv,lkv->ljk", w, w)                                    # (l, j, j')
+    M1 = torch.einsum("lj,lk,ljk->l", a, a, C * G)                            # (l,)
+    if not centred:
+        return float(M1.mean()), float("nan")
+    T = (E[:, :, :, None] * E[:, :, None, :] * E[:, None, :, :]
+         - E[:, :, :, None] - E[:, :, None, :] - E[:, None, :, :] + 2)        # (l, j, k, n)
+    c = torch.einsum("ljk,lk->lj", C, a)                                      # (l, j)
+    S = torch.einsum("lj,lk,ljk->l", a, a, C)                                 # (l,)
+    M2 = (-2 * torch.einsum("lj,lk,ln,ljk,ljkn->l", a, a, a, G, T)
+          + 3 * (M1 * S + 2 * torch.einsum("lj,lk,ljk,lj,lk->l", a, a, G, c, c)))
+    return float(M1.mean()), float(M2.mean())
 
 
 # ------------------------------------------------------------------- Monte-Carlo resolution

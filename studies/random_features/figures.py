@@ -145,6 +145,41 @@ def spectral_curves(rec: Record):
     return fig
 
 
+def brfa_ratio(rec: Record):
+    """Kernel ridge with the RFA and BRFA kernels against their predicted curves (BRFA: the bracket
+    of its two complements), with the error levels eps of the ratio checks."""
+    from studies.random_features.checks import BIAS_RATIO_CASES
+
+    cfg, h = rec.config, load(rec, "heads", HeadsSweep)
+    models = [str(m) for m in h.models]
+    targets = [t for t in rf.TARGETS if t != "sep11"]
+    fig, axes = new_figure(len(targets), 1, width=2.6, height=2.6, sharey=True)
+    keep = h.pred_sizes <= 4 * h.krr_sizes[-1]
+    ps = h.pred_sizes[keep]
+    for ax, target in zip(axes[0], targets):
+        t = rf.TARGETS.index(target)
+        for model in ("rfa", "brfa"):
+            seed_band(ax, h.krr_sizes, h.krr_curve[models.index(model), :, :, t], color=MODEL_COLOR[model], log=True,
+                      marker="o", ms=3, ls="none", label=f"{MODEL_LABEL[model]} KRR: measured")
+        ax.plot(ps, h.pred_rfa[keep, t], "-", color=MODEL_COLOR["rfa"], lw=1.2, label="RFA: from its spectrum")
+        if np.all(np.isfinite(h.pred_brfa[:, keep, t])):
+            ax.fill_between(ps, h.pred_brfa[0, keep, t], h.pred_brfa[1, keep, t], color=MODEL_COLOR["brfa"], alpha=0.3, lw=0,
+                            label="BRFA: zonal spectrum (bracket)")
+        for tg, j in BIAS_RATIO_CASES:
+            if tg == target:
+                k = list(h.pred_sizes).index(int(h.krr_sizes[j]))
+                ax.axhline(math.sqrt(h.pred_brfa[0, k, t] * h.pred_brfa[1, k, t]), color="0.5", lw=0.8, ls=":")
+        ax.axvline(h.krr_sizes[-1], color="0.7", lw=0.6)
+        ax.set_xscale("log"), ax.set_yscale("log")
+        _log_ticks(ax, [int(v) for v in h.krr_sizes] + [int(ps[-1])])
+        ax.set_title(target), ax.set_xlabel("training samples n")
+    axes[0, 0].set_ylabel("relative test MSE (M = ∞)")
+    axes[0, targets.index("geg3")].legend(fontsize=6, loc="lower left")   # geg3 stays near 1: room below
+    fig.suptitle(f"BRFA (alpha={cfg.bias_alpha:.2f}) against RFA: kernel ridge, intercept, d={cfg.d}, N={cfg.n_keys}, "
+                 f"{cfg.n_seeds} seed(s)\ndotted: the eps of the ratio checks; grey line: the largest measured n")
+    return fig
+
+
 def kernel_limit(rec: Record):
     """Monte-Carlo Gram entries against the closed-form kernels."""
     cfg, k = rec.config, load(rec, "kernel", KernelLimit)
@@ -200,7 +235,7 @@ def favor_mse_vs_m(rec: Record):
     ax.axvline(cfg.favor_m.d, color="0.6", ls=":", lw=1)
     ax.set_xscale("log", base=2), ax.set_yscale("log")
     ax.set_xlabel("features m (dotted: m = d)"), ax.set_ylabel("MSE of exp(x.y)")
-    ax.set_title(f"|x|=|y|=0.6, cos 0.3; {cfg.favor_m.draws} draws per dot (2 SE)")
+    ax.set_title(f"|x|=|y|=0.6, cos 0.3\n{cfg.favor_m.draws} draws per dot (bars: 2 SE)")
     ax.legend(fontsize=7)
     return fig
 
@@ -240,10 +275,12 @@ def attention(rec: Record):
                          (axes[0, 1], a.A_favor, f"FAVOR+, one draw, m={cfg.attn.m} (ORF)")):
         im = ax.imshow(A, vmin=0, vmax=vmax, cmap="viridis")
         ax.set_title(title), ax.set_xlabel("key j"), ax.set_ylabel("query l"), ax.grid(False)
-    fig.colorbar(im, ax=axes[0, 1], shrink=0.8)
+    fig.colorbar(im, ax=axes[0, 1], shrink=0.8, label="attention weight")
     ax = axes[0, 2]
     grid = a.grid
     ax.plot(grid, a.pred["iid"], "k-", label="delta method (i.i.d.)")
+    ok = a.pred["iid2"] > 0.5 * a.pred["iid"]          # the series is useful where |M_2|/m^2 < M_1/(2m)
+    ax.plot(grid[ok], a.pred["iid2"][ok], "k--", label="to second order")
     for kind, color, mc in (("iid", "C0", a.iid), ("orf", "C4", a.orf)):
         ax.errorbar(grid, mc.mse, yerr=2 * mc.se_mse, fmt="o", color=color, ms=4, label=kind)
     ax.set_xscale("log", base=2), ax.set_yscale("log")
@@ -286,6 +323,7 @@ def figures(record: Record) -> dict:
         "alpha_tradeoff": alpha_tradeoff(record),
         "heads_limit": heads_limit(record),
         "spectral_curves": spectral_curves(record),
+        "brfa_ratio": brfa_ratio(record),
         "kernel_limit": kernel_limit(record),
         "favor_mse_angle": favor_mse_angle(record),
         "favor_mse_vs_m": favor_mse_vs_m(record),

@@ -319,25 +319,65 @@ class HeadsSweep:
     """(model, e, T) kernel ridge with the model's kernel (M = infinity)."""
     krr_lambda_choice: np.ndarray
     """(model, e, T) index of its validated lambda."""
+    krr_sizes: np.ndarray
+    """(K,) the kernel-ridge training sizes `Config.krr_curve_sizes` (the first rows; the last is n_train)."""
+    krr_curve: np.ndarray
+    """(model, e, K, T) kernel ridge with each model's kernel at every size (the last is krr_test_mse)."""
+    pred_sizes: np.ndarray
+    """(K2,) the sizes of the predicted curves: krr_sizes, then n_train 2^(j/2) out to 32 n_train (where
+    RFA's predicted crossing of a BRFA error may lie)."""
+    pred_rfa: np.ndarray
+    """(K2, T) kernel ridge with K_RFA, predicted from its exact spectrum (`spectrum.rfa_predicted_curves`)."""
+    pred_brfa: np.ndarray
+    """(2, K2, T) kernel ridge with K_BRFA, predicted from its exact zonal spectrum with the two complements
+    of `spectrum.brfa_predicted_curves` (rows: scale 1, trace scale); NaN on the non-zonal sep11."""
+    brfa_complement_scales: np.ndarray
+    """(2,) the scales of the RFA complement in the two BRFA predictions."""
+
+
+def predicted_size_grid(cfg: Config) -> tuple[int, ...]:
+    """`HeadsSweep.pred_sizes`: the kernel-ridge sizes, then heads.n_train 2^(j/2) for j = 1..10."""
+    c = cfg.heads
+    return cfg.krr_curve_sizes + tuple(int(round(c.n_train * 2 ** (j / 2))) for j in range(1, 11))
+
+
+def predicted_kernel_curves(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The theory of the BRFA/RFA ratio, without training: sizes (K2,), RFA (K2, T), BRFA (2, K2, T), scales (2,)."""
+    from studies.random_features import spectrum as sp
+
+    sizes = predicted_size_grid(cfg)
+    rfa = sp.rfa_predicted_curves(cfg.d, cfg.n_keys, sizes, cfg.ridge_grid, cfg.spectral.kmax)
+    brfa = np.full((2, len(sizes), len(rf.TARGETS)), np.nan)
+    scales = np.full(2, np.nan)
+    if cfg.d >= 3:                                         # the trace quadrature needs S^{d-2}
+        zonal = [t for t in rf.TARGETS if t != "sep11"]
+        curves, scales = sp.brfa_predicted_curves(cfg.d, cfg.n_keys, cfg.bias_alpha, sizes, cfg.ridge_grid,
+                                                  cfg.spectral.kmax, zonal)
+        brfa[:, :, [rf.TARGETS.index(t) for t in zonal]] = curves
+    return np.array(sizes), rfa, brfa, scales
 
 
 def heads(cfg: Config, learn: LearnSweep) -> HeadsSweep:
     c = cfg.heads
     data = first_rows(learn.data, c.n_train, c.n_eval)
     nm, L, T = len(HEADS_MODELS), len(cfg.ridge_grid), len(rf.TARGETS)
+    sizes = list(cfg.krr_curve_sizes)
     mse = np.zeros((nm, len(c.grid), cfg.n_seeds, T))
     grid_mse = np.zeros((nm, len(c.grid), cfg.n_seeds, L, T))
-    krr = np.zeros((nm, cfg.n_seeds, T))
-    choice = np.zeros((nm, cfg.n_seeds, T), dtype=np.int64)
+    curve = np.zeros((nm, cfg.n_seeds, len(sizes), T))
+    choice = np.zeros((nm, cfg.n_seeds, len(sizes), T), dtype=np.int64)
     for im, model in enumerate(HEADS_MODELS):
         for iM, M in enumerate(c.grid):
             res = fit(cfg, feature_fn(model, learn.bank, cfg.bias_alpha, learn.mlp, M), data, [c.n_train], M, cfg.n_keys)
             mse[im, iM], grid_mse[im, iM] = _np(res.test_mse[:, 0]), _np(res.test_mse_grid[:, 0])
         kernel = rf.model_kernel(model, cfg.bias_alpha)
         for s in range(cfg.n_seeds):
-            krr[im, s], choice[im, s] = krr_test_mse(kernel, data, s, cfg.ridge_grid)
+            curve[im, s], choice[im, s] = krr_member(kernel, data, s, cfg.ridge_grid, sizes)
+    pred_sizes, pred_rfa, pred_brfa, scales = predicted_kernel_curves(cfg)
     return HeadsSweep(models=np.array(HEADS_MODELS), grid=np.array(c.grid), test_mse=mse, test_mse_grid=grid_mse,
-                      krr_test_mse=krr, krr_lambda_choice=choice)
+                      krr_test_mse=curve[:, :, -1], krr_lambda_choice=choice[:, :, -1], krr_sizes=np.array(sizes),
+                      krr_curve=curve, pred_sizes=pred_sizes, pred_rfa=pred_rfa, pred_brfa=pred_brfa,
+                      brfa_complement_scales=scales)
 
 
 # ------------------------------------------------------------------- the kernel's spectrum
@@ -687,7 +727,7 @@ class FavorAttention:
     orf: MonteCarloMSE
     """The same with orthogonal features."""
     pred: dict[str, np.ndarray]
-    """``iid``: the delta-method MSE, (m,)."""
+    """``iid``: the delta-method MSE M_1 / m, (m,); ``iid2``: to second order, M_1 / m + M_2 / m^2."""
     A_exact: np.ndarray
     """(L, L) the exact attention matrix."""
     A_favor: np.ndarray
@@ -703,7 +743,8 @@ def attn(cfg: Config) -> FavorAttention:
     exact = fv.softmax_attention(Q, K, V)
     nm = len(c.grid)
     out = {kind: MonteCarloMSE(mse=np.zeros(nm), se_mse=np.zeros(nm)) for kind in ("iid", "orf")}
-    pred = np.zeros(nm)
+    pred, pred2 = np.zeros(nm), np.zeros(nm)
+    M1, M2 = fv.attention_mse_coefficients(Q, K, V)
     for k, m in enumerate(c.grid):
         for kind in ("iid", "orf"):
             errs = [(fv.favor_attention(Q, K, V, om) - exact).pow(2).sum(-1).mean(-1)     # (r,)
@@ -712,12 +753,13 @@ def attn(cfg: Config) -> FavorAttention:
             out[kind].mse[k] = float(err.mean())
             out[kind].se_mse[k] = float(err.std() / math.sqrt(err.numel()))
         pred[k] = fv.favor_attention_mse(Q, K, V, m)
+        pred2[k] = M1 / m + M2 / m ** 2
     # one draw at m = attn.m, for the side-by-side picture
     om = fv.orthogonal_features(stream(cfg, "attn", "one-draw"), 1, c.m, d, device=dev, dtype=dt)
     q, kk = Q / d ** 0.25, K / d ** 0.25
     A_hat = fv.phi_positive(q, om[0]) @ fv.phi_positive(kk, om[0]).T
     return FavorAttention(
-        grid=np.array(c.grid), Q=_np(Q), K=_np(K), V=_np(V), exact=_np(exact), pred={"iid": pred},
+        grid=np.array(c.grid), Q=_np(Q), K=_np(K), V=_np(V), exact=_np(exact), pred={"iid": pred, "iid2": pred2},
         A_exact=_np(torch.softmax(q @ kk.T, dim=-1)), A_favor=_np(A_hat / A_hat.sum(-1, keepdim=True)),
         one_draw=_np(fv.favor_attention(Q, K, V, om)[0]), **out)
 

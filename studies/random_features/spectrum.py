@@ -120,10 +120,17 @@ def block_powers(blocks: dict[str, np.ndarray], powers: dict[tuple[int, int], fl
 
 def spectral_risk(eig: np.ndarray, mult: np.ndarray, power: np.ndarray, n: float, ridge: float,
                   tail: float = 0.0) -> float:
-    """The omniscient relative test error of kernel ridge regression (module docstring), at n
-    points and ridge ``ridge`` (absolute: the system (K + ridge I) a = y), for modes with
-    eigenvalues ``eig``, multiplicities ``mult`` and target powers ``power``; ``tail`` is the trace
-    of modes left out (a ridge)."""
+    """The omniscient relative test error of kernel ridge regression (Bordelon, Canatar & Pehlevan
+    2020, eqs. of the module docstring; chapter eq. rf-risk), without label noise.
+
+    eig (R,), mult (R,), power (R,): the eigenvalues eta_rho of the kernel operator on the data
+    distribution, their multiplicities, and the target power each degenerate block holds in all
+    (sum of power = E y^2 for a relative error); n: training points; ridge: the absolute ridge of
+    (K + ridge I) a = y; tail: the trace of modes left out, which acts as an added ridge (exact
+    when n eta << kappa for all of them).  Modes with eig <= 0 are dropped.  kappa is found by
+    Brent's method on a log scale.  Kernel- and study-agnostic (a candidate for workbench/); the
+    tests check one mode against its closed form, multiplicities against repeated modes, and the
+    tail against the ridge."""
     eig, mult, power = (np.asarray(v, dtype=float) for v in (eig, mult, power))
     keep = eig > 0
     eig, mult, power = eig[keep], mult[keep], power[keep]
@@ -251,3 +258,117 @@ def empirical_spectrum(K: torch.Tensor, Y: torch.Tensor) -> tuple[np.ndarray, np
     power = (U.T @ Yc) ** 2 / n                                       # (n_s, T)
     power = power / power.sum(0, keepdim=True)
     return eta.clamp_min(0).cpu().numpy(), power.cpu().numpy()
+
+
+# ------------------------------------------------------------- BRFA: the zonal (invariant) sector
+def pair_rotation_average(d: int, alpha: float, kmax: int, nodes_u: int = 32, nodes_ab: int = 40
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BRFA pair kernel averaged over rotations, kappa_inv(u, u') on Gauss-Jacobi nodes of u
+    (chapter, eq. rf-brfa-invariant): returns the nodes u (U,), weights (U,), kappa_inv (U, U).
+
+    The pair kernel is h = F(alpha u, alpha u'; (1 + a)(1 + b) / 4) (1 + b) with u = <x_0, x_i>,
+    u' = <x_0', x_j'>, a = <x_0, x_0'>, b = <x_i, x_j'>.  Expanding h in P_k(a) P_l(b) at fixed
+    (u, u') and averaging over a rotation R of (x_0', x_j') with Schur orthogonality,
+    E_R[P_k(<x_0, R x_0'>) P_l(<x_i, R x_j'>)] = delta_kl P_k(u) P_k(u') / B_k, so
+
+        kappa_inv(u, u') = sum_{k <= kmax} B_k P_k(u) P_k(u') E_{a,b}[h P_k(a) P_k(b)]
+
+    with a, b independent (density of <x, x'> on S^{d-1}).  At alpha = 0 it is the diagonal of the
+    RFA blocks, sum_k c_kk P_k(u) P_k(u') / B_k (the tests check it, and a Monte-Carlo rotation
+    average at alpha > 0).  The default 32 x 40 nodes give the top zonal eigenvalues of
+    `brfa_zonal_spectrum` to a relative 1e-8 of 40 x 60 nodes (d = N = 8, alpha = sqrt 8)."""
+    u, wu = sphere_quadrature(d, nodes_u)
+    a, wa = sphere_quadrature(d, nodes_ab)
+    A, B = np.meshgrid(a, a, indexing="ij")
+    rho = torch.from_numpy((1 + A) * (1 + B) / 4)                                   # (a, b)
+    s = torch.from_numpy(alpha * u)
+    F = rf.relu_moment_biased(s[:, None, None, None], s[None, :, None, None], rho[None, None])   # (u, u', a, b)
+    H = F.numpy() * ((1 + B) * wa[:, None] * wa[None, :])[None, None]
+    Pa = np.stack([rf.gegenbauer(k, d, torch.from_numpy(a)).numpy() for k in range(kmax + 1)])  # (k, a)
+    Pu = np.stack([rf.gegenbauer(k, d, torch.from_numpy(u)).numpy() for k in range(kmax + 1)])  # (k, u)
+    dims = np.array([rf.gegenbauer_dim(d, k) for k in range(kmax + 1)], dtype=float)
+    Ekk = np.einsum("ka,uvab,kb->kuv", Pa, H, Pa)                                   # (k, u, u'): E[h P_k P_k]
+    return u, wu, np.einsum("k,ku,kv,kuv->uv", dims, Pu, Pu, Ekk)
+
+
+def zonal_basis(d: int, degree: int, u: np.ndarray) -> np.ndarray:
+    """e_r(u) = sqrt(B_r) P_r(u), r = 0..degree, orthonormal under the density of u: (r, node)."""
+    return np.stack([math.sqrt(rf.gegenbauer_dim(d, r)) * rf.gegenbauer(r, d, torch.from_numpy(np.asarray(u))).numpy()
+                     for r in range(degree + 1)])
+
+
+def brfa_zonal_spectrum(d: int, N: int, alpha: float, kmax: int, degree: int = 24, nodes_u: int = 32,
+                        nodes_ab: int = 40) -> dict[str, np.ndarray]:
+    """The exact spectrum of K_BRFA on the zonal sector, the functions (1/N) sum_i f(<x_0, x_i>)
+    (every zonal target of the study lies there): ``eig`` (degree,) and ``vec`` (degree, degree),
+    the eigenvectors in the basis e_1..e_degree, with the constant left out (the intercept), and
+    ``trace``, the trace of the sector including the constant.
+
+    With kappa_inv = sum_rs A_rs e_r(u) e_s(u') (`pair_rotation_average`), the functions
+    E_r = (1/N) sum_i e_r(u_i) are orthogonal with ||E_r||^2 = 1/N (r >= 1), so the operator is
+    A_rs / N on r, s >= 1.  Its trace E K_inv(x, x) is (1/N) sum_r A_rr + (1 - 1/N) A_00."""
+    u, wu, kin = pair_rotation_average(d, alpha, kmax, nodes_u, nodes_ab)
+    e = zonal_basis(d, degree, u) * wu                                              # (r, node)
+    A = e @ kin @ e.T                                                               # (r, s)
+    eig, vec = np.linalg.eigh(A[1:, 1:] / N)
+    return {"eig": np.clip(eig, 0.0, None), "vec": vec, "trace": np.array(np.trace(A) / N + (1 - 1 / N) * A[0, 0])}
+
+
+def zonal_target_powers(target: str, d: int, vec: np.ndarray, nodes: int = 200) -> np.ndarray:
+    """The powers of a zonal target in the eigenvectors ``vec`` (r, mode) of `brfa_zonal_spectrum`:
+    (U^T v)^2, v_r = E[F e_r] the coefficients of its profile F (the sqrt(N) of the target makes
+    the functions E_r orthonormal)."""
+    u, w = sphere_quadrature(d, nodes)
+    v = zonal_basis(d, vec.shape[0], u)[1:] @ (w * rf.zonal_profile(target, d, u))
+    return (vec.T @ v) ** 2
+
+
+def brfa_trace(d: int, N: int, alpha: float, nodes: int = 40) -> float:
+    """E[K_BRFA(x, x)] = (2/N) E S_2(alpha u) + (1 - 1/N) E[F(alpha u_i, alpha u_j; (1+b)/2) (1+b)],
+    where S_2(t) = F(t, t; 1) and, with x_0 fixed, b = u_i u_j + sqrt((1-u_i^2)(1-u_j^2)) c, c the
+    inner product of two uniform points of S^{d-2} (needs d >= 3)."""
+    if d < 3:
+        raise ValueError(f"random-features: brfa_trace needs d >= 3, got d={d}")
+    u, wu = sphere_quadrature(d, nodes)
+    c, wc = sphere_quadrature(d - 1, nodes)
+    s = torch.from_numpy(alpha * u)
+    diag = float(np.sum(wu * rf.relu_moment_biased(s, s, torch.ones_like(s)).numpy()) * 2)
+    Ui, Uj, C = np.meshgrid(u, u, c, indexing="ij")
+    b = Ui * Uj + np.sqrt((1 - Ui ** 2) * (1 - Uj ** 2)) * C
+    F = rf.relu_moment_biased(torch.from_numpy(alpha * Ui), torch.from_numpy(alpha * Uj), torch.from_numpy((1 + b) / 2)).numpy()
+    cross = float(np.einsum("i,j,k,ijk->", wu, wu, wc, F * (1 + b)))
+    return diag / N + (1 - 1 / N) * cross
+
+
+def rfa_complement(d: int, N: int, kmax: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The RFA spectrum outside the zonal sector: every block (k, l) with its multiplicity, less
+    the one zonal function of each diagonal block (k, k); returns eig, mult, tail."""
+    b = rfa_blocks(d, N, kmax)
+    return b["eig"], b["mult"] - (b["k"] == b["l"]), float(b["tail"])
+
+
+def brfa_predicted_curves(d: int, N: int, alpha: float, sizes, grid, kmax: int,
+                          targets=("geg1", "geg2", "geg3", "pow3")) -> tuple[np.ndarray, np.ndarray]:
+    """(2, K, T) predicted relative test error of kernel ridge with K_BRFA (best lambda of the grid)
+    on the zonal targets, and the two complement scales (2,).
+
+    The zonal sector is exact (`brfa_zonal_spectrum`); the rest of the BRFA spectrum is not
+    computed, and is replaced by the RFA complement (`rfa_complement`) scaled by s: row 0 with
+    s = 1 (the bias changes only the zonal sector), row 1 with s = its exact trace over RFA's
+    (tr K_BRFA - tr K_inv) / (tr K_RFA - tr K_RFA,inv) (the bias scales the rest uniformly).  The
+    two rows bracket the prediction (chapter, "The BRFA spectrum").  At alpha = 0 both rows are
+    the exact RFA curves."""
+    z = brfa_zonal_spectrum(d, N, alpha, kmax)
+    trace = brfa_trace(d, N, alpha)
+    ceig, cmult, ctail = rfa_complement(d, N, kmax)
+    rest_rfa = float(np.sum(ceig * cmult)) + ctail                                  # tr K_RFA - tr K_RFA,inv
+    scales = np.array([1.0, (trace - float(z["trace"])) / rest_rfa])
+    out = np.zeros((2, len(sizes), len(targets)))
+    for j, s in enumerate(scales):
+        eig = np.concatenate([z["eig"], s * ceig])
+        mult = np.concatenate([np.ones_like(z["eig"]), cmult])
+        for t, target in enumerate(targets):
+            power = np.concatenate([zonal_target_powers(target, d, z["vec"]), np.zeros_like(ceig)])
+            for i, n in enumerate(sizes):
+                out[j, i, t] = best_risk(eig, mult, power, n, grid, trace, s * ctail)[0]
+    return out, scales
