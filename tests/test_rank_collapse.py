@@ -527,10 +527,11 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     assert set(record.info["phase_seconds"]) == {p.name for p in rc.PHASES}
     checks = rc.checks(record)
     assert len(checks) >= 25
-    # the trained-model checks are measurements of training at the smoke sizes (20 steps, L = 3), where
-    # they carry no meaning; they are tested for discrimination below and asserted at quick
-    failed = [c.name for c in checks if not c.ok and not c.name.startswith(("trained_san", "trained_skip", "short_paths"))]
-    assert not failed, failed
+    # the trained-model checks are shown but not asserted at smoke's 20 Adam steps (they are tested
+    # for discrimination below and asserted at quick), so the smoke run passes as a whole
+    assert not [c.name for c in checks if not c.ok]
+    assert not [c.name for c in checks if c.name.startswith(("trained_san", "trained_skip", "short_paths"))
+                and c.asserted]
     assert all(c.ok for c in checks if c.name.startswith("trained_path_decomposition"))
     figs = rc.figures(record)
     assert {"relative_residual", "cubic_scan", "doubly_exponential", "explicit_bound", "composed_bound", "paths",
@@ -595,14 +596,14 @@ def test_trained_checks_reject_the_rivals(smoke_record):
     tc = smoke_record.config.trained
     rho = smoke_record.arrays["trained.rho.circle_san"]
     collapsed = {"trained.rho.circle_san": np.concatenate([rho[:, :1], np.full_like(rho[:, 1:], 1e-9)], 1)}
-    assert _check(_with(smoke_record, **collapsed), "trained_san_collapses_circle").ok
+    assert _check(_with(smoke_record, **collapsed), "trained_san_collapses_circle").passed
     kept = {"trained.rho.circle_san": np.repeat(rho[:, :1], rho.shape[1], 1)}
-    assert not _check(_with(smoke_record, **kept), "trained_san_collapses_circle").ok
+    assert not _check(_with(smoke_record, **kept), "trained_san_collapses_circle").passed
     skip = smoke_record.arrays["trained.rho.sort_san_skip"]
     healthy = {"trained.rho.sort_san_skip": np.full_like(skip, 0.5), "trained.rho.sort_full": np.full_like(skip, 0.5)}
-    assert _check(_with(smoke_record, **healthy), "trained_skip_keeps_rank_sort").ok
+    assert _check(_with(smoke_record, **healthy), "trained_skip_keeps_rank_sort").passed
     gone = {**healthy, "trained.rho.sort_full": np.full_like(skip, 1e-9)}
-    assert not _check(_with(smoke_record, **gone), "trained_skip_keeps_rank_sort").ok
+    assert not _check(_with(smoke_record, **gone), "trained_skip_keeps_rank_sort").passed
     acc = smoke_record.arrays["trained.path_accuracy.sort"]
     share = np.cumsum(theory.path_length_distribution(tc.depth, tc.n_heads))
     lo, hi = 0.2, 0.9
