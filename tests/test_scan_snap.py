@@ -15,7 +15,7 @@ import torch
 from scipy.integrate import quad, solve_ivp
 
 from studies import scan_snap as ss
-from studies.scan_snap import joma, model, sgd, simulate, theory
+from studies.scan_snap import joma, model, population, sgd, simulate, theory
 from studies.scan_snap.config import Config, OdeConfig, SweepConfig
 from studies.scan_snap.data import CountSampler, SequenceClasses
 from workbench.errors import ConfigError, DivergenceError
@@ -386,6 +386,102 @@ def test_numpy_and_torch_attention_agree():
                                model.distinct_entropy(torch.tensor(c), SMALL).numpy(), atol=1e-14)
 
 
+# ---------------------------------------------------------------- exact population gradient
+def _symmetric_point(pop, seed, scale=0.7):
+    """Random lumped parameters (every token of a group shares them): (Yg (1, G, M), ag (1, Q, G))."""
+    rng = np.random.default_rng(seed)
+    G, lay = pop.groups.n_groups, pop.layout
+    return (torch.tensor(scale * rng.normal(size=(1, G, lay.vocab))),
+            torch.tensor(scale * rng.normal(size=(1, lay.n_queries, G))))
+
+
+def test_population_states_are_the_multinomial():
+    """The lumped states' probabilities sum to 1 per class, their number is the one computed
+    without building them, and they give E[N_g] = (T-1) s_g p_g and E[Q_g] = s_g E[N_l^2]."""
+    lay, T = SequenceClasses(3, 2, 1, 3), 7
+    st, groups = population.count_states(lay, T), population.token_groups(lay)
+    assert len(st.prob) == population.n_lumped_states(lay, T) < population.n_count_vectors(lay, T)
+    assert groups.size.tolist() == [3, 1, 1, 1, 1, 1, 1]
+    n = T - 1
+    for k in range(2):
+        sel = st.classes == k
+        p, w = groups.P[k], st.prob[sel]
+        assert w.sum() == pytest.approx(1.0, abs=1e-14)
+        np.testing.assert_allclose(w @ st.counts[sel], n * groups.size * p, atol=1e-13)
+        np.testing.assert_allclose(w @ st.squares[sel], groups.size * (n * p * (1 - p) + n ** 2 * p ** 2), atol=1e-12)
+    with pytest.raises(ConfigError, match="population"):
+        Config.smoke().replace(**{"population.seq_len": 200})
+
+
+@pytest.mark.parametrize("layout, T", [(SequenceClasses(2, 2, 1, 2), 6), (SequenceClasses(2, 1, 2, 2), 5)])
+def test_population_gradient_equals_brute_force_enumeration(layout, T):
+    """The lumped exact gradient equals the probability-weighted sum of Lemma 1's gradient over
+    every count vector of every class (no lumping), at a random symmetric point."""
+    pop = population.PopulationLoss(layout, T)
+    Yg, ag = _symmetric_point(pop, 3)
+    for closed, auto in zip(pop.group_gradients(Yg, ag), pop.autograd_gradients(Yg, ag)):  # closed form = autograd
+        torch.testing.assert_close(closed, auto, rtol=0, atol=1e-15)
+    gY, gZ = pop.token_gradients(Yg, ag)
+    Y, Z = pop.expand(Yg, ag)
+    sup, n, K = layout.support(), T - 1, layout.n_classes
+    P = layout.probabilities()
+    want_Y, want_Z = torch.zeros_like(Y[0]), torch.zeros_like(Z[0])
+    for k in range(K):
+        comp = population._compositions(n, sup.shape[1])  # (V, S) every count vector
+        logp = [math.lgamma(n + 1) - sum(math.lgamma(x + 1) for x in row) for row in comp] + comp @ np.log(P[k, sup[k]].numpy())
+        counts = torch.zeros(len(comp), 1, layout.n_context, dtype=F64)
+        counts[:, 0, sup[k]] = torch.tensor(comp, dtype=F64)
+        V = len(comp)  # one member per count vector: per-sequence gradients
+        _, g = model.lemma1_gradients(Y.expand(V, -1, -1), Z.expand(V, -1, -1), counts, torch.full((V, 1), k), layout)
+        w = torch.tensor(np.exp(logp)) / K
+        want_Y += torch.einsum("v,vij->ij", w, g["Y"])
+        want_Z += torch.einsum("v,vij->ij", w, g["Z"])
+    assert gY.abs().max() > 0.01 and gZ.abs().max() > 0.01
+    torch.testing.assert_close(gY[0], want_Y, rtol=0, atol=1e-15)
+    torch.testing.assert_close(gZ[0], want_Z, rtol=0, atol=1e-15)
+
+
+def test_population_gradient_matches_monte_carlo():
+    """A Monte-Carlo average of Lemma 1's per-sequence gradients over 64 x 4096 sequences drawn by
+    the CountSampler agrees with the exact gradient within 5 standard errors (batch means) in
+    every entry, and the T -> infinity (R1) gradient does not: the finite-T bias is resolved."""
+    lay, T = SequenceClasses(3, 2, 1, 4), 8
+    pop = population.PopulationLoss(lay, T)
+    Yg, ag = _symmetric_point(pop, 0)
+    gY, gZ = pop.token_gradients(Yg, ag)
+    Y, Z = pop.expand(Yg, ag)
+    E, B = 64, 4096
+    counts, classes = CountSampler(lay, T).draw(_stream("population-mc"), B, E, 0)  # (E, B, M_c)
+    _, g = model.lemma1_gradients(Y.expand(E, -1, -1).contiguous(), Z.expand(E, -1, -1).contiguous(), counts, classes, lay)
+    Mc, Q = lay.n_context, lay.n_queries
+    Yt = Y[0, :Mc].clone().requires_grad_(True)
+    zt = Z[0, Mc:Mc + Q, :Mc].clone().requires_grad_(True)
+    r1_Y, r1_z = torch.autograd.grad(_population_loss(Yt, zt, lay), [Yt, zt])  # the T -> inf gradient
+    for mc, exact, r1 in ((g["Y"][:, :Mc], gY[0, :Mc], r1_Y), (g["Z"][:, Mc:Mc + Q, :Mc], gZ[0, Mc:Mc + Q, :Mc], r1_z)):
+        mean, se = mc.mean(0), mc.std(0, correction=1) / math.sqrt(E)
+        live = se > 0
+        assert ((mean - exact).abs()[live] <= 5 * se[live]).all()
+        assert ((mean - r1).abs()[live] > 5 * se[live]).any()
+
+
+def test_population_gd_is_plain_gd_on_the_full_parameters():
+    """Population GD's lumped steps equal GD steps on the full Y, Z with the per-token gradients."""
+    lay, T = SequenceClasses(2, 2, 1, 3), 6
+    out = population.train_population_gd(lay, T, eta_y=torch.tensor([2.0]), eta_z=torch.tensor([0.5]), steps=3,
+                                         observe_at=np.arange(4))
+    pop = population.PopulationLoss(lay, T)
+    G = pop.groups.n_groups
+    Yg, ag = torch.zeros(1, G, lay.vocab, dtype=F64), torch.zeros(1, 2, G, dtype=F64)
+    Y, Z = pop.expand(Yg, ag)
+    Mc = lay.n_context
+    for step in range(3):
+        gY, gZ = pop.token_gradients(Yg, ag)
+        Y, Z = Y - 2.0 * gY, Z - 0.5 * gZ
+        first = [int(np.nonzero(pop.groups.group_of_token == g)[0][0]) for g in range(G)]
+        Yg, ag = Y[:, first], Z[:, Mc:Mc + 2, first]
+        np.testing.assert_allclose(out["z"][step + 1, 0], Z[0, Mc:Mc + 2, :Mc].numpy(), atol=1e-15)
+
+
 # -------------------------------------------------------------------------------- JoMA
 def test_joma_toy_and_invariant():
     mu = joma.toy_targets(_stream("toy"), 3)
@@ -410,11 +506,12 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     failed = [c.name for c in checks if c.asserted and c.kind != "observation" and not c.passed]
     assert not failed, failed
     for key in ("sgd.z", "sgd_long.z", "fig4.z", "assumption2.r1_z", "assumption2.r2_z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep.1.entropy", "sweep.1.r2.entropy",
-                "joma_toy.entropy", "mlp.invariant", "mlp.W1", "bn.exact.0", "layout.P"):
+                "joma_toy.entropy", "mlp.invariant", "mlp.W1", "bn.exact.0", "layout.P", "population.gd_z",
+                "population.sgd_z", "population.r1_z", "scan_grid.r1_peaks", "scan_grid.r2_scans"):
         assert key in record.arrays, key
     assert [p.name for p in ss.PHASES] == list(record.info["phase_seconds"])
     figs = ss.figures(record)
-    assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma"} <= set(figs)
+    assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma", "population", "scan_grid"} <= set(figs)
     pred = ss.predict(cfg)
     assert pred["initial_common_mass"] == pytest.approx(10 / 15.5)
 
@@ -457,7 +554,8 @@ def test_every_check_has_a_kind_and_every_theory_check_a_rival(smoke_record):
     assert {"lemma1_gradient", "row_sums_conserved", "mlp_joma_invariant", "fates_r2", "frequency_order_r2"} <= \
         {n for n, k in kinds.items() if k == "identity"}
     assert kinds["r2_invariant_ratio"] == "numerics"
-    assert {"no_winner_takes_all_r1", "r1_below_r2", "scan_absent_r1"} <= {n for n, k in kinds.items() if k == "observation"}
+    assert {"no_winner_takes_all_r1", "r1_below_r2", "scan_absent_r1", "model_scans_nowhere", "fates_population",
+            "frequency_order_population"} <= {n for n, k in kinds.items() if k == "observation"}
     for c in checks:
         if c.kind == "theory":
             assert c.alternative, c.name
@@ -537,6 +635,11 @@ def test_scan_is_r2s_and_not_r1s():
     c1 = theory.class_attention(mf.solve_r1(*one, t)["z"], SMALL)
     assert checks_mod.scans(c2, t, d_idx) and not checks_mod.scans(c1, t, d_idx)
     assert checks_mod.peak_counts(c2, t, d_idx).min() >= 8 and checks_mod.peak_counts(c1, t, d_idx).max() <= 2
+    # the model-scan definition fixed before the search: R2 passes it, R1 does not
+    assert theory.model_scan(c2, t, d_idx)["scans"].all() and not theory.model_scan(c1, t, d_idx)["scans"].any()
+    # a token whose attention only falls from t = 0 has not peaked (the maximum must be interior)
+    falling = np.broadcast_to(np.linspace(1.0, 0.5, len(t))[:, None, None, None], c1.shape)
+    assert theory.model_scan(falling, t, d_idx)["peaks"].max() == 0
 
 
 def test_slowdown_readout_separates_ln_ln_t_from_ln_t():
@@ -550,6 +653,14 @@ def test_slowdown_readout_separates_ln_ln_t_from_ln_t():
     fit = lambda z: checks_mod.lnln_fit_ratio(t, z, t0, 34, 2, 1.0)  # noqa: E731
     assert fit(np.log(np.log(34 * t / 2))) < 0.01 and fit(theory.snap_bound(t, 1.0, 1.0, 34, 2)["exact"]) < 0.5
     assert fit(3 * np.log(t)) > 0.99 and fit(t ** 0.2) > 0.5
+
+
+def test_sgd_vs_population_check_fails_when_sgd_is_replaced_by_r1(smoke_record):
+    """Fed R1's trajectory in place of SGD's, ``sgd_tracks_population_gd`` fails (R1 is its rival)."""
+    rec = smoke_record
+    r1 = np.repeat(rec.arrays["population.r1_z"], rec.config.n_seeds, axis=1)
+    assert _by_name(ss.checks(rec))["sgd_tracks_population_gd"].passed
+    assert not _by_name(checks_mod.population_checks(_with(rec, **{"population.sgd_z": r1})))["sgd_tracks_population_gd"].passed
 
 
 def test_joma_toy_check_fails_on_uniform_gating(smoke_record):

@@ -9,13 +9,14 @@ freezing once the decoder has learned, at t_0 ~ 2 K ln M / eta_Y, into a sparse 
 pattern whose sparsity grows with eta_Z and falls with eta_Y / eta_Z (Theorem 4).
 
 ``run(config)`` executes the phases of `studies.scan_snap.simulate` (SGD runs, the R1 / R1m / R2
-ODEs, the Fig. 6 sweep, the JoMA extension, the snap bound), each stored as ``<phase>.<field>``:
+ODEs, the Fig. 6 sweep, exact population GD and the scan search, the JoMA extension, the snap
+bound), each stored as ``<phase>.<field>``:
 
 >>> from studies import scan_snap as ss                                     # doctest: +SKIP
 >>> record = ss.run(ss.Config.quick())                                      # doctest: +SKIP
 >>> ss.checks(record), ss.figures(record), ss.predict(ss.Config.quick())    # doctest: +SKIP
 """
-from studies.scan_snap import data, joma, model, sgd, simulate, theory
+from studies.scan_snap import data, joma, model, population, sgd, simulate, theory
 from studies.scan_snap.bench import bench_case
 from studies.scan_snap.checks import checks
 from studies.scan_snap.config import Config
@@ -29,4 +30,4 @@ REFERENCES = ["tian2023scan", "tian2024joma"]
 """BibTeX keys of book/references.bib."""
 
 __all__ = ["NAME", "TITLE", "REFERENCES", "Config", "PHASES", "run", "predict", "checks", "figures", "bench_case",
-           "data", "joma", "model", "sgd", "simulate", "theory"]
+           "data", "joma", "model", "population", "sgd", "simulate", "theory"]

@@ -165,6 +165,76 @@ class JomaConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PopulationConfig(SubConfig):
+    """Exact population GD at finite T beside SGD, R1 and R2 on one small layout (phase
+    ``population``), and the search for a regime where the model itself scans (phase
+    ``scan_grid``)."""
+
+    n_common: int = 3
+    """C of the small layout (Q = 2 queries, one next token each, as Syn-Small)."""
+    n_distinct: int = 4
+    """D of the small layout (weights linspace(0.1, 1, D))."""
+    seq_len: int = 8
+    """T of population GD and of the SGD beside it: 1166 lumped count states (C(T+S-2, S-1) = 3432
+    count vectors without lumping)."""
+    steps: int = 1000
+    """GD and SGD steps (about 9 t_0 = 2 K ln M / eta_Y at the smallest eta_Y = 0.1)."""
+    long_steps: int = 5000
+    """Population GD alone goes on to this many steps (log-spaced observations past ``steps``): the
+    scan search's finite-T member."""
+    eta_z: float = 1.0
+    """eta_Z of every member."""
+    lr_ratios: tuple[float, ...] = (0.1, 1.0)
+    """eta_Y / eta_Z of the members (below 1 the attention moves further before the snap; a first
+    run also had 10, whose eta_Y = 10 step is far from the flow R1 is: dropped)."""
+    batch_size: int = 1024
+    """Sequences per SGD step of the SGD beside population GD.  Set after a first run at the main
+    runs' 128: there SGD's seed mean drifts from population GD by 0.09 in c (an O(eta / B) noise
+    drift: 0.006 at B = 1024), see the chapter."""
+    grid_common: tuple[int, ...] = (3, 10, 1, 3, 10)
+    """C of the scan search's layouts (paired with ``grid_distinct``; Q = 2, one next token each)."""
+    grid_distinct: tuple[int, ...] = (4, 10, 4, 6, 4)
+    """D of the scan search's layouts."""
+    grid_ratios: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    """eta_Y / eta_Z of the scan search (R1 and R2 at eta_Z = 1, to grid_t_max)."""
+    grid_t_max: float = 1e5
+    """Horizon of the scan search's R1 and R2 integrations."""
+
+    def validate(self) -> None:
+        require_int(self, "n_common", low=1)
+        require_int(self, "n_distinct", low=3)
+        require_int(self, "seq_len", low=2)
+        from studies.scan_snap.population import MAX_STATES, n_lumped_states
+        states = n_lumped_states(self.layout, self.seq_len)
+        require(states <= MAX_STATES, f"population: {states} count states at seq_len={self.seq_len} "
+                                      f"(C={self.n_common}, D={self.n_distinct}) exceed {MAX_STATES}")
+        require_int(self, "steps", low=10)
+        require_int(self, "long_steps", low=10)
+        require(self.long_steps >= self.steps, f"long_steps ({self.long_steps}) must be >= steps ({self.steps})")
+        require_float(self, "eta_z", low=0, low_open=True)
+        require_sequence(self, "lr_ratios", low=0, low_open=True, increasing=True)
+        require_int(self, "batch_size", low=1)
+        require_sequence(self, "grid_common", low=1)
+        require_sequence(self, "grid_distinct", low=3)
+        require(len(self.grid_common) == len(self.grid_distinct)
+                and all(isinstance(x, int) for x in self.grid_common + self.grid_distinct),
+                f"grid_common and grid_distinct must be integer tuples of one length, got "
+                f"{self.grid_common!r} and {self.grid_distinct!r}")
+        require_sequence(self, "grid_ratios", low=0, low_open=True, increasing=True)
+        require_float(self, "grid_t_max", low=100)
+
+    @property
+    def layout(self) -> SequenceClasses:
+        """The small layout of population GD."""
+        return SequenceClasses(self.n_common, 2, 1, self.n_distinct)
+
+    @property
+    def grid_layouts(self) -> list[SequenceClasses]:
+        """The scan search's layouts."""
+        return [SequenceClasses(c, 2, 1, d) for c, d in zip(self.grid_common, self.grid_distinct)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
     """Scan and Snap on the sequence-class data model (Tian et al. 2023), plus JoMA's extension."""
 
@@ -202,6 +272,8 @@ class Config(StudyConfig):
     """JoMA's extension: the sparse-then-dense toy and the attention + MLP study."""
     heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
     """Fig. 4's heatmaps under the paper's protocol (momentum, init), beside the main runs'."""
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    """Exact population GD at finite T (beside SGD, R1, R2) and the search for a regime where the model scans."""
 
     def validate(self) -> None:
         require_int(self, "n_common", low=1)
@@ -244,6 +316,13 @@ class Config(StudyConfig):
                 lr_ratios=(1.0, 10.0),                  # the two ends of the ratio grid
                 steps=40,                               # as the main runs; still past the slowest cell's t_0 = 28
             ),
+            population=PopulationConfig(
+                steps=200,                              # past the snap of eta_Y = 1 (t_0 = 10.8), not of eta_Y = 0.1
+                long_steps=400,                         # the long population-GD run only twice as long
+                grid_common=(3,), grid_distinct=(4,),   # the small layout alone
+                grid_ratios=(0.1, 1.0),                 # as the members
+                grid_t_max=3000.0,                      # as ode.t_max
+            ),
             joma=JomaConfig(
                 toy_steps=2000,                         # the entropy minimum and a 0.1-nat rebound (the check asks 0.01)
                 mlp_steps=400,                          # with mlp_lr 2: gradient-flow time 800, near quick's 1000
@@ -253,8 +332,9 @@ class Config(StudyConfig):
 
     @classmethod
     def quick(cls) -> "Config":
-        """About a minute on 2 cores: Syn-Small (Fig. 4 settings, momentum 0 for the overlays),
-        full learning-rate grids, the num_last = 1 panel of the Fig. 6 sweep."""
+        """About two minutes on 2 cores: Syn-Small (Fig. 4 settings, momentum 0 for the overlays),
+        full learning-rate grids, the num_last = 1 panel of the Fig. 6 sweep, population GD on the
+        small layout (about 40 s) and the scan search (about 12 s)."""
         return cls(
             n_seeds=8,                      # eight seeds per grid cell: standard errors for the SGD comparisons
             # 32 seeds per sweep cell: the ratio-max-vs-second gap is ~0.12 nats against a seed s.d. up to

@@ -9,13 +9,15 @@ from workbench.phases import load
 from workbench.plotting import new_figure, seed_band
 
 from studies.scan_snap import joma, theory
-from studies.scan_snap.simulate import Assumption2Run, JomaToy, Layout, MlpRun, R1Run, R2Run, SgdRun, SnapBound, Sweep
+from studies.scan_snap.simulate import (Assumption2Run, JomaToy, Layout, MlpRun, PopulationRun, R1Run, R2Run, ScanGrid, SgdRun,
+                                       SnapBound, Sweep)
 
 
 def figures(record) -> dict:
     return {"heatmaps": heatmaps(record), "logits_vs_time": logits_vs_time(record), "r2_scan": r2_scan(record),
             "snap_collapse": snap_collapse(record), "entropy_vs_ratio": entropy_vs_ratio(record),
-            "snap_bound": snap_bound(record), "joma": joma_figure(record)}
+            "snap_bound": snap_bound(record), "population": population_figure(record),
+            "scan_grid": scan_grid_figure(record), "joma": joma_figure(record)}
 
 
 def _class0_tokens(record) -> tuple[np.ndarray, np.ndarray, int]:
@@ -184,6 +186,81 @@ def snap_bound(record):
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=6)
     axes[0, 0].set_title("B_n(t), Eq. 129\ndotted: O(ln t); dashed: O(ln ln t)")
+    return fig
+
+
+def population_figure(record):
+    """One small layout at one T, four dynamics on the same axes: SGD (seed mean, min-max band over
+    seeds), exact population GD, R1 (T -> infinity) and R2, z_ml(t) of class 0, one panel per eta_Y."""
+    from studies.scan_snap.data import SequenceClasses
+
+    cfg, pr = record.config, load(record, "population", PopulationRun)
+    lay = SequenceClasses(pr.n_common, 2, 1, pr.n_distinct)
+    d0 = lay.distinct_tokens(0).numpy()
+    S, t = cfg.n_seeds, pr.steps.astype(float)
+    tokens = [(0, "common"), (d0[0], "rarest distinct"), (d0[len(d0) // 2], "a middle distinct"), (d0[-1], "top distinct")]
+    fig, axes = new_figure(len(pr.eta_y) + 1, 1, width=4.6, height=3.6)
+    for col, ax in enumerate(axes[0, :-1]):
+        for k, (l, label) in enumerate(tokens):
+            color = f"C{k}"
+            sgd = pr.sgd_z[1:, col * S:(col + 1) * S, 0, l].T  # (seeds, n_t - 1)
+            ax.fill_between(t[1:], sgd.min(0), sgd.max(0), color=color, alpha=0.15, lw=0)
+            ax.plot(t[1:], sgd.mean(0), color=color, lw=0.8, ls="-.")
+            ax.plot(t[1:], pr.gd_z[1:, col, 0, l], color=color, lw=2.0, label=label)
+            ax.plot(t[1:], pr.r1_z[1:, col, 0, l], color=color, lw=0.9)
+            ax.plot(t[1:], pr.r2_z[1:, col, 0, l], color=color, lw=0.9, ls="--")
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("t (GD / SGD steps)")
+        ax.set_ylabel("z_ml (class 0)")
+        ax.set_title(f"C={pr.n_common}, D={pr.n_distinct}, T={pr.seq_len}: eta_Y={pr.eta_y[col]:g}, eta_Z={pr.eta_z[col]:g}\n"
+                     f"thick: population GD; dash-dot + band: SGD (B={cfg.population.batch_size}, {S} seeds);\n"
+                     "thin: R1 (T -> inf); dashed: R2", fontsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    ax, col = axes[0, -1], len(pr.eta_y) - 1  # the long run at the largest eta_Y
+    c_long = theory.class_attention(pr.long_z[:, col], lay)[:, 0]  # (n_long, M_c)
+    c_r1 = theory.class_attention(pr.r1_z[:, col], lay)[:, 0]
+    ts = pr.long_steps.astype(float)
+    for k, l in enumerate(d0):
+        ax.plot(ts[1:], c_long[1:, l], color=f"C{k + 4}", lw=1.6, label=f"distinct, P rank {k + 1}")
+        ax.plot(t[1:], c_r1[1:, l], color=f"C{k + 4}", lw=0.8, ls=":")
+        i = int(np.argmax(c_long[:, l]))
+        if 0 < i < len(ts) - 1:
+            ax.plot(ts[i], c_long[i, l], "o", color=f"C{k + 4}", ms=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("t (GD steps)")
+    ax.set_ylabel("c_l|n (class 0)")
+    ax.set_title(f"population GD to {int(ts[-1])} steps, eta_Y={pr.eta_y[col]:g}: distinct tokens\n"
+                 f"dots: maxima (the top token turns); dotted: R1 to {int(t[-1])}", fontsize=7)
+    ax.legend(fontsize=6, loc="upper left")
+    return fig
+
+
+def scan_grid_figure(record):
+    """The scan search: distinct tokens that peak and fall (class 0) per layout and eta_Y/eta_Z, in
+    R1 (the model at T -> infinity, filled) and R2 (open), as a share of D; the scan needs 1/2."""
+    g, pr = load(record, "scan_grid", ScanGrid), load(record, "population", PopulationRun)
+    from studies.scan_snap.data import SequenceClasses
+
+    fig, axes = new_figure(1, 1, width=6.0, height=3.6)
+    ax = axes[0, 0]
+    for j, (c, d) in enumerate(zip(g.n_common, g.n_distinct)):
+        jitter = 1.0 + 0.04 * (j - (len(g.n_common) - 1) / 2)
+        ax.plot(g.ratio * jitter, g.r1_peaks[j, :, 0] / d, "o-", color=f"C{j}", ms=5, label=f"C={c}, D={d}: R1")
+        ax.plot(g.ratio * jitter, g.r2_peaks[j, :, 0] / d, "o--", color=f"C{j}", ms=5, mfc="none", lw=0.8)
+    lay = SequenceClasses(pr.n_common, 2, 1, pr.n_distinct)
+    s_gd = theory.model_scan(theory.class_attention(pr.long_z, lay), pr.long_steps.astype(float),
+                             [lay.distinct_tokens(n).numpy() for n in range(2)])
+    ax.plot(pr.eta_y / pr.eta_z, s_gd["peaks"][:, 0] / pr.n_distinct, "k*", ms=10,
+            label=f"population GD, C={pr.n_common}, D={pr.n_distinct}, T={pr.seq_len},\n{int(pr.long_steps[-1])} steps")
+    ax.axhline(0.5, color="0.4", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("eta_Y / eta_Z")
+    ax.set_ylabel("share of distinct tokens that peak and fall")
+    ax.set_title("Where does the model scan?  filled: R1 (the model, T -> inf); open, dashed: R2\n"
+                 "dotted: the scan's threshold (half the distinct tokens)", fontsize=8)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

@@ -366,6 +366,113 @@ def sweep(cfg: Config, *, progress: bool = False) -> Sweep:
     return panels
 
 
+# --------------------------------------------------------------- population GD and the scan search
+@dataclass
+class PopulationRun:
+    """Exact population GD at T = population.seq_len on the small layout, with SGD (same T), R1
+    (T -> infinity) and R2 beside it, for eta_Y = r population.eta_z, r in population.lr_ratios."""
+
+    n_common: int
+    """C of the small layout."""
+    n_distinct: int
+    """D of the small layout."""
+    seq_len: int
+    """T of population GD and SGD."""
+    n_states: int
+    """Lumped count states summed over per gradient (all classes)."""
+    eta_y: np.ndarray
+    """(e,) eta_Y of each member (pair)."""
+    eta_z: np.ndarray
+    """(e,) eta_Z of each member."""
+    steps: np.ndarray
+    """(n_t,) int observed steps, every step 0..population.steps."""
+    gd_z: np.ndarray
+    """(n_t, e, Q, M_c) population GD's query rows of Z."""
+    gd_loss: np.ndarray
+    """(n_t, e) population loss."""
+    gd_p_correct: np.ndarray
+    """(n_t, e) population mean of alpha at the true next token."""
+    sgd_z: np.ndarray
+    """(n_t, e * n_seeds, Q, M_c) SGD's query rows of Z (member pair-major, seed-minor)."""
+    r1_z: np.ndarray
+    """(n_t, e, Q, M_c) R1 at t = steps."""
+    r2_z: np.ndarray
+    """(n_t, e, Q, M_c) R2 at t = steps."""
+    long_steps: np.ndarray
+    """(n_long,) int the steps observed in the long population-GD run (every step to ``steps``, then log-spaced)."""
+    long_z: np.ndarray
+    """(n_long, e, Q, M_c) population GD's query rows of Z to population.long_steps."""
+
+
+def population(cfg: Config, *, progress: bool = False) -> PopulationRun:
+    from studies.scan_snap.population import train_population_gd
+
+    pc = cfg.population
+    lay, dev, dtype = pc.layout, cfg.torch_device, cfg.torch_dtype
+    ratios = np.asarray(pc.lr_ratios, dtype=np.float64)
+    ey, ez = ratios * pc.eta_z, np.full(len(ratios), pc.eta_z)
+    obs = np.arange(pc.steps + 1)
+    late = np.unique(np.round(np.logspace(np.log10(max(pc.steps, 1)), np.log10(pc.long_steps), 120)).astype(np.int64))
+    gd = train_population_gd(lay, pc.seq_len, eta_y=torch.as_tensor(ey), eta_z=torch.as_tensor(ez), steps=pc.long_steps,
+                             observe_at=np.union1d(obs, late), dtype=dtype, device=dev, progress=progress, desc="population")
+    first = gd["steps"] <= pc.steps
+    sey, sez, seed_idx = _members(ey, ez, cfg.n_seeds)
+    sgd_out = train_sgd(lay, eta_y=sey, eta_z=sez, seed_of_member=seed_idx, stream=_stream(cfg, "population"),
+                        seq_len=pc.seq_len, batch_size=pc.batch_size, steps=pc.steps, momentum=0.0, init="zero",
+                        dtype=dtype, device=dev, progress=progress, desc="population-sgd")
+    mf, t = theory.MeanField.of(lay), obs.astype(np.float64)
+    return PopulationRun(n_common=pc.n_common, n_distinct=pc.n_distinct, seq_len=pc.seq_len,
+                         n_states=int(gd["n_states"]), eta_y=ey, eta_z=ez, steps=gd["steps"][first], gd_z=gd["z"][first],
+                         gd_loss=gd["loss"][first], gd_p_correct=gd["p_correct"][first], sgd_z=sgd_out["z"],
+                         long_steps=gd["steps"], long_z=gd["z"],
+                         r1_z=mf.solve_r1(ey, ez, t)["z"], r2_z=mf.solve_r2(ey, ez, t)["z"])
+
+
+@dataclass
+class ScanGrid:
+    """The scan search: R1 (the model at T -> infinity) and R2 on each layout of
+    population.grid_common x grid_distinct (paired) over population.grid_ratios, eta_Z = 1,
+    log-spaced t to population.grid_t_max; and the scan readout (`theory.model_scan`) of each cell."""
+
+    n_common: np.ndarray
+    """(layouts,) int C."""
+    n_distinct: np.ndarray
+    """(layouts,) int D."""
+    ratio: np.ndarray
+    """(ratios,) eta_Y / eta_Z."""
+    t: np.ndarray
+    """(n_t,) output times."""
+    r1_peaks: np.ndarray
+    """(layouts, ratios, K) distinct tokens that peaked and fell (R1)."""
+    r2_peaks: np.ndarray
+    """(layouts, ratios, K) the same in R2."""
+    r1_scans: np.ndarray
+    """(layouts, ratios, K) bool: the scan condition holds (R1)."""
+    r2_scans: np.ndarray
+    """(layouts, ratios, K) bool: the same in R2."""
+    r1_tau: np.ndarray
+    """(layouts, ratios, K) Kendall tau of the peaked tokens' peak times against P (R1; nan if < 2)."""
+    r2_tau: np.ndarray
+    """(layouts, ratios, K) the same in R2."""
+
+
+def scan_grid(cfg: Config) -> ScanGrid:
+    pc = cfg.population
+    ratios = np.asarray(pc.grid_ratios, dtype=np.float64)
+    t = np.concatenate([[0.0], np.logspace(-2, np.log10(pc.grid_t_max), int(round(30 * (np.log10(pc.grid_t_max) + 2))) + 1)])
+    res = {k: [] for k in ("r1_peaks", "r2_peaks", "r1_scans", "r2_scans", "r1_tau", "r2_tau")}
+    for lay in pc.grid_layouts:
+        mf = theory.MeanField.of(lay)
+        d_idx = [lay.distinct_tokens(n).numpy() for n in range(lay.n_classes)]
+        for name, sol in (("r1", mf.solve_r1(ratios, np.ones_like(ratios), t)),
+                          ("r2", mf.solve_r2(ratios, np.ones_like(ratios), t))):
+            s = theory.model_scan(theory.class_attention(sol["z"], lay), t, d_idx)
+            res[f"{name}_peaks"].append(s["peaks"]); res[f"{name}_scans"].append(s["scans"])
+            res[f"{name}_tau"].append(s["tau"])
+    return ScanGrid(n_common=np.asarray(pc.grid_common), n_distinct=np.asarray(pc.grid_distinct), ratio=ratios, t=t,
+                    **{k: np.stack(v) for k, v in res.items()})
+
+
 # --------------------------------------------------------------------------------- JoMA
 @dataclass
 class JomaToy:
@@ -477,6 +584,8 @@ PHASES = (
     Phase("r2", r2),
     Phase("assumption2", assumption2),
     Phase("sweep", sweep),
+    Phase("population", population),
+    Phase("scan_grid", scan_grid),
     Phase("joma_toy", joma_toy, inputs=lambda cfg: cfg.joma),
     Phase("mlp", mlp, grad=True),            # GD through the MLP by autograd
     Phase("bn", bn),

@@ -284,6 +284,40 @@ def common_mass(c: np.ndarray, layout: SequenceClasses) -> np.ndarray:
     return c[..., layout.common_mask().numpy()].sum(-1).mean(-1)
 
 
+SCAN_DROP = 0.05
+"""A distinct token has *peaked* when c_l|n has an interior maximum and has fallen by at least this
+share of it by the horizon (a drop the Fig. 4-style colour scale resolves); fixed before measuring."""
+SCAN_TAU = 0.8
+"""Kendall tau between P(l|n) and the peak times of the peaked tokens that an ordered scan needs
+(fixed before measuring)."""
+
+
+def model_scan(c: np.ndarray, t: np.ndarray, d_idx: list[np.ndarray], *, drop: float = SCAN_DROP,
+               tau: float = SCAN_TAU) -> dict[str, np.ndarray]:
+    """The scan as defined before measuring, for attention trajectories c (n_t, e, K, M_c).
+
+    Per (member, class): ``peaks`` the distinct tokens that peaked (interior maximum, then a fall
+    of at least ``drop`` of it), ``tau`` Kendall's tau between P(l|n) and the peaked tokens' peak
+    times (nan with fewer than 2), ``top_peaked`` whether the most frequent distinct token peaked,
+    and ``scans``: at least half the D distinct tokens peaked, tau >= ``tau`` and the top one did
+    not.  Arrays (e, K)."""
+    from scipy.stats import kendalltau
+
+    e, K = c.shape[1], len(d_idx)
+    peaks, taus, top = np.zeros((e, K), dtype=np.int64), np.full((e, K), np.nan), np.zeros((e, K), dtype=bool)
+    for i in range(e):
+        for n in range(K):
+            cc = c[:, i, n, d_idx[n]]  # (n_t, D), P increasing along D
+            arg, cmax = cc.argmax(0), cc.max(0)
+            fell = (arg > 0) & (arg < len(t) - 1) & (cc[-1] <= (1 - drop) * cmax)  # interior maximum, then a fall
+            peaks[i, n], top[i, n] = int(fell.sum()), bool(fell[-1])
+            if fell.sum() >= 2:
+                taus[i, n] = float(kendalltau(np.nonzero(fell)[0], t[arg[fell]]).statistic)
+    D = len(d_idx[0])
+    ok = (peaks >= D / 2) & ~top & (np.nan_to_num(taus, nan=-1.0) >= tau)
+    return {"peaks": peaks, "tau": taus, "top_peaked": top, "scans": ok}
+
+
 # ----------------------------------------------------------------------------- predict
 def predict(config) -> dict:
     """The theory without training: P(l|n), the initial common mass, t_0, the orthogonal-class snap
