@@ -82,6 +82,12 @@ class Check:
         """This check declared outside the preset's regime (``reason`` says why, in a few words)."""
         return _replace(self, asserted=False, regime=f"{self.regime}; not asserted at this preset: {reason}")
 
+    def contradicted(self, why: str) -> "Check":
+        """A theory claim whose bar was stated before the run and which the measurement missed, kept
+        with that bar and its rival and reported as an observation ("not observed" while it misses),
+        not re-tuned; ``why`` says what was measured and where the chapter explains it."""
+        return _replace(self, kind="observation", regime=f"{self.regime}; {why}")
+
     def only_if(self, in_regime: bool, reason: str) -> "Check":
         """This check, or (when ``in_regime`` is False) the same check declared not asserted."""
         return self if in_regime else self.not_asserted(reason)

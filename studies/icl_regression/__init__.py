@@ -6,7 +6,10 @@ one-step preconditioned GD, Gamma* = B Sigma G_N^{-1} (Zhang, Frei & Bartlett 20
 2023; Wu et al. 2024).  Multi-head softmax attention trained with Adam pairs its heads into
 debiased GD with the optimal step Gamma_D*, which one head cannot do, and follows debiased GD at
 every test length (He et al. 2025); von Oswald et al. (2023), Garg et al. (2022) and Raventos et
-al. (2023) give the setting and the task-diversity question.
+al. (2023) give the setting and the task-diversity question.  Wu et al.'s (2024) experiment, as
+reconstructed from their abstract: the Gamma model pretrained by one-pass SGD over T fresh tasks,
+its excess risk against T and d, and its risk against the optimally tuned ridge at the pretraining
+length and at other inference lengths (phase ``wu``).
 
 >>> from studies import icl_regression as icl                               # doctest: +SKIP
 >>> record = icl.run(icl.Config.quick())                                    # doctest: +SKIP

@@ -14,6 +14,8 @@ each of ``small_n.lengths`` (A4_small_n_pair_risk_N<n>), where the two differ by
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -23,9 +25,9 @@ from workbench.phases import load
 from studies.icl_regression import theory as th
 from studies.icl_regression.data import COV_TAGS, INIT_TAGS
 from studies.icl_regression.model import effective_gamma, head_statistics, zero_sum
-from studies.icl_regression.simulate import ESCAPE_STEPS
-from studies.icl_regression.simulate import (Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, Stall, TaskPool,
-                                             TheoryCurves)
+from studies.icl_regression.simulate import ESCAPE_STEPS, SPLIT_ZERO_SUM, wu_setting
+from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, Stall,
+                                             TaskPool, TheoryCurves, WuPretraining)
 
 STRONG_HEAD = 0.25
 """Heads with |mu_h| >= STRONG_HEAD max_h |mu_h| carry the pattern; weaker ("dummy") heads need not."""
@@ -46,8 +48,24 @@ NO_PATTERN = "no emergent pattern: the same statistic of the circuits as initial
 def checks(record) -> list[Check]:
     out = (lsa_closed_form_checks(record) + lsa_training_checks(record) + monte_carlo_checks(record)
            + pair_checks(record) + small_n_checks(record) + head_count_checks(record) + length_checks(record)
-           + aniso_checks(record) + pool_checks(record) + mixed_checks(record) + stall_checks(record))
-    return [_in_regime(c, record.config) for c in out]
+           + aniso_checks(record) + pool_checks(record) + mixed_checks(record) + stall_checks(record)
+           + split_checks(record) + wu_checks(record))
+    return [_in_regime(c, record.config).contradicted(NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS
+            else _in_regime(c, record.config) for c in out]
+
+
+NEGATIVE_RESULTS = {
+    "A4_small_n_pair_risk_N8": "a negative result, reported as an observation after the quick run of 2026-12-02 missed "
+                               "the pre-stated bar: at N = 8 the split pairs land below R*_DGD (and above plain GD's "
+                               "R*_GD); their logit scales are the study's largest, outside the small-logit expansion "
+                               "the prediction rests on (see the chapter)",
+    "A4_unsplit_one_head": "a result short of its pre-stated bar, reported as an observation after the quick run of "
+                           "2026-12-02: the N = 8 unsplit member sits below the one-head pattern family's optimum "
+                           "(the trained head is not in that family at large logits; see the chapter)",
+}
+"""Claims whose bars were stated before the run and which the `quick` measurement missed: reported as
+observations (measured value, bar, rival; "not observed"), not retuned, and discussed in the
+chapter's "where theory and simulation part ways" (the convention of rank-collapse's trained models)."""
 
 
 def _in_regime(check: Check, cfg) -> Check:
@@ -66,6 +84,23 @@ def _in_regime(check: Check, cfg) -> Check:
 
 
 # ------------------------------------------------------------------------------- helpers
+def split_members(s: SoftmaxTraining) -> np.ndarray:
+    """(e,) bool: members whose heads form a zero-sum pair (|sum mu| / sum |mu| <= `SPLIT_ZERO_SUM`), and every
+    one-head member.  The checks about the debiased-GD optimum use the split members only; the unsplit ones are
+    counted (`A4_split_count`) and tested as one-head models (`A4_unsplit_one_head`)."""
+    zs = zero_sum(s.OV, s.mask)
+    return (s.heads < 2) | (zs <= SPLIT_ZERO_SUM)
+
+
+def _max(x: np.ndarray) -> float:
+    return float(np.max(x)) if np.size(x) else float("nan")
+
+
+def _min(x: np.ndarray) -> float:
+    return float(np.min(x)) if np.size(x) else float("nan")
+
+
+NO_SPLIT = "no member of this group has split into a zero-sum pair (see A4_split_count)"
 def scale_along(G: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """<G, ref>_F / |ref|_F^2: the multiple of ``ref`` closest to G (gamma_eff / gamma_D* when ref = gamma_D* I)."""
     return np.einsum("...ij,ij->...", G, ref) / np.sum(ref * ref)
@@ -166,7 +201,8 @@ def pair_checks(record) -> list[Check]:
     stats = head_statistics(s.KQ, s.OV)
     stats0 = head_statistics(*_initial(s))
     H2, iN, regime = cfg.pair_heads, cfg.n_context_index, _softmax_regime(cfg)
-    pair, multi = s.where(cfg.cov, H2), s.where(cfg.cov) & (s.heads >= 2)
+    split = split_members(s)
+    pair, multi = s.where(cfg.cov, H2) & split, s.where(cfg.cov) & (s.heads >= 2) & split
     R_dgd, G_D = pred["R_star_dgd_main"], pred["Gamma_dgd_star_main"]
     strong = (np.abs(stats["mu"]) >= STRONG_HEAD * np.abs(stats["mu"] * s.mask).max(-1, keepdims=True)) & (s.mask > 0)
     strong_pair = strong[pair]
@@ -175,43 +211,43 @@ def pair_checks(record) -> list[Check]:
         "A4_pair_risk", f"{H2} softmax heads reach the debiased-GD optimum: risk <= 1.03 R*_DGD (max over seeds). At N = "
         f"{cfg.n_context} plain GD's R*_GD passes too, so this is reported, not asserted; the debiased-GD risk is "
         f"asserted at {small}pair_risk.",
-        1.03 * R_dgd, float(risk[pair, iN].max()), regime=regime, predicted=f"R*_DGD = {R_dgd:.4f}", kind="observation",
+        1.03 * R_dgd, _max(risk[pair, iN]), regime=regime, predicted=f"R*_DGD = {R_dgd:.4f}", kind="observation",
         alternative="plain GD: R*_GD", alternative_predicted=pred["R_star_gd_main"])]
     if cfg.cov == "iso":
         out.append(Check.at_least(
             "A4_kq_diagonal", "Each trained KQ_h restricted to x is diagonal: ||diag|| / ||KQ_xx||_F (min over strong heads).",
-            0.99, float(stats["diag_ratio"][pair][strong_pair].min()), regime=regime, predicted="1 (>= 0.99)",
-            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_ratio"][pair][strong_pair].min())))
+            0.99, float(stats["diag_ratio"][pair][strong_pair].min() if strong_pair.any() else np.nan), regime=regime, predicted="1 (>= 0.99)",
+            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_ratio"][pair][strong_pair].min() if strong_pair.any() else np.nan)))
         out.append(Check.at_most(
             "A4_kq_homogeneous", "The diagonal of KQ_h,xx is homogeneous: Var(diag)/mean^2 (max over strong heads).",
-            0.005, float(stats["diag_spread"][pair][strong_pair].max()), regime=regime, predicted="0 (<= 0.005)",
-            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_spread"][pair][strong_pair].max())))
+            0.005, float(stats["diag_spread"][pair][strong_pair].max() if strong_pair.any() else np.nan), regime=regime, predicted="0 (<= 0.005)",
+            alternative=NO_PATTERN, alternative_predicted=float(stats0["diag_spread"][pair][strong_pair].max() if strong_pair.any() else np.nan)))
     else:
         A = s.KQ[..., :cfg.d, :cfg.d]
         cos = np.einsum("...ij,ji->...", A, G_D) / (np.linalg.norm(A, axis=(-2, -1)) * np.linalg.norm(G_D))
         cos_iso = float(np.trace(G_D) / (np.sqrt(cfg.d) * np.linalg.norm(G_D)))
         out.append(Check.at_least(
             "A4_kq_aligned", "Each trained KQ_h,xx is proportional to Gamma_D*^T: |cosine| (min over strong heads).",
-            0.98, float(np.abs(cos[pair][strong_pair]).min()), regime=regime, predicted="1 (>= 0.98)",
+            0.98, float(np.abs(cos[pair][strong_pair]).min() if strong_pair.any() else np.nan), regime=regime, predicted="1 (>= 0.98)",
             alternative="an isotropic pattern KQ_xx proportional to I", alternative_predicted=cos_iso))
     out.append(Check.at_least(
         "A4_ov_last_entry", "Each OV_h reads only the label: |OV_{d+1}| / ||OV|| (min over strong heads).",
-        0.99, float(stats["ov_ratio"][pair][strong_pair].min()), regime=regime, predicted="1 (>= 0.99)",
-        alternative=NO_PATTERN, alternative_predicted=float(stats0["ov_ratio"][pair][strong_pair].min())))
+        0.99, float(stats["ov_ratio"][pair][strong_pair].min() if strong_pair.any() else np.nan), regime=regime, predicted="1 (>= 0.99)",
+        alternative=NO_PATTERN, alternative_predicted=float(stats0["ov_ratio"][pair][strong_pair].min() if strong_pair.any() else np.nan)))
     out.append(Check.at_most(
         "A4_zero_sum", "The heads' output weights sum to zero, cancelling the mean label: |sum mu| / sum |mu| "
-        "(max over members with >= 2 heads).", 0.05, float(zero_sum(s.OV[multi], s.mask[multi]).max()), regime=regime,
+        "(max over members with >= 2 heads).", 0.05, _max(zero_sum(s.OV[multi], s.mask[multi])), regime=regime,
         predicted="0 (<= 0.05)", alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION))
     scale = scale_along(effective_gamma(s.KQ, s.OV, s.mask)[multi], G_D)
     out.append(Check.at_most(
         "A4_gamma_eff", "The effective step sum_h mu_h KQ_h,xx^T is the optimal debiased-GD preconditioner: "
         f"|<Gamma_eff, Gamma_D*> / |Gamma_D*|^2 - 1| (max over members with >= 2 heads). At N = {cfg.n_context} plain GD's "
         "step is within the 5% too: reported, not asserted.", 0.05,
-        float(np.abs(scale - 1).max()), regime=regime, kind="observation",
+        _max(np.abs(scale - 1)), regime=regime, kind="observation",
         predicted=f"0 (gamma_D* = {th.gamma_dgd_iso(cfg.d, cfg.psi2, cfg.sigma2, cfg.n_context):.4f})" if cfg.cov == "iso" else "0",
         alternative="plain GD's step Gamma*",
         alternative_predicted=float(abs(scale_along(pred["Gamma_star_main"], G_D) - 1))))
-    return out
+    return [c.only_if(bool(pair.any()), NO_SPLIT) for c in out]
 
 
 # ------------------------------------------------------------------ A4 at small N: the discriminating regime
@@ -222,32 +258,87 @@ def small_n_checks(record) -> list[Check]:
               f"{cfg.small_n.seeds} seeds per length; Adam lr {cfg.small_n.lr:g}, batch {cfg.small_n.batch_size}, "
               f"{cfg.small_n.steps} steps; {cfg.small_n.eval_prompts} evaluation prompts per length")
     out, scales, rivals = [], [], []
+    split = split_members(s)
     for n_s in cfg.small_n.lengths:
-        sel = s.length == n_s
+        sel = (s.length == n_s) & split
         risk, se = ev.small_n.risk[sel, 0], ev.small_n.risk_se[sel, 0]
         R_dgd, R_gd = pred[f"R_star_dgd_small_{n_s}"], pred[f"R_star_gd_small_{n_s}"]
         G_D, G_gd = pred[f"Gamma_dgd_star_small_{n_s}"], pred[f"Gamma_star_small_{n_s}"]
-        w = weakest(risk, se, R_dgd, R_gd)
+        w = weakest(risk, se, R_dgd, R_gd) if sel.any() else 0
         per_seed = ", ".join(f"{r:.4f}" for r in risk)
+        n_out = int(((s.length == n_s) & ~split).sum())
         out.append(Check.close(
             f"A4_small_n_pair_risk_N{n_s}", f"At N = {n_s} the {cfg.pair_heads} softmax heads reach the debiased-GD "
-            f"optimum R*_DGD(N) = R*_GD(N-1), {100 * (R_dgd / R_gd - 1):.1f}% above plain GD's R*_GD(N): each seed "
-            f"within {Z:g} SE (seeds {per_seed}; the weakest seed shown).", R_dgd, float(risk[w]),
-            atol=Z * float(se[w]), regime=f"N={n_s}; {regime}", alternative="plain GD: R*_GD(N)",
-            alternative_predicted=R_gd))
+            f"optimum R*_DGD(N) = R*_GD(N-1), {100 * (R_dgd / R_gd - 1):.1f}% above plain GD's R*_GD(N): each split seed "
+            f"within {Z:g} SE (seeds {per_seed}; the weakest seed shown; {n_out} unsplit seed(s) left out, "
+            "see A4_split_count).", R_dgd, float(risk[w]) if sel.any() else float("nan"),
+            atol=Z * float(se[w]) if sel.any() else 0.0, regime=f"N={n_s}; {regime}", alternative="plain GD: R*_GD(N)",
+            alternative_predicted=R_gd).only_if(bool(sel.any()), NO_SPLIT))
         scales.append(np.abs(scale_along(effective_gamma(s.KQ[sel], s.OV[sel], s.mask[sel]), G_D) - 1))
         rivals.append(float(abs(scale_along(G_gd, G_D) - 1)))
     lengths = list(cfg.small_n.lengths)
     out.append(Check.at_most(
         "A4_small_n_zero_sum", f"At N in {lengths} the heads' output weights sum to zero: |sum mu| / sum |mu| "
-        "(max over lengths and seeds).", 0.05, float(zero_sum(s.OV, s.mask).max()), regime=regime,
+        "(max over lengths and split seeds).", 0.05, _max(zero_sum(s.OV[split], s.mask[split])), regime=regime,
         predicted="0 (<= 0.05)", alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION))
     out.append(Check.at_most(
         "A4_small_n_gamma_eff", f"At N in {lengths} the first-order step sum_h mu_h KQ_h,xx^T is gamma_D*(N): "
         "|<Gamma_eff, Gamma_D*>/|Gamma_D*|^2 - 1| (max over lengths and seeds). Gamma_eff is the step of the "
         "small-logit limit; the heads' larger logits at small N make the effective step at N smaller, so no theory "
-        "predicts this value: reported.", 0.05, float(np.concatenate(scales).max()), regime=regime, kind="observation",
+        "predicts this value: reported.", 0.05, _max(np.concatenate(scales)), regime=regime, kind="observation",
         predicted="0", alternative="plain GD's step Gamma*(N) (largest over lengths)", alternative_predicted=max(rivals)))
+    return out
+
+
+# ------------------------------------------------------------------ the split protocol
+def split_checks(record) -> list[Check]:
+    """How many pair members never left the one-head phase, and what they are: one head.
+
+    Two heads with mu_h of one sign add up to one head (KQ_1 ~ KQ_2): in He et al.'s pattern family the
+    one-head optimum, placed on two equal heads, is a minimum of the two-head loss up to the flat direction
+    that moves mu from one head to the other (chapter), so such a member may stay there for good."""
+    cfg, fam = record.config, load(record, "theory", TheoryCurves)
+    s, small, mixed = (load(record, n, SoftmaxTraining) for n in ("softmax", "small_n", "mixed"))
+    ev, pred = load(record, "eval", Evaluation), th.predict(record.config)
+    parts, meas, se, R_one, R_dgd, where, total = [], [], [], [], [], [], 0
+    for name, t in (("primary", s), ("small-N", small), ("mixed", mixed)):
+        multi = t.heads >= 2
+        out_ = multi & ~split_members(t)
+        total += int(out_.sum())
+        parts.append(f"{name} {int(out_.sum())} of {int(multi.sum())}"
+                     + (f" (trained {', '.join(str(int(x)) for x in t.trained_steps[out_])} steps)" if out_.any() else ""))
+    iN = cfg.n_context_index
+    if cfg.cov == "iso":
+        for i in np.flatnonzero(s.where("iso") & (s.heads >= 2) & ~split_members(s)):
+            meas.append(ev.softmax.risk[i, iN]), se.append(ev.softmax.risk_se[i, iN])
+            R_one.append(float(fam.one_head_risk.min())), R_dgd.append(pred["R_star_dgd_main"])
+            where.append(f"N={cfg.n_context} H={int(s.heads[i])} seed {int(s.seed_index[i])}")
+    for i in np.flatnonzero(~split_members(small)):
+        k = list(cfg.small_n.lengths).index(int(small.length[i]))
+        meas.append(ev.small_n.risk[i, 0]), se.append(ev.small_n.risk_se[i, 0])
+        R_one.append(float(fam.one_head_small[k])), R_dgd.append(pred[f"R_star_dgd_small_{int(small.length[i])}"])
+        where.append(f"N={int(small.length[i])} seed {int(small.seed_index[i])}")
+    n_out = len(meas)
+    regime = f"{_softmax_regime(cfg)}; split protocol: up to {cfg.split_extra} extra steps, detector |sum mu|/sum|mu| <= {SPLIT_ZERO_SUM:g}"
+    out = [Check.at_most(
+        "A4_split_count", "Pair members whose heads never split into a zero-sum pair within the split protocol's cap "
+        f"(per program: {'; '.join(parts)}); they are left out of the debiased-GD checks and tested as one head "
+        "(A4_unsplit_one_head).", 0, float(total),
+        predicted="reported (0 if every pair splits)", kind="observation", regime=regime)]
+    if n_out:
+        m, e_, a, b = map(np.asarray, (meas, se, R_one, R_dgd))
+        w = int(np.argmin(np.minimum(Z * e_ - np.abs(m - a), np.abs(m - b) - Z * e_)))
+        out.append(Check.close(
+            "A4_unsplit_one_head", "A pair whose heads have not split is one head: its risk is the best risk of He et "
+            f"al.'s one-head pattern family at its length, each unsplit member within {Z:g} SE (the weakest shown, "
+            f"{where[w]}; {n_out} member(s): " + ", ".join(f"{x:.4f}" for x in m) + ").", float(a[w]), float(m[w]),
+            atol=Z * float(e_[w]), regime=regime, alternative="the pair debiases anyway: R*_DGD(N)",
+            alternative_predicted=float(b[w])))
+    else:
+        out.append(Check.holds(
+            "A4_unsplit_one_head", "A pair whose heads have not split is one head (no unsplit member here).", True,
+            measured="no unsplit member", predicted="one-head family optimum", tolerance=f"{Z:g} SE", regime=regime,
+            kind="observation").not_asserted("every pair member split"))
     return out
 
 
@@ -294,7 +385,7 @@ def head_count_checks(record) -> list[Check]:
     s, ev = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation)
     fam = load(record, "theory", TheoryCurves)
     risk, risk_se, iN, regime = ev.softmax.risk, ev.softmax.risk_se, cfg.n_context_index, _softmax_regime(cfg)
-    one, multi = s.where(cfg.cov, 1), s.where(cfg.cov) & (s.heads >= 2)
+    one, multi = s.where(cfg.cov, 1), s.where(cfg.cov) & (s.heads >= 2) & split_members(s)
     R_dgd = pred["R_star_dgd_main"]
     rival = "one head debiases like a pair: R*_DGD"
     if cfg.cov == "iso":
@@ -313,7 +404,7 @@ def head_count_checks(record) -> list[Check]:
     out.append(Check.at_most(
         "A5_multi_head_risk", "Every head count >= 2 reaches the debiased-GD optimum: risk <= 1.03 R*_DGD (max). At N = "
         f"{cfg.n_context} plain GD's R*_GD passes too: reported, not asserted.",
-        1.03 * R_dgd, float(risk[multi, iN].max()), regime=f"H in {sorted(set(s.heads[multi].tolist()))}; {regime}",
+        1.03 * R_dgd, _max(risk[multi, iN]), regime=f"H in {sorted(set(s.heads[multi].tolist()))} (split members); {regime}",
         kind="observation", alternative="plain GD: R*_GD", alternative_predicted=pred["R_star_gd_main"]))
     return out
 
@@ -323,7 +414,7 @@ def length_checks(record) -> list[Check]:
     cfg, pred = record.config, th.predict(record.config)
     s, ev, lsa = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation), load(record, "lsa", LSATraining)
     risk, risk_se, lengths, iN = ev.softmax.risk, ev.softmax.risk_se, list(cfg.test_lengths), cfg.n_context_index
-    pair = np.flatnonzero(s.where(cfg.cov, cfg.pair_heads))
+    pair = np.flatnonzero(s.where(cfg.cov, cfg.pair_heads) & split_members(s))
     G_eff = effective_gamma(s.KQ, s.OV, s.mask)
     S = torch.as_tensor(pred["Sigma_main"])
     B = cfg.psi2 * torch.eye(cfg.d, dtype=torch.float64)
@@ -347,15 +438,15 @@ def length_checks(record) -> list[Check]:
     M_max = lengths[-1]
     ratio = risk[pair, -1] / risk[pair, iN]                                 # R(M_max) / R(N) per pair member
     frozen = np.array([law(i, M_max, frozen=True) for i in pair]) / risk[pair, iN]
-    soft_long, lsa_M_long, lsa_F_long = float(risk[pair, -1].max()), float(ev.lsa_norm_M.risk[-1]), float(ev.lsa_fixed.risk[-1])
-    lsa_closed_ratio = max(law(i, M_max) for i in pair) / float(closed[True][-1])
-    return [
+    soft_long, lsa_M_long, lsa_F_long = _max(risk[pair, -1]), float(ev.lsa_norm_M.risk[-1]), float(ev.lsa_fixed.risk[-1])
+    lsa_closed_ratio = max((law(i, M_max) for i in pair), default=float('nan')) / float(closed[True][-1])
+    checks_ = [
         Check.at_most(
             "A6_length_softmax", "Softmax heads trained at N follow debiased GD with their own step at every test length M: "
             "|R(M) - R^DGD_M(Gamma_eff)| / (3% R^DGD_M + 3 SE) (worst member and length). Plain GD at the same Gamma_eff "
             "is inside the tolerance too, and the 3% band is not statistical: reported, not asserted.", 1.0,
-            float(max(dev)), regime=f"M in {lengths}; {_softmax_regime(cfg)}", predicted="<= 1", kind="observation",
-            alternative="plain GD at Gamma_eff: R^GD_M(Gamma_eff)", alternative_predicted=float(max(dev_gd))),
+            _max(np.array(dev)), regime=f"M in {lengths}; {_softmax_regime(cfg)}", predicted="<= 1", kind="observation",
+            alternative="plain GD at Gamma_eff: R^GD_M(Gamma_eff)", alternative_predicted=_max(np.array(dev_gd))),
         Check.at_most(
             "A6_length_lsa", "The trained LSA's risk at test length M matches its closed form, normalised by 1/M "
             "(R_M(Gamma)) and by a fixed 1/N (R_M(M Gamma / N)) (max |z| over lengths).", 4.0,
@@ -365,8 +456,8 @@ def length_checks(record) -> list[Check]:
             "A6_softmax_generalises", f"Normalising by the current context generalises: at M = {M_max} the softmax pair's "
             f"risk falls below its risk at N (R(M)/R(N), max over seeds), as R^DGD_M(Gamma_eff) does; a normaliser frozen at "
             f"training (1/N, the rival) would raise it, as the fixed-1/N LSA's measured {lsa_F_long:.4g} shows.",
-            1.0, float(ratio.max()), regime=_softmax_regime(cfg), predicted="< 1",
-            alternative="a normaliser frozen at 1/N: R^DGD_M(M Gamma_eff / N) / R(N)", alternative_predicted=float(frozen.max())),
+            1.0, _max(ratio), regime=_softmax_regime(cfg), predicted="< 1",
+            alternative="a normaliser frozen at 1/N: R^DGD_M(M Gamma_eff / N) / R(N)", alternative_predicted=_max(frozen)),
         Check.within(
             "A6_softmax_vs_lsa_norm_M", f"The fair baseline: at M = {M_max} the LSA normalised by the current 1/M generalises "
             f"as well as the softmax pair (risk ratio softmax / LSA, within 10%; closed forms R^DGD_M(Gamma_eff) / "
@@ -374,15 +465,17 @@ def length_checks(record) -> list[Check]:
             0.9, 1.1, soft_long / lsa_M_long, regime=_softmax_regime(cfg), kind="observation",
             predicted=f"~1 (closed forms {lsa_closed_ratio:.3f})"),
     ]
+    return [c if c.name == "A6_length_lsa" else c.only_if(bool(pair.size), NO_SPLIT) for c in checks_]
 
 
 # ------------------------------------------------------------------ A8: anisotropic covariates
 def aniso_checks(record) -> list[Check]:
     cfg, pred = record.config, th.predict(record.config)
     s, risk = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation).softmax.risk
-    ar = s.where("ar", cfg.pair_heads)
-    if not ar.any():
+    ar_all = s.where("ar", cfg.pair_heads)
+    if not ar_all.any():
         return []
+    ar = ar_all & split_members(s)
     G_Dar, R_ar = pred["Gamma_dgd_star_ar"], pred["R_star_dgd_ar"]
     regime = (f"Sigma = AR({cfg.rho:g}), H={cfg.pair_heads}, {int(ar.sum())} seed(s); Adam lr {cfg.lr:g}, "
               f"{cfg.steps} steps")
@@ -391,18 +484,18 @@ def aniso_checks(record) -> list[Check]:
     # 5%, not the 3% of the isotropic checks: the anisotropic directions converge more slowly
     # (measured excess 3.3-3.7% after 3000 steps, 1.9% after 6000); a scalar step cannot get
     # below best_scalar, far above.
-    return [
+    return [c.only_if(bool(ar.any()), NO_SPLIT) for c in [
         Check.at_most(
             "A8_aniso_risk", "With AR covariates the heads reach the preconditioned debiased-GD optimum R*_DGD(Sigma) "
             f"(any scalar step has risk >= {best_scalar:.4f}): risk <= 1.05 R*_DGD.",
-            1.05 * R_ar, float(risk[ar, cfg.n_context_index].max()), regime=regime, predicted=f"R*_DGD = {R_ar:.4f}",
+            1.05 * R_ar, _max(risk[ar, cfg.n_context_index]), regime=regime, predicted=f"R*_DGD = {R_ar:.4f}",
             alternative="a scalar step (no preconditioning): min_gamma R^DGD_N(gamma I)", alternative_predicted=best_scalar),
         Check.at_most(
             "A8_aniso_preconditioner", "Gamma_eff = sum_h mu_h KQ_h,xx^T equals the preconditioner Gamma_D* = N [N Sigma + "
             "(tr Sigma + r) I]^{-1} (relative Frobenius distance).", 0.1,
-            float(rel_dist(effective_gamma(s.KQ, s.OV, s.mask)[ar], G_Dar).max()), regime=regime, predicted="0 (<= 0.1)",
+            _max(rel_dist(effective_gamma(s.KQ, s.OV, s.mask)[ar], G_Dar)), regime=regime, predicted="0 (<= 0.1)",
             alternative="a scalar step: the best multiple of I", alternative_predicted=float(rel_dist(best_iso, G_Dar))),
-    ]
+    ]]
 
 
 # ------------------------------------------------------------------ A7: finite task pool
@@ -461,27 +554,120 @@ def pool_checks(record) -> list[Check]:
 
 # ------------------------------------------------------------------ extension: mixed lengths
 def mixed_checks(record) -> list[Check]:
-    cfg, mixed, pred = record.config, load(record, "mixed", SoftmaxTraining), th.predict(record.config)
+    cfg, mixed_all, pred = record.config, load(record, "mixed", SoftmaxTraining), th.predict(record.config)
+    keep = split_members(mixed_all)
+    mixed = dataclasses.replace(mixed_all, **{k: getattr(mixed_all, k)[keep] for k in ("KQ", "OV", "mask")})
     Gm = effective_gamma(mixed.KQ, mixed.OV, mixed.mask)
     G_pi, G_N = pred["Gamma_pi"], pred["Gamma_dgd_star_main"]
     regime = (f"lengths uniform on {list(cfg.mixed.lengths)}, H={cfg.pair_heads}, {cfg.n_seeds} seed(s), "
               f"{cfg.mixed.steps} steps; {_setting(cfg)}")
     d_pi, d_N = rel_dist(Gm, G_pi), rel_dist(Gm, G_N)
-    return [
+    return [c.only_if(bool(keep.any()), NO_SPLIT) for c in [
         Check.at_most(
             "X_mixed_gamma", "Trained on a mixture of lengths, the heads' step is the mixture optimum Gamma_pi: "
             "|<Gamma_eff, Gamma_pi>/|Gamma_pi|^2 - 1| (max over seeds). Plain GD's mixture optimum is inside the 5% too: "
             "reported, not asserted.", 0.05,
-            float(np.abs(scale_along(Gm, G_pi) - 1).max()), regime=regime, kind="observation",
+            _max(np.abs(scale_along(Gm, G_pi) - 1)), regime=regime, kind="observation",
             predicted=f"0 (gamma_pi = {pred['gamma_pi_iso']:.4f})" if cfg.cov == "iso" else "0",
             alternative="plain GD's mixture optimum", alternative_predicted=float(abs(scale_along(pred["Gamma_pi_gd"], G_pi) - 1))),
         Check.at_most(
             "X_mixed_zero_sum", "Trained on a mixture of lengths the heads still pair into a zero-sum debiased GD: "
-            "|sum mu| / sum |mu| (max over seeds).", 0.05, float(zero_sum(mixed.OV, mixed.mask).max()), regime=regime,
+            "|sum mu| / sum |mu| (max over seeds).", 0.05, _max(zero_sum(mixed.OV, mixed.mask)), regime=regime,
             predicted="0 (<= 0.05)", alternative="the heads do not cancel the mean label", alternative_predicted=NO_CANCELLATION),
         Check.at_most(
             "X_mixed_separates", "Gamma_eff is closer to the mixture optimum Gamma_pi than to the fixed-length optimum "
-            f"Gamma_D*(N): |G - G_pi|/|G_pi| - |G - G_D*|/|G_D*| (max over seeds; now {d_pi.max():.3f} vs {d_N.min():.3f}).",
-            0.0, float((d_pi - d_N).max()), regime=regime, predicted="< 0",
+            f"Gamma_D*(N): |G - G_pi|/|G_pi| - |G - G_D*|/|G_D*| (max over split seeds; now {_max(d_pi):.3f} vs {_min(d_N):.3f}).",
+            0.0, _max(d_pi - d_N), regime=regime, predicted="< 0",
             alternative="the fixed-length optimum Gamma_D*(N)", alternative_predicted=float(rel_dist(G_N, G_pi))),
-    ]
+    ]]
+
+
+# ------------------------------------------------------------------ Wu et al.: one-pass SGD pretraining
+WU_SCHEDULE_WOBBLE = 0.1
+"""Allowance on the fitted rate for the halving schedule: the variance left after the last phases depends on
+where a halving falls relative to 1 / (K a), a log-periodic factor in T of at most 2 per doubling that a fit
+over two to three doublings does not average out (fixed after a first trial run; see the chapter)."""
+
+
+def _log_slope(T: np.ndarray, mean: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares slope of log mean against log T (weights (mean / se)^2) and its standard error."""
+    x, y, wgt = np.log(T), np.log(mean), (mean / se) ** 2
+    X = np.stack([np.ones_like(x), x], -1)
+    cov = np.linalg.inv(X.T @ (wgt[:, None] * X))
+    return float((cov @ X.T @ (wgt * y))[1]), float(np.sqrt(cov[1, 1]))
+
+
+def wu_checks(record) -> list[Check]:
+    cfg, wu = record.config, load(record, "wu", WuPretraining)
+    w = cfg.wu
+    regime = (f"Wu et al.'s Gamma model, d={w.d}, N={w.n_context}, sigma2={w.sigma2:g}, psi2 = 1/tr H; one-pass SGD from 0, "
+              f"eta_0 = {w.lr_scale:g}/R^2 halved every T/log2 T steps; {w.members} runs per T")
+    z = np.abs(wu.mc_risk - wu.mc_closed) / wu.mc_se
+    out = [Check.at_most(
+        "W_risk_closed_form", "The closed form R_M(Gamma) (Gaussian moments) equals the Monte Carlo risk of an "
+        "SGD-pretrained Gamma (max |z| over both spectra, at M = N and the longest M).", 4.0, float(z.max()),
+        predicted="|z| <= 4", kind="identity", regime=f"{regime}; {w.mc_prompts} prompts")]
+    # the rate, where the first phase learns every direction (the bias is spent): variance ~ d^2 / K
+    iso = WU_SPECTRA.index("iso")
+    ex = wu.excess[iso]
+    mean, se = ex.mean(0), ex.std(0, ddof=1) / np.sqrt(ex.shape[0])
+    fit = wu.saturation[iso] >= w.saturation
+    if fit.sum() >= 3:
+        slope, slope_se = _log_slope(wu.T[fit], mean[fit], se[fit])
+        pred = th.sgd_rate_slope(wu.T[fit])
+    else:
+        slope, slope_se, pred = float("nan"), 0.0, th.sgd_rate_slope(wu.T[-3:])
+    tol = Z * slope_se + WU_SCHEDULE_WOBBLE
+    out.append(Check.close(
+        "W_sgd_rate_iso", "Pretrained on T independent tasks by one-pass SGD with geometrically decaying steps, the "
+        "excess ICL risk falls as the variance term d_eff / K, K = T / log2 T (Wu et al.'s task-complexity rate; "
+        f"d_eff = d^2 once every direction is learned): log-log slope over T >= {int(wu.T[fit][0]) if fit.any() else '-'} "
+        f"(eta_0 K a_min >= {w.saturation:g}), within {Z:g} SE + {WU_SCHEDULE_WOBBLE:g}.", pred, slope, atol=tol,
+        regime=f"H = I; {regime}", alternative="a statistical rate T^(-1/2)", alternative_predicted=-0.5).only_if(
+        fit.sum() >= 3, f"{int(fit.sum())} task count(s) with eta_0 K a_min >= {w.saturation:g}"))
+    pw = WU_SPECTRA.index("power")
+    ex_p = wu.excess[pw]
+    mean_p, se_p = ex_p.mean(0), ex_p.std(0, ddof=1) / np.sqrt(ex_p.shape[0])
+    slope_p, slope_p_se = _log_slope(wu.T, mean_p, se_p)
+    out.append(Check.at_least(
+        "W_sgd_rate_power", f"With the power-law spectrum lambda_i = i^-{w.decay:g} no T here learns every direction "
+        f"(eta_0 K a_min <= {wu.saturation[pw].max():.2g}): the excess is the bias of the unlearned directions, and the "
+        "number of learned ones (the effective dimension) grows with T, so it decays more slowly than the saturated "
+        f"rate: slope over every T (SE {slope_p_se:.2f}) against the isotropic prediction.", pred, slope_p,
+        predicted=f"> {pred:.3f} (shallower)", kind="observation", regime=f"power-law H; {regime}"))
+    # dimension-free: the power-law excess at fixed T hardly moves with d, the parameter count d^2 does
+    ed = wu.excess_dims.mean(0)
+    grow = (wu.dims[-1] / wu.dims[0]) ** 2
+    out.append(Check.at_most(
+        "W_dimension_free", f"Dimension-free task complexity: with lambda_i = i^-{w.decay:g} (tr H bounded), the "
+        f"excess after T = {w.dim_tasks} tasks barely changes from d = {wu.dims[0]} to {wu.dims[-1]} (ratio of mean "
+        "excesses; decision threshold the geometric mean of 1 and the parameter-count rival "
+        f"(d_max/d_min)^2 = {grow:g}; isotropic contrast: {wu.excess_dims_iso.mean(0)[-1] / wu.excess_dims_iso.mean(0)[0]:.2f}).",
+        float(np.sqrt(grow)), float(ed[-1] / ed[0]), predicted="~1 (bounded in d)", regime=f"{regime}; d in {list(wu.dims)}",
+        alternative="the excess grows with the parameter count d^2", alternative_predicted=float(grow)))
+    # near-Bayes at the pretraining length, sub-optimal at a longer inference length.  Each is a decision between
+    # the closed form at Gamma*_N and its rival, with the threshold at their geometric mean (the runs sit at Gamma_T,
+    # not Gamma*, so a 3-SE band around Gamma*'s ratio would test the pretraining excess instead)
+    iN, iL = list(wu.lengths).index(w.n_context), len(wu.lengths) - 1
+    for k, sp in enumerate(WU_SPECTRA):
+        den = wu.ridge_M[k] - w.sigma2                                   # (n_M,) the Bayes excess
+        star = (wu.risk_M_star[k] - w.sigma2) / den                      # (n_M,) Gamma*_N's ratio
+        rho = (wu.risk_M[k].mean(0) - w.sigma2) / den                    # (n_M,) the runs' ratio at the largest T
+        H, B = wu_setting(w, sp)
+        null = (float(th.gd_risk(torch.zeros(w.d, w.d, dtype=torch.float64), H, B, w.sigma2, w.n_context)) - w.sigma2) / den[iN]
+        out.append(Check.at_most(
+            f"W_bayes_matched_{sp}", "At the pretraining length the pretrained attention is near Bayes-optimal up to a "
+            f"constant: its excess over the optimally tuned ridge (the posterior mean), in units of the Bayes excess, "
+            f"is Gamma*_N's closed-form {star[iN]:.2f}, far below the null predictor's {null:.2f} (SGD runs at the "
+            "largest T; decision threshold the geometric mean of the two).", float(np.sqrt(star[iN] * null)),
+            float(rho[iN]), predicted=f"{star[iN]:.3f} (Gamma*_N)", regime=f"H {sp}, M = N = {w.n_context}; {regime}",
+            alternative="no in-context learning: the null predictor Gamma = 0", alternative_predicted=float(null)))
+        out.append(Check.at_least(
+            f"W_bayes_mismatch_{sp}", f"At inference length M = {int(wu.lengths[iL])} != N the pretrained Gamma*_N is "
+            f"sub-optimal: its excess-risk ratio to the tuned ridge there is the closed-form {star[iL]:.2f}, far above "
+            f"its matched value {star[iN]:.2f} (SGD runs at the largest T; decision threshold the geometric mean).",
+            float(np.sqrt(star[iL] * star[iN])), float(rho[iL]), predicted=f"{star[iL]:.3f} (Gamma*_N at M)",
+            regime=f"H {sp}, M = {int(wu.lengths[iL])}; {regime}",
+            alternative="near-optimality carries over to every length: the matched ratio",
+            alternative_predicted=float(star[iN])))
+    return out

@@ -36,7 +36,13 @@ phase (arrays)    fields                    what runs
                   ``small_n``               at their own lengths, ``small_n.eval_prompts``)
 ``pool.``         ``pool``                  the finite task-pool Gamma model for T = 1, 2, 4, ...,
                                             ``pool.n_tasks`` (``pool.draws`` pools per T)
+``wu.``           ``wu``                    Wu et al.: the Gamma model pretrained by one-pass SGD
+                                            over T fresh tasks, H in {I, power law}, its own d,
+                                            N and sigma^2; excess vs T and d; tuned-ridge ratio
 ================  ========================  ====================================================
+
+Every softmax program (``softmax``, ``mixed``, ``small_n``) runs the split protocol of
+``split_extra`` and ``split_chunk`` (`simulate.train_softmax`).
 
 Sigma_main is the identity when ``cov = 'iso'`` and AR(rho) (Sigma_ij = rho^|i-j|) when
 ``cov = 'ar'``.
@@ -197,6 +203,72 @@ class StallConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WuConfig(SubConfig):
+    """Wu et al. (2024): the Gamma model f = x_q^T Gamma (X^T y / N) pretrained by one-pass SGD, one fresh
+    task (one prompt) per step, from Gamma = 0, with a geometrically decaying step (`theory.sgd_schedule`).
+    x ~ N(0, H) with H = I ("iso") or the power law lambda_i = i^-decay ("power"), beta ~ N(0, psi^2 I)
+    with psi^2 = 1 / tr H (signal variance 1), label noise ``sigma2``.  Its own setting, not the primary's."""
+
+    d: int = 5
+    """Covariate dimension of the task-count sweep."""
+    n_context: int = 16
+    """Pretraining context length N."""
+    sigma2: float = 0.25
+    """Label-noise variance (signal-to-noise ratio 4)."""
+    decay: float = 2.0
+    """Exponent a of the power-law spectrum lambda_i = i^-a (a > 1: tr H stays bounded as d grows)."""
+    min_tasks: int = 256
+    """Smallest number of pretraining tasks T (T = min_tasks, 2 min_tasks, ..., max_tasks)."""
+    max_tasks: int = 16384
+    """Largest number of pretraining tasks T; a power of two times min_tasks."""
+    members: int = 16
+    """Independent SGD runs per T (the ensemble axis): mean excess and its standard error."""
+    lr_scale: float = 0.5
+    """eta_0 = lr_scale / R^2 (`theory.sgd_base_step`): a quarter of SGD's stability edge 2 / R^2."""
+    saturation: float = 3.0
+    """The rate is fitted over the T whose first phase learns every direction: eta_0 K a_min >= this
+    (`theory.sgd_saturation`; the bias left is below exp(-2 saturation) = 0.25% of its start)."""
+    dims: tuple[int, ...] = (5, 10, 20)
+    """Dimensions of the power-law sweep at fixed T (``dim_tasks``): the dimension-free check."""
+    dim_tasks: int = 2048
+    """Number of pretraining tasks of the dimension sweep."""
+    lengths: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+    """Inference lengths M at which the pretrained Gamma is compared with the tuned ridge (contains n_context)."""
+    ridge_draws: int = 20000
+    """Wishart draws behind each Bayes (optimally tuned ridge) risk."""
+    mc_prompts: int = 100000
+    """Monte Carlo prompts that check the closed-form risk of a pretrained Gamma."""
+
+    def validate(self) -> None:
+        require_int(self, "d", low=1, high=64)
+        require_int(self, "n_context", low=2)
+        require_float(self, "sigma2", low=0, low_open=True)
+        require_float(self, "decay", low=0)
+        require_int(self, "min_tasks", low=4)
+        require_int(self, "max_tasks", low=8)
+        ratio = self.max_tasks // self.min_tasks
+        require(self.max_tasks % self.min_tasks == 0 and ratio >= 2 and (ratio & (ratio - 1)) == 0,
+                f"max_tasks / min_tasks must be a power of two >= 2, got {self.max_tasks} / {self.min_tasks}")
+        require_int(self, "members", low=2)
+        require_float(self, "lr_scale", low=0, high=2, low_open=True, high_open=True)
+        require_float(self, "saturation", low=0, low_open=True)
+        require_sequence(self, "dims", low=1, min_len=2, increasing=True)
+        require(all(isinstance(m, int) for m in self.dims), f"dims must hold integers, got {self.dims!r}")
+        require_int(self, "dim_tasks", low=4)
+        require_sequence(self, "lengths", low=2, min_len=2, increasing=True)
+        require(all(isinstance(m, int) for m in self.lengths), f"lengths must hold integers, got {self.lengths!r}")
+        require(self.n_context in self.lengths and self.lengths[-1] > self.n_context,
+                f"lengths must contain n_context={self.n_context} and a longer length, got {self.lengths!r}")
+        require_int(self, "ridge_draws", low=1000)
+        require_int(self, "mc_prompts", low=1000)
+
+    @property
+    def tasks(self) -> np.ndarray:
+        """The task counts T = min_tasks * 2^k up to max_tasks (int64)."""
+        return self.min_tasks * 2 ** np.arange(int(round(math.log2(self.max_tasks // self.min_tasks))) + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
     """In-context linear regression with linear and softmax attention (defaults: the quick preset)."""
 
@@ -226,6 +298,13 @@ class Config(StudyConfig):
     """Context lengths M at which trained models are evaluated (length generalisation)."""
     n_observe: int = 40
     """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
+    split_extra: int = 3000
+    """The split protocol of every softmax program (primary, mixed, small-N): a member with >= 2 heads whose
+    heads have not split into a zero-sum pair after the program's steps trains on, alone, until they split
+    or it has trained this many more steps (0: no protocol).  Members still unsplit are counted and
+    reported, and tested as one-head models."""
+    split_chunk: int = 500
+    """Steps between two looks of the split detector during the extra training."""
     lsa: LSAConfig = field(default_factory=LSAConfig)
     """Exact GD on the LSA population risk (A2)."""
     mc: MonteCarloConfig = field(default_factory=MonteCarloConfig)
@@ -240,6 +319,8 @@ class Config(StudyConfig):
     """Pair-head members at short context lengths: the regime where debiased and plain GD differ (A4_small_n)."""
     stall: StallConfig = field(default_factory=StallConfig)
     """The random-init AR stall of the LSA and its Hessian."""
+    wu: WuConfig = field(default_factory=WuConfig)
+    """Wu et al.'s one-pass SGD pretraining of the Gamma model over T tasks, against the tuned ridge."""
 
     def validate(self) -> None:
         require_int(self, "d", low=1, high=64)
@@ -263,6 +344,8 @@ class Config(StudyConfig):
         require(any(m > self.n_context for m in self.test_lengths),
                 f"test_lengths needs a length above n_context={self.n_context} for the length-generalisation checks")
         require_int(self, "n_observe", low=2)
+        require_int(self, "split_extra", low=0)
+        require_int(self, "split_chunk", low=1)
         require(self.n_context >= self.d + 2, f"n_context must be >= d + 2 (OLS baseline), got {self.n_context} with d={self.d}")
 
     def memory_estimate(self) -> tuple[float, str]:
@@ -338,15 +421,20 @@ class Config(StudyConfig):
             # R*_GD outside the A4_small_n tolerance, so its negative control runs at smoke size
             small_n=SmallNConfig(lengths=(8, 10), seeds=1, steps=150, lr=1e-2, batch_size=64, n_observe=10),
             stall=StallConfig(seeds=4),  # four random AR inits: one or two stall
+            split_extra=0,               # no split protocol: 150 steps split no pair anyway
+            # Wu et al.'s sweep in seconds: T = 64..512 (eta_0 K a_min < 3: the rate check is not asserted),
+            # 4 runs per T, two dimensions, small Monte Carlo
+            wu=WuConfig(min_tasks=64, max_tasks=512, members=4, dims=(3, 6), dim_tasks=128, ridge_draws=2000,
+                        mc_prompts=5000),
         )
 
     @classmethod
     def quick(cls) -> "Config":
-        """He et al.'s setting, shorter training; about 5.5 minutes of CPU time (measured under the stream draws,
-        OMP_NUM_THREADS=1, on a heavily shared machine: 24 minutes wall).  Under these draws 3000 Adam steps
-        leave some pair members in the single-head phase (see the chapter): the steps were sized on the old
-        draws."""
-        return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread
+        """He et al.'s setting, shorter training: 5.5 minutes wall (328 s; 2026-12-02, OMP_NUM_THREADS=1, softmax
+        105 s, small-N 96 s, mixed 48 s, Wu 33 s), 21 minutes on the same 2 cores at load ~7.  Under the stream draws 3000 Adam steps
+        leave some pair members in the one-head phase, and 3000 more (the split protocol, ``split_extra``) did
+        not split any of them: they are counted and tested as one head (see the chapter)."""
+        return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread; split_extra 3000 (default)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -365,4 +453,9 @@ class Config(StudyConfig):
             pool=PoolConfig(draws=256),  # 4x quick's pools: A7's standard errors halve
             small_n=SmallNConfig(seeds=4, steps=20000, lr=1e-3, eval_prompts=400000, n_observe=80),  # as the softmax run
             stall=StallConfig(seeds=24),
+            split_extra=20000,           # as long again as the program's own training
+            split_chunk=2000,            # the detector looks ten times
+            # 8x the runs (rate standard errors ~3x below quick's), 4x longer, a fourth dimension
+            wu=WuConfig(max_tasks=65536, members=128, dims=(5, 10, 20, 40), dim_tasks=8192, ridge_draws=200000,
+                        mc_prompts=1_000_000),
         )

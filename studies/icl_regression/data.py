@@ -1,6 +1,6 @@
 """The in-context linear regression data model, seeded prompt samplers and the evaluation set.
 
-Data model (Wu et al. 2023; Zhang, Frei & Bartlett 2023; He et al. 2025, Sec. 2):
+Data model (Wu et al. 2024; Zhang, Frei & Bartlett 2023; He et al. 2025, Sec. 2):
 
     x_i, x_q ~ N(0, Sigma)  (i = 1..N),   beta ~ N(0, psi^2 I_d),
     y_i = beta^T x_i + eps_i,  y_q = beta^T x_q + eps_q,   eps ~ N(0, sigma^2).

@@ -10,7 +10,8 @@ from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure
 
 from studies.icl_regression import theory as th
 from studies.icl_regression.model import effective_gamma, head_statistics
-from studies.icl_regression.simulate import Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, TaskPool, TheoryCurves
+from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, TaskPool,
+                                             TheoryCurves, WuPretraining)
 
 
 def fig_risk_vs_n(record):
@@ -255,6 +256,59 @@ def fig_risk_vs_heads(record):
     return fig
 
 
+def fig_wu(record):
+    """P9: Wu et al.'s experiment: excess vs number of pretraining tasks T (two spectra), excess vs d at
+    fixed T, and the excess-risk ratio to the tuned ridge against the inference length M."""
+    cfg, wu = record.config, load(record, "wu", WuPretraining)
+    w = cfg.wu
+    fig, axes = new_figure(3, 1, width=3.1, height=2.9)
+    ax = axes[0, 0]
+    labels = {"iso": "H = I", "power": f"$\\lambda_i = i^{{-{w.decay:g}}}$"}
+    for k, sp in enumerate(WU_SPECTRA):
+        ex = wu.excess[k]
+        m, se = ex.mean(0), ex.std(0, ddof=1) / np.sqrt(ex.shape[0])
+        ax.errorbar(wu.T, m, yerr=3 * se, fmt="o-", ms=3, color=f"C{k}", label=labels[sp])
+        sat = wu.saturation[k] >= w.saturation
+        if sp == "iso" and sat.any():
+            T0, m0 = wu.T[sat][0], m[sat][0]
+            K = np.ceil(wu.T / np.log2(wu.T))
+            K0 = np.ceil(T0 / np.log2(T0))
+            ax.plot(wu.T, m0 * K0 / K, "k--", lw=1, label=r"$\propto 1/K$, $K=T/\log_2T$")
+            ax.plot(wu.T, m0 * np.sqrt(T0 / wu.T), ":", color="0.4", lw=1, label=r"$\propto T^{-1/2}$")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("pretraining tasks T (SGD steps)")
+    ax.set_ylabel(r"$\mathcal{R}_N(\Gamma_T)-\mathcal{R}_N(\Gamma^*)$")
+    ax.legend(fontsize=6)
+    ax = axes[0, 1]
+    for ex, label, color in ((wu.excess_dims, labels["power"], "C1"), (wu.excess_dims_iso, "H = I", "C0")):
+        ax.errorbar(wu.dims, ex.mean(0), yerr=3 * ex.std(0, ddof=1) / np.sqrt(ex.shape[0]), fmt="o-", ms=3,
+                    color=color, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(wu.dims, [str(int(x)) for x in wu.dims])
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel(f"excess after T = {w.dim_tasks}")
+    ax.legend(fontsize=6)
+    ax = axes[0, 2]
+    for k, sp in enumerate(WU_SPECTRA):
+        den = wu.ridge_M[k] - w.sigma2
+        ax.plot(wu.lengths, (wu.risk_M_star[k] - w.sigma2) / den, "-", color=f"C{k}", lw=1,
+                label=rf"$\Gamma^*_N$, {labels[sp]}")
+        ratio = (wu.risk_M[k] - w.sigma2) / den
+        ax.plot(wu.lengths, ratio.mean(0), "o", ms=3, mfc="none", color=f"C{k}", label=f"SGD, T = {int(wu.T[-1])}")
+    ax.axvline(w.n_context, color="0.6", lw=0.8, ls="--")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"inference length M (N = {w.n_context})")
+    ax.set_ylabel("excess risk / Bayes excess")
+    ax.legend(fontsize=6)
+    fig.suptitle(f"P9: one-pass SGD pretraining (Wu et al.), d = {w.d}, N = {w.n_context}, "
+                 f"$\\sigma^2$ = {w.sigma2:g}, {w.members} runs", fontsize=9)
+    return fig
+
+
 def figures(record) -> dict:
     return {
         "p1_risk_vs_n": fig_risk_vs_n(record),
@@ -265,4 +319,5 @@ def figures(record) -> dict:
         "p6_lsa_gap": fig_lsa_gap(record),
         "p7_preconditioner": fig_preconditioner(record),
         "p8_heads": fig_risk_vs_heads(record),
+        "p9_wu": fig_wu(record),
     }

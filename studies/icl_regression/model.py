@@ -4,7 +4,7 @@ Both carry a leading ensemble axis ``e``.  Index letters: e member, h head, b pr
 token, i/j token feature (d+1 of them: x then y).  Equation labels are the chapter's
 (book/icl_regression.md).
 
-**LSA** (Zhang, Frei & Bartlett 2023; Ahn et al. 2023; Wu et al. 2023), chapter eq. (icl-lsa-blocks):
+**LSA** (Zhang, Frei & Bartlett 2023; Ahn et al. 2023; Wu et al. 2024), chapter eq. (icl-lsa-blocks):
     yhat = e_{d+1}^T W^PV (1/N sum_i z_i z_i^T) W^KQ z_q = p^T Shat K x_q,
 with p = (p_x; p_y) the last row of W^PV and K = (K_x; k_y^T) the first d columns of W^KQ (the
 other blocks never reach the prediction, because z_q = (x_q; 0)).  It is trained by exact

@@ -59,6 +59,8 @@ class TheoryCurves:
     """(60,) logit scales omega of the one-head pattern KQ = omega diag(I, 0)."""
     one_head_risk: np.ndarray
     """(60,) best risk over mu of that pattern, averaged over min(eval_prompts, 20000) covariates."""
+    one_head_small: np.ndarray
+    """(len(small_n.lengths),) the family's best risk (over the same omega grid) at each short length."""
 
 
 def theory_curves(cfg: Config) -> TheoryCurves:
@@ -81,8 +83,14 @@ def theory_curves(cfg: Config) -> TheoryCurves:
     omegas = torch.linspace(0.02, 1.2, 60, dtype=dtype)
     one_head = torch.cat([th.single_head_pattern_risk(om, x[:, :-1], x[:, -1], cfg.psi2, cfg.sigma2)[0]
                           for om in omegas.split(10)])
+    small = []
+    for L in cfg.small_n.lengths:
+        zs, _, _ = dt.draw_standard(dt.stream(cfg.seed, "one-head-family", L), n_cov, L, cfg.d, dtype=dtype)
+        xs = zs @ torch.linalg.cholesky(S).T
+        small.append(float(torch.cat([th.single_head_pattern_risk(om, xs[:, :-1], xs[:, -1], cfg.psi2, cfg.sigma2)[0]
+                                      for om in omegas.split(10)]).min()))
     return TheoryCurves(
-        N=grid, gd_star=gd, dgd_star=dgd, ols=ols, ridge_N=ridge_lengths, ridge=np.array([r[0] for r in ridge]),
+        one_head_small=np.array(small), N=grid, gd_star=gd, dgd_star=dgd, ols=ols, ridge_N=ridge_lengths, ridge=np.array([r[0] for r in ridge]),
         ridge_se=np.array([r[1] for r in ridge]), one_head_omega=omegas.numpy(), one_head_risk=one_head.numpy())
 
 
@@ -428,6 +436,9 @@ class SoftmaxTraining:
     """(e, h, D) trained OV_h."""
     length: np.ndarray
     """(e,) training context length of each member (0 for a mixture of lengths)."""
+    trained_steps: np.ndarray
+    """(e,) Adam steps each member trained: the program's steps, more for a member that had not split
+    then (`train_softmax`'s split protocol; the trajectories cover the program's steps only)."""
 
     def where(self, cov: str, heads: int | None = None) -> np.ndarray:
         """(e,) bool: the members on covariance ``cov`` (with ``heads`` heads, if given)."""
@@ -485,29 +496,25 @@ def softmax_inits(cfg: Config, members: list[tuple[str, int, int]], h_max: int) 
     return out
 
 
-def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str, *,
-                  steps: int, lr: float, batch_size: int, n_observe: int, progress: bool = False,
-                  desc: str = "softmax attention") -> tuple[TrainResult, Tensor]:
-    """Online Adam on fresh seeded batches for an ensemble of multi-head softmax models.
+SPLIT_ZERO_SUM = 0.5
+"""The split detector: a member with >= 2 heads has split into a zero-sum pair when |sum mu| / sum |mu| <= this.
+Heads that cannot cancel the mean label (one head, or every mu_h of one sign) have exactly 1; the trained
+zero-sum pair has ~0 (He et al.'s pattern); 0.5 is the midpoint."""
 
-    ``members`` are (covariance, heads, seed index); heads are padded to the largest count with a
-    mask, returned with the `TrainResult`.  With several ``lengths`` (the mixed-length extension)
-    the context length cycles through them step by step (step t uses lengths[t mod len(lengths)]),
-    so every length gets the same weight in the averaged objective and each step is one batch of
-    one length.  Batches are drawn on the device a block of steps at a time (`BLOCK_NUMBERS`), the
-    next block in a background thread while the current one trains.
-    """
+
+def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str,
+                params: dict[str, Tensor], mask: Tensor, opt: Adam, first: int, steps: int, batch_size: int,
+                observe_at, progress: bool, desc: str) -> TrainResult:
+    """``steps`` Adam updates of ``members`` from absolute step ``first`` (their batches are the steps
+    first .. first + steps of their stream, so a run continued in pieces sees the batches of one run)."""
     dtype, device = cfg.torch_dtype, cfg.torch_device
-    h_max = max(H for _, H, _ in members)
     chol = {"iso": None, "ar": torch.linalg.cholesky(dt.covariance(cfg.d, "ar", cfg.rho, dtype)).to(device)}
-    params = softmax_inits(cfg, members, h_max)
-    mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
     per_step = len(members) * batch_size * (max(lengths) + 1) * (cfg.d + 1)
     block = max(1, min(steps + 1, BLOCK_NUMBERS // per_step))
     n_blocks = -(-(steps + 1) // block)
 
-    def make(j: int):   # block j: steps j*block .. ; a function of j alone, so it can be drawn ahead
-        in_block = range(j * block, min((j + 1) * block, steps + 1))
+    def make(j: int):   # block j: steps first + j*block .. ; a function of j alone, so it can be drawn ahead
+        in_block = range(first + j * block, first + min((j + 1) * block, steps + 1))
         parts = {}
         for li, L in enumerate(lengths):
             at = [t for t in in_block if t % len(lengths) == li]
@@ -519,42 +526,100 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     observers = {"KQ": lambda q: md.circuits(q)[0], "OV": lambda q: md.circuits(q)[1]}
     with Prefetcher(make, stop=n_blocks) as blocks:
         def loss_fn(q, step):
+            t = first + step
             if current.get("j") != step // block:
                 current["j"], current["parts"] = step // block, blocks(step // block)
-            first, stride, data = current["parts"][lengths[step % len(lengths)]]
-            k = (step - first) // stride
+            start, stride, data = current["parts"][lengths[t % len(lengths)]]
+            k = (t - start) // stride
             KQ, OV = md.circuits(q)
             return md.softmax_loss(KQ, OV, mask, data[0][:, k], data[1][:, k], data[2][:, k])
 
-        result = train(params, loss_fn, Adam(lr), steps, observers=observers, observe_at=log_steps(steps, n_observe),
-                       progress=progress, desc=desc)
-    return result, mask
+        return train(params, loss_fn, opt, steps, observers=observers, observe_at=observe_at, progress=progress,
+                     desc=desc)
 
 
-def _softmax_result(members: list[tuple[str, int, int]], result: TrainResult, mask: Tensor, length: int) -> SoftmaxTraining:
+def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str, *,
+                  steps: int, lr: float, batch_size: int, n_observe: int, progress: bool = False,
+                  desc: str = "softmax attention") -> tuple[TrainResult, Tensor, np.ndarray]:
+    """Online Adam on fresh seeded batches for an ensemble of multi-head softmax models, then the split
+    protocol.
+
+    ``members`` are (covariance, heads, seed index); heads are padded to the largest count with a
+    mask, returned with the `TrainResult`.  With several ``lengths`` (the mixed-length extension)
+    the context length cycles through them step by step (step t uses lengths[t mod len(lengths)]),
+    so every length gets the same weight in the averaged objective and each step is one batch of
+    one length.  Batches are drawn on the device a block of steps at a time (`BLOCK_NUMBERS`), the
+    next block in a background thread while the current one trains.
+
+    The split protocol (``split_extra``, ``split_chunk``): after ``steps`` updates, a member with >= 2
+    heads that has not split (`SPLIT_ZERO_SUM`) trains on, alone with the other unsplit members and
+    with its own Adam state, in chunks of ``split_chunk`` steps until it splits or has trained
+    ``split_extra`` more steps.  Each member's course depends on its own batches and state only, so
+    member i is still its standalone run.  Returns (result, mask, trained steps per member (e,)); the
+    trajectory covers the first ``steps`` updates, ``result.params`` are every member's final weights.
+    """
+    dtype, device = cfg.torch_dtype, cfg.torch_device
+    h_max = max(H for _, H, _ in members)
+    params = softmax_inits(cfg, members, h_max)
+    mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
+    opt = Adam(lr)
+    result = _adam_range(cfg, members, lengths, exp, params, mask, opt, 0, steps, batch_size,
+                         log_steps(steps, n_observe), progress, desc)
+    trained = np.full(len(members), steps)
+    final = {k: v.clone() for k, v in result.params.items()}
+
+    def unsplit(q: dict[str, Tensor], m: Tensor, heads: np.ndarray) -> np.ndarray:
+        zs = md.zero_sum(md.circuits(q)[1].cpu().numpy(), m.cpu().numpy())
+        return (heads >= 2) & ~(zs <= SPLIT_ZERO_SUM)
+
+    heads = np.array([H for _, H, _ in members])
+    todo = np.flatnonzero(unsplit(final, mask, heads))
+    done = 0
+    while todo.size and done < cfg.split_extra:
+        chunk = min(cfg.split_chunk, cfg.split_extra - done)
+        idx = torch.as_tensor(todo, device=device)
+        sub = Adam(lr, state={k: (m[idx].clone(), v[idx].clone()) for k, (m, v) in opt.state.items()}, t=opt.t)
+        res = _adam_range(cfg, [members[i] for i in todo], lengths, exp, {k: v[idx] for k, v in final.items()},
+                          mask[idx], sub, steps + done, chunk, batch_size, [], progress, f"{desc}: until split")
+        for k in final:
+            final[k][idx] = res.params[k]
+        for k, (m, v) in sub.state.items():
+            opt.state[k][0][idx], opt.state[k][1][idx] = m, v
+        opt.t = sub.t
+        done += chunk
+        trained[todo] = steps + done
+        todo = todo[unsplit({k: v[idx] for k, v in final.items()}, mask[idx], heads[todo])]
+    result.params = final
+    return result, mask, trained
+
+
+def _softmax_result(members: list[tuple[str, int, int]], result: TrainResult, mask: Tensor, length: int,
+                    trained: np.ndarray) -> SoftmaxTraining:
     KQ, OV = md.circuits(result.params)
     return SoftmaxTraining(length=np.full(len(members), length),
         cov=np.array([dt.COV_TAGS[c] for c, _, _ in members]), heads=np.array([H for _, H, _ in members]),
         seed_index=np.array([s for _, _, s in members]), mask=mask.cpu().numpy(), steps=result.steps,
         KQ_traj=result.trajectory["KQ"].cpu().numpy(), OV_traj=result.trajectory["OV"].cpu().numpy(),
-        loss_traj=result.trajectory["loss"].cpu().numpy(), KQ=KQ.cpu().numpy(), OV=OV.cpu().numpy())
+        loss_traj=result.trajectory["loss"].cpu().numpy(), KQ=KQ.cpu().numpy(), OV=OV.cpu().numpy(),
+        trained_steps=trained)
 
 
 def softmax_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     """The primary experiment: every `Config.softmax_members` member trained at the context length N."""
     members = cfg.softmax_members
-    result, mask = train_softmax(cfg, members, (cfg.n_context,), EXP_SOFTMAX, steps=cfg.steps, lr=cfg.lr,
-                                 batch_size=cfg.batch_size, n_observe=cfg.n_observe, progress=progress,
-                                 desc="softmax attention")
-    return _softmax_result(members, result, mask, cfg.n_context)
+    result, mask, trained = train_softmax(cfg, members, (cfg.n_context,), EXP_SOFTMAX, steps=cfg.steps, lr=cfg.lr,
+                                          batch_size=cfg.batch_size, n_observe=cfg.n_observe, progress=progress,
+                                          desc="softmax attention")
+    return _softmax_result(members, result, mask, cfg.n_context, trained)
 
 
 def mixed_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     """The extension: the pair-head members trained on lengths uniform on ``mixed.lengths``."""
     members, m = cfg.mixed_members, cfg.mixed
-    result, mask = train_softmax(cfg, members, m.lengths, EXP_MIXED, steps=m.steps, lr=m.lr, batch_size=m.batch_size,
-                                 n_observe=m.n_observe, progress=progress, desc="mixed lengths")
-    return _softmax_result(members, result, mask, 0)
+    result, mask, trained = train_softmax(cfg, members, m.lengths, EXP_MIXED, steps=m.steps, lr=m.lr,
+                                          batch_size=m.batch_size, n_observe=m.n_observe, progress=progress,
+                                          desc="mixed lengths")
+    return _softmax_result(members, result, mask, 0, trained)
 
 
 def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
@@ -564,9 +629,10 @@ def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     m, parts = cfg.small_n, []
     for L in m.lengths:
         members = cfg.small_n_members
-        result, mask = train_softmax(cfg, members, (L,), EXP_SMALL_N, steps=m.steps, lr=m.lr, batch_size=m.batch_size,
-                                     n_observe=m.n_observe, progress=progress, desc=f"small N = {L}")
-        parts.append(_softmax_result(members, result, mask, L))
+        result, mask, trained = train_softmax(cfg, members, (L,), EXP_SMALL_N, steps=m.steps, lr=m.lr,
+                                              batch_size=m.batch_size, n_observe=m.n_observe, progress=progress,
+                                              desc=f"small N = {L}")
+        parts.append(_softmax_result(members, result, mask, L, trained))
     axis = {"KQ_traj": 1, "OV_traj": 1, "loss_traj": 1}
     return SoftmaxTraining(**{f.name: (parts[0].steps if f.name == "steps" else
                                        np.concatenate([getattr(p, f.name) for p in parts], axis.get(f.name, 0)))
@@ -741,6 +807,154 @@ def task_pool(cfg: Config) -> TaskPool:
                     R_star=np.array([R_star]))
 
 
+# ------------------------------------------------ Wu et al.: one-pass SGD pretraining
+WU_SPECTRA = ("iso", "power")
+"""The two covariance spectra of the Wu et al. sub-experiment: H = I and lambda_i = i^-decay."""
+WU_BLOCK_NUMBERS = 1 << 22
+"""SGD prompts are drawn a block of steps at a time, at most this many standard normals per block."""
+
+
+@dataclass
+class WuPretraining:
+    """One-pass SGD pretraining of the Gamma model (Wu et al. 2024), spectra s in `WU_SPECTRA`,
+    m = ``wu.members`` runs per task count; risks are the exact closed form R_M of the trained Gamma."""
+
+    T: np.ndarray
+    """(n_T,) numbers of pretraining tasks (= SGD steps, one fresh task each)."""
+    excess: np.ndarray
+    """(2, m, n_T) R_N(Gamma_T) - R_N(Gamma*) of every run, per spectrum."""
+    R_star: np.ndarray
+    """(2,) R_N(Gamma*) per spectrum."""
+    eta0: np.ndarray
+    """(2,) the base step eta_0 per spectrum."""
+    saturation: np.ndarray
+    """(2, n_T) eta_0 K a_min (`theory.sgd_saturation`) per spectrum and T."""
+    lengths: np.ndarray
+    """(n_M,) inference lengths M."""
+    risk_M: np.ndarray
+    """(2, m, n_M) R_M(Gamma_T) of the runs at the largest T."""
+    risk_M_star: np.ndarray
+    """(2, n_M) R_M(Gamma*_N): the pretraining optimum used at length M."""
+    ridge_M: np.ndarray
+    """(2, n_M) the Bayes risk (optimally tuned ridge, lambda = sigma^2 / psi^2) at length M, Wishart MC."""
+    ridge_M_se: np.ndarray
+    """(2, n_M) its standard error."""
+    dims: np.ndarray
+    """(n_d,) dimensions of the power-law sweep."""
+    excess_dims: np.ndarray
+    """(m, n_d) excess of the power-law runs at T = dim_tasks, per dimension."""
+    excess_dims_iso: np.ndarray
+    """(m, n_d) the same for H = I (psi^2 = 1/d): the contrast whose excess grows with the parameter count."""
+    mc_risk: np.ndarray
+    """(2, 2) Monte Carlo risk of run 0's Gamma_T (largest T) at M = N and M = max(lengths), per spectrum."""
+    mc_se: np.ndarray
+    """(2, 2) its standard error."""
+    mc_closed: np.ndarray
+    """(2, 2) the closed form R_M(Gamma_T) there."""
+
+
+def wu_setting(w, spectrum: str, d: int | None = None) -> tuple[Tensor, Tensor]:
+    """(H, B) of the Wu sub-experiment: H diagonal with spectrum ``spectrum`` and B = I / tr H (d, d)."""
+    lam = th.power_spectrum(w.d if d is None else d, 0.0 if spectrum == "iso" else w.decay)
+    return torch.diag(lam), torch.eye(len(lam), dtype=torch.float64) / float(lam.sum())
+
+
+def sgd_pretrain(w, spectrum: str, d: int, T: int, source, *, device=None,
+                 members: int | list[int] | None = None) -> Tensor:
+    """One-pass SGD on the Gamma model: T steps, each on one fresh prompt of a fresh task, from Gamma = 0.
+
+    Step t draws x_1..x_N, x_q ~ N(0, H), beta ~ N(0, B), noise ~ N(0, sigma^2), forms s = X^T y / N and
+    the residual r = x_q^T Gamma s - y_q, and moves Gamma <- Gamma - eta_t r x_q s^T (the gradient of
+    (1/2) r^2), with eta_t of `theory.sgd_schedule`.  ``members`` runs side by side (stream members);
+    returns Gamma_T (m, d, d) in float64 on ``device`` (``members``: a count, or the stream's member indices)."""
+    H, B = wu_setting(w, spectrum, d)
+    m = w.members if members is None else members
+    n_runs = m if isinstance(m, int) else len(m)
+    N, dtype = w.n_context, torch.float64
+    eta = th.sgd_schedule(T, th.sgd_base_step(H, B, w.sigma2, N, w.lr_scale))
+    root_h = torch.sqrt(torch.diagonal(H)).to(device, dtype)                     # (d,)
+    psi = math.sqrt(float(B[0, 0]))
+    Gamma = torch.zeros((n_runs, d, d), dtype=dtype, device=device)
+    per = (N + 1) * d + d + (N + 1)
+    block = max(1, min(T, WU_BLOCK_NUMBERS // (n_runs * per)))
+    for start in range(0, T, block):
+        steps = list(range(start, min(start + block, T)))
+        z, b, e = dt.draw_standard(source, 1, N, d, members=m, step=steps, device=device, dtype=dtype)
+        x = z[:, :, 0] * root_h                                                  # (m, t, N+1, d)
+        beta = b[:, :, 0] * psi                                                  # (m, t, d)
+        y = torch.einsum("mtnd,mtd->mtn", x, beta) + e[:, :, 0] * math.sqrt(w.sigma2)   # (m, t, N+1)
+        s = torch.einsum("mtnd,mtn->mtd", x[:, :, :N], y[:, :, :N]) / N         # (m, t, d)
+        xq, yq = x[:, :, N], y[:, :, N]                                          # (m, t, d), (m, t)
+        for k, t in enumerate(steps):
+            r = torch.einsum("mi,mij,mj->m", xq[:, k], Gamma, s[:, k]) - yq[:, k]   # (m,)
+            Gamma -= float(eta[t]) * r[:, None, None] * xq[:, k, :, None] * s[:, k, None, :]
+    return Gamma
+
+
+def wu_pretraining(cfg: Config, progress: bool = False) -> WuPretraining:
+    """Wu et al.'s experiment: excess vs T for two spectra, the dimension sweep, and the comparison
+    with the optimally tuned ridge at every inference length."""
+    w, device = cfg.wu, cfg.torch_device
+    Ts = w.tasks
+    M_all = list(w.lengths)
+    out: dict[str, list] = {k: [] for k in ("excess", "R_star", "eta0", "saturation", "risk_M", "risk_M_star",
+                                             "ridge_M", "ridge_M_se", "mc_risk", "mc_se", "mc_closed")}
+    work = [(sp, int(T)) for sp in WU_SPECTRA for T in Ts]
+    if progress:
+        from workbench.progress import progress_bar
+        work = progress_bar(work, desc="Wu: one-pass SGD", leave=False)
+    finals: dict[str, Tensor] = {}
+    excess: dict[str, list] = {sp: [] for sp in WU_SPECTRA}
+    for sp, T in work:
+        H, B = wu_setting(w, sp)
+        G_T = sgd_pretrain(w, sp, w.d, T, dt.stream(cfg.seed, "wu-sgd", sp, w.d, T), device=device).cpu()
+        R_star = th.gd_optimal_risk(H, B, w.sigma2, w.n_context)
+        excess[sp].append(th.gd_risk(G_T, H, B, w.sigma2, w.n_context) - R_star)
+        if T == Ts[-1]:
+            finals[sp] = G_T
+    for k, sp in enumerate(WU_SPECTRA):
+        H, B = wu_setting(w, sp)
+        G_star = th.gamma_star(H, B, w.sigma2, w.n_context)
+        out["excess"].append(torch.stack(excess[sp], -1).numpy())
+        out["R_star"].append(float(th.gd_optimal_risk(H, B, w.sigma2, w.n_context)))
+        out["eta0"].append(th.sgd_base_step(H, B, w.sigma2, w.n_context, w.lr_scale))
+        out["saturation"].append([th.sgd_saturation(H, B, w.sigma2, w.n_context, w.lr_scale, int(T)) for T in Ts])
+        out["risk_M"].append(torch.stack([th.gd_risk(finals[sp], H, B, w.sigma2, M) for M in M_all], -1).numpy())
+        out["risk_M_star"].append([float(th.gd_risk(G_star, H, B, w.sigma2, M)) for M in M_all])
+        ridge = [th.ridge_risk_mc(H, float(B[0, 0]), w.sigma2, M, w.ridge_draws, dt.stream(cfg.seed, "wu-ridge", sp, M),
+                                  device=device) for M in M_all]
+        out["ridge_M"].append([r[0] for r in ridge])
+        out["ridge_M_se"].append([r[1] for r in ridge])
+        # Monte Carlo of run 0's trained Gamma at M = N and the longest M (the query integrated analytically)
+        mc, se, closed = [], [], []
+        for M in (w.n_context, M_all[-1]):
+            acc, acc2, n_tot = 0.0, 0.0, 0
+            for c, n in enumerate(dt.eval_chunks(w.mc_prompts, 20000)):
+                P = dt.sample_prompts(dt.stream(cfg.seed, "wu-mc", sp, M, c), n, M, torch.sqrt(H),
+                                      float(B[0, 0]), w.sigma2, device=device)
+                wv = torch.einsum("ij,nj->ni", finals[sp][0].to(P.X), torch.einsum("nld,nl->nd", P.X, P.y) / M) - P.beta
+                r = w.sigma2 + torch.einsum("ni,ij,nj->n", wv, H.to(wv), wv)
+                acc, acc2, n_tot = acc + float(r.sum()), acc2 + float(r.pow(2).sum()), n_tot + n
+            mean = acc / n_tot
+            mc.append(mean)
+            se.append(math.sqrt(max(acc2 / n_tot - mean ** 2, 0.0) / (n_tot - 1)))
+            closed.append(float(th.gd_risk(finals[sp][0], H, B, w.sigma2, M)))
+        out["mc_risk"].append(mc)
+        out["mc_se"].append(se)
+        out["mc_closed"].append(closed)
+    dims, dims_iso = [], []
+    for dd in w.dims:
+        for sp, acc in (("power", dims), ("iso", dims_iso)):
+            H, B = wu_setting(w, sp, dd)
+            G_T = sgd_pretrain(w, sp, dd, w.dim_tasks, dt.stream(cfg.seed, "wu-sgd-dims", sp, dd, w.dim_tasks),
+                               device=device).cpu()
+            acc.append(th.gd_risk(G_T, H, B, w.sigma2, w.n_context) - th.gd_optimal_risk(H, B, w.sigma2, w.n_context))
+    return WuPretraining(
+        T=np.asarray(Ts), lengths=np.asarray(M_all), dims=np.asarray(w.dims),
+        excess_dims=torch.stack(dims, -1).numpy(), excess_dims_iso=torch.stack(dims_iso, -1).numpy(),
+        **{k: np.asarray(v, dtype=float) for k, v in out.items()})
+
+
 # ------------------------------------------------------------------------------ phases
 PHASES = (
     Phase("theory", theory_curves),
@@ -752,6 +966,7 @@ PHASES = (
     Phase("small_n", small_n_training, grad=True),
     Phase("eval", evaluation, needs=("lsa", "softmax", "mixed", "small_n")),
     Phase("pool", task_pool),
+    Phase("wu", wu_pretraining),
 )
 
 

@@ -4,7 +4,7 @@ Notation (book chapter, Sec. "The setting"): x ~ N(0, Sigma), beta ~ N(0, B) (B 
 stated), noise variance sigma^2, context length N (test length M), r = sigma^2 / psi^2.  Every risk
 is the full risk E (yhat - y_q)^2, which includes sigma^2.
 
-- One-step preconditioned GD, the Gamma model (Wu et al. 2023, Thm 4.1 setting; Zhang, Frei &
+- One-step preconditioned GD, the Gamma model (Wu et al. 2024, the model their abstract names; Zhang, Frei &
   Bartlett 2023; Ahn et al. 2023):  yhat = x_q^T Gamma (1/M) sum_i y_i x_i,
       R_M(Gamma) = sigma^2 + tr(Sigma B) - 2 tr(Sigma Gamma Sigma B) + tr(Sigma Gamma G_M Gamma^T),
       G_M = (M+1)/M Sigma B Sigma + (tr(Sigma B) + sigma^2)/M Sigma,
@@ -53,7 +53,7 @@ def gd_risk(Gamma: Tensor, Sigma: Tensor, B: Tensor, sigma2: float, M: float) ->
 
 
 def gamma_star(Sigma: Tensor, B: Tensor, sigma2: float, N: float) -> Tensor:
-    """Gamma* = B Sigma G_N^{-1}, the minimiser of R_N (Wu et al. 2023)."""
+    """Gamma* = B Sigma G_N^{-1}, the minimiser of R_N (derived in the chapter; the optimum of Wu et al. 2024's Gamma model)."""
     G = gd_gram(Sigma, B, sigma2, N)
     return torch.linalg.solve(G, (B @ Sigma).transpose(-1, -2)).transpose(-1, -2)  # (B Sigma) G^{-1}, G symmetric
 
@@ -316,6 +316,22 @@ def single_head_pattern_risk(omega: Tensor, X: Tensor, x_q: Tensor, psi2: float,
     return const - lin ** 2 / quad, mu
 
 
+def pattern_risk(omega: Tensor, mu: Tensor, X: Tensor, x_q: Tensor, psi2: float, sigma2: float) -> Tensor:
+    """Risk of H heads in He et al.'s pattern (KQ_h = omega_h diag(I_d, 0), OV_h = mu_h e_{d+1}^T), the task
+    and the noise integrated exactly, averaged over the given covariates (a fixed sample: a smooth,
+    deterministic function of (omega, mu) for autograd):
+
+        yhat = sum_h mu_h sum_l p_hl y_l,  p_h = softmax(omega_h x_l^T x_q),
+        R = sigma^2 + E[psi^2 |sum_h mu_h a_h - x_q|^2 + sigma^2 |sum_h mu_h p_h|^2],  a_h = sum_l p_hl x_l.
+
+    omega, mu (h,); X (n, N, d), x_q (n, d) -> scalar."""
+    s = torch.einsum("nld,nd->nl", X, x_q)                              # (n, N)
+    P = torch.softmax(omega[:, None, None] * s[None], dim=-1)          # (h, n, N)
+    w = torch.einsum("h,hnl->nl", mu, P)                                # (n, N): the label weights
+    a = torch.einsum("nl,nld->nd", w, X)                                # (n, d)
+    return sigma2 + (psi2 * (a - x_q).pow(2).sum(-1) + sigma2 * w.pow(2).sum(-1)).mean()
+
+
 # -------------------------------------------------------------------------- on saved arrays
 def dgd_risk_matrix(Gamma: np.ndarray, Sigma: np.ndarray, psi2: float, sigma2: float, M: int) -> float:
     """R^DGD_M(Gamma) with B = psi^2 I, for numpy Gamma and Sigma (d, d)."""
@@ -380,3 +396,54 @@ def predict(config) -> dict[str, Any]:
     out["ridge_proportional"] = float(tau * ridge_risk_proportional(xi, s2 / tau))
     out["gd_proportional"] = float(tau * gd_risk_proportional(xi, s2 / tau))
     return out
+
+
+# ------------------------------------------------- Wu et al.: one-pass SGD pretraining
+def power_spectrum(d: int, decay: float, dtype=torch.float64) -> Tensor:
+    """Eigenvalues lambda_i = i^(-decay), i = 1..d, of a power-law covariance H (decay 0: H = I), (d,).
+
+    The Gamma model's risk depends on H only through its spectrum when B = psi^2 I (rotate x, beta
+    and Gamma together), so H is taken diagonal."""
+    return torch.arange(1, d + 1, dtype=dtype) ** (-float(decay))
+
+
+def sgd_base_step(H: Tensor, B: Tensor, sigma2: float, N: int, lr_scale: float) -> float:
+    """eta_0 = lr_scale / R^2 with R^2 = (tr H + 2 tr H^2 / tr H)(tr G + 2 tr G^2 / tr G), G = G_N.
+
+    One-pass SGD on (1/2)(x^T Gamma s - y)^2 moves Gamma by eta r x s^T, which contracts the residual
+    along the feature phi = x s^T by 1 - eta |x|^2 |s|^2; the usual stability scale of SGD is
+    R^2 = E|phi|^4 / E|phi|^2 = (E|x|^4 / E|x|^2)(E|s|^4 / E|s|^2) (x_q is independent of s).  For
+    Gaussian x, E|x|^4 / E|x|^2 = tr H + 2 tr H^2 / tr H exactly; s is not Gaussian and its factor is
+    the Gaussian value at its covariance G_N (an approximation, which the power-law spectrum, whose
+    features are nearly one-dimensional and heavy-tailed, needs: tr H tr G_N alone is 4-5x too large a
+    step there and SGD diverges)."""
+    G = gd_gram(H, B, sigma2, N)
+    kx = _tr(H) + 2 * _tr(H @ H) / _tr(H)
+    ks = _tr(G) + 2 * _tr(G @ G) / _tr(G)
+    return float(lr_scale / (kx * ks))
+
+
+def sgd_schedule(T: int, eta0: float) -> np.ndarray:
+    """Wu et al.'s step sizes, as reconstructed here (their body text was not reachable): a constant
+    eta_0 for the first phase, halved every K = ceil(T / log2 T) steps (the geometrically decaying
+    schedule of the last-iterate SGD bounds they build on), (T,)."""
+    K = math.ceil(T / max(math.log2(T), 1.0))
+    return eta0 * 0.5 ** (np.arange(T) // K)
+
+
+def sgd_saturation(H: Tensor, B: Tensor, sigma2: float, N: int, lr_scale: float, T: int) -> float:
+    """eta_0 K a_min: the first phase's step times its length times the smallest eigenvalue a_min of the
+    excess's Hessian H (x) G_N (the eigenvalues are lambda_i(H) mu_j(G_N)).  Above a few units every
+    direction of Gamma is learned within the first phase, the bias is spent, and the last iterate's
+    excess is the variance term ~ d_eff / K (Wu et al.'s rate; d_eff = d^2 when every direction is learned)."""
+    K = math.ceil(T / max(math.log2(T), 1.0))
+    a_min = float(torch.linalg.eigvalsh(H)[0] * torch.linalg.eigvalsh(gd_gram(H, B, sigma2, N))[0])
+    return sgd_base_step(H, B, sigma2, N, lr_scale) * K * a_min
+
+
+def sgd_rate_slope(T: np.ndarray) -> float:
+    """The log-log slope of the variance term 1 / K(T), K = ceil(T / log2 T), fitted (least squares)
+    over the given task counts: -1 plus the log factor of the halving schedule."""
+    K = np.ceil(T / np.maximum(np.log2(T), 1.0))
+    x, y = np.log(T), -np.log(K)
+    return float(np.polyfit(x, y, 1)[0])

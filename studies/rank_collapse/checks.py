@@ -11,7 +11,6 @@ attention, the two-token rewrite, the vanishing gradient at X = 1 x^T) and is te
 no theorem predicts."""
 from __future__ import annotations
 
-import dataclasses
 
 import math
 
@@ -654,13 +653,7 @@ def trained_checks(record: Record) -> list[Check]:
                 "the length groups of the path sum add up to the trained SAN+skip's forward output",
                 1e-10, float(t.path_error[task].max()), predicted="0 (float64: <= 1e-10 relative)", kind="identity",
                 regime=f"{task} task, evaluation inputs, {tc.seeds} seeds, L={L}, H={H}"))
-    return [_reported(c, NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS else c for c in out]
-
-
-def _reported(check: Check, why: str) -> Check:
-    """A trained-model claim the measurement contradicted, kept with its pre-stated bar and rival and
-    shown as an observation ("not observed" while it still misses), not re-tuned."""
-    return dataclasses.replace(check.as_kind("observation"), regime=f"{check.regime}; {why}")
+    return [c.contradicted(NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS else c for c in out]
 
 
 def checks(record: Record) -> list[Check]:
