@@ -55,6 +55,7 @@ def _batch(layout, batch_size, seq_len, name, members=None):
     ({"sweep.next_per_query": 1, "sweep.queries": (1,)}, "sweep"),
     ({"sweep.steps": 5000}, "sweep.steps"),
     ({"joma.mlp_lr": -1.0}, "joma.mlp_lr"),
+    ({"joma.attn_lr_ratios": (10.0, 1.0)}, "joma.attn_lr_ratios"),
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -65,7 +66,8 @@ def test_config_fields_and_presets():
     names = {"n_common", "n_queries", "next_per_query", "n_distinct", "seq_len", "batch_size", "steps", "eta_y",
              "eta_z", "momentum", "init", "eta_y_factors", "seq_len_long", "n_seeds", "seed", "dtype", "device",
              "ode.t_max", "ode.snap_eta_y", "ode.lr_ratios", "sweep.queries", "sweep.eta_z", "sweep.steps",
-             "joma.toy_steps", "joma.mlp_steps", "joma.mlp_lr", "heatmap.momentum", "heatmap.init",
+             "joma.toy_steps", "joma.mlp_steps", "joma.mlp_lr", "joma.attn_steps", "joma.attn_lr",
+             "joma.attn_lr_ratios", "heatmap.momentum", "heatmap.init",
              "ode.assumption2_common"}
     cfg = Config.quick()
     assert names <= set(Config.field_names())
@@ -491,6 +493,25 @@ def test_joma_toy_and_invariant():
     assert res["invariant"].max() < 1e-12
     assert res["invariant_continuous"].max() > 1e-6  # the discretisation term is real and accounted for
 
+    # the study's own softmax attention + MLP: member i equals its standalone run, bit for bit
+    acts, ratio = torch.tensor([0, 1, 2]), torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
+    both = joma.run_attention_mlp(SMALL, acts, ratio, _stream("attn"), [0, 1, 0], steps=20, lr=1.0)
+    one = joma.run_attention_mlp(SMALL, acts[2:], ratio[2:], _stream("attn"), [0], steps=20, lr=1.0)
+    assert torch.equal(both["entropy"][:, 2], one["entropy"][:, 0]) and torch.equal(both["z"][2], one["z"][0])
+    assert both["entropy"][0].sub(both["entropy"][0, 0]).abs().max() == 0  # Z(0) = 0: one start
+    assert (both["loss"][-1] < both["loss"][0]).all()
+    with pytest.raises(ValueError, match="lr_ratio"):
+        joma.run_attention_mlp(SMALL, acts, ratio[:2], _stream("attn"), [0, 1, 2], steps=2, lr=1.0)
+
+
+def test_redensified_definition():
+    t = np.arange(101.0)
+    dip_rise = 2.0 - 0.5 * np.exp(-((t - 40) / 15) ** 2)    # interior minimum, rebound ~0.48
+    falling = 2.0 - 0.5 * (1 - np.exp(-t / 20))            # monotone sparsification
+    late_min = 2.0 - 0.5 * np.exp(-((t - 99) / 15) ** 2)   # its minimum too close to the horizon
+    got = checks_mod.redensified(np.stack([dip_rise, falling, late_min], axis=1))
+    assert got.tolist() == [True, False, False]
+
 
 # ------------------------------------------------------------------------------- smoke
 @pytest.fixture(scope="module")
@@ -507,11 +528,11 @@ def test_smoke_preset_runs_and_passes(smoke_record):
     assert not failed, failed
     for key in ("sgd.z", "sgd_long.z", "fig4.z", "assumption2.r1_z", "assumption2.r2_z", "r1.z", "r1m.z", "r2.z", "r2.gamma", "sweep.1.entropy", "sweep.1.r2.entropy",
                 "joma_toy.entropy", "mlp.invariant", "mlp.W1", "bn.exact.0", "layout.P", "population.gd_z",
-                "population.sgd_z", "population.r1_z", "scan_grid.r1_peaks", "scan_grid.r2_scans"):
+                "population.sgd_z", "population.r1_z", "scan_grid.r1_peaks", "scan_grid.r2_scans", "attn_mlp.entropy"):
         assert key in record.arrays, key
     assert [p.name for p in ss.PHASES] == list(record.info["phase_seconds"])
     figs = ss.figures(record)
-    assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma", "population", "scan_grid"} <= set(figs)
+    assert {"heatmaps", "logits_vs_time", "r2_scan", "snap_collapse", "entropy_vs_ratio", "snap_bound", "joma", "population", "scan_grid", "attn_mlp"} <= set(figs)
     pred = ss.predict(cfg)
     assert pred["initial_common_mass"] == pytest.approx(10 / 15.5)
 
@@ -661,6 +682,23 @@ def test_sgd_vs_population_check_fails_when_sgd_is_replaced_by_r1(smoke_record):
     r1 = np.repeat(rec.arrays["population.r1_z"], rec.config.n_seeds, axis=1)
     assert _by_name(ss.checks(rec))["sgd_tracks_population_gd"].passed
     assert not _by_name(checks_mod.population_checks(_with(rec, **{"population.sgd_z": r1})))["sgd_tracks_population_gd"].passed
+
+
+def test_attn_mlp_checks_tell_joma_from_monotone_sparsification(smoke_record):
+    """Fed JoMA's picture (nonlinear runs dip and rebound, linear runs only fall) both observations
+    hold; fed monotone sparsification everywhere (the rival), the re-densification one does not."""
+    rec = smoke_record
+    H = rec.arrays["attn_mlp.entropy"]
+    lin = rec.arrays["attn_mlp.activation"] == 0
+    t = np.arange(len(H), dtype=np.float64)[:, None]
+    falling = H[:1] - 0.3 * (1 - np.exp(-t / 20)) + 0 * H
+    dip = H[:1] - 0.3 * np.exp(-((t - len(H) / 3) / (len(H) / 8)) ** 2) + 0 * H
+    joma_like = np.where(lin[None, :], falling, dip)
+    got = _by_name(checks_mod.attn_mlp_checks(_with(rec, **{"attn_mlp.entropy": joma_like})))
+    assert got["attn_mlp_nonlinear_redensifies"].passed and got["attn_mlp_linear_only_sparsifies"].passed
+    got = _by_name(checks_mod.attn_mlp_checks(_with(rec, **{"attn_mlp.entropy": falling})))
+    assert not got["attn_mlp_nonlinear_redensifies"].passed and got["attn_mlp_linear_only_sparsifies"].passed
+    assert all(c.kind == "observation" for c in got.values())
 
 
 def test_joma_toy_check_fails_on_uniform_gating(smoke_record):

@@ -27,11 +27,11 @@ import numpy as np
 from workbench.checks import Check
 from workbench.phases import load
 
-from studies.scan_snap import theory
+from studies.scan_snap import joma, theory
 from studies.scan_snap.config import LR_CHECK_TIMES
 from studies.scan_snap.theory import SCAN_DROP, SCAN_TAU, model_scan  # noqa: F401 (re-exported)
 from studies.scan_snap.data import SequenceClasses
-from studies.scan_snap.simulate import (Assumption2Run, GradientCheck, JomaToy, Layout, MlpRun, PopulationRun, R1Run, R2Run,
+from studies.scan_snap.simulate import (AttnMlpRun, Assumption2Run, GradientCheck, JomaToy, Layout, MlpRun, PopulationRun, R1Run, R2Run,
                                        ScanGrid, SgdRun, Sweep)
 
 SLOWDOWN_MULTIPLES = (1.5, 15.0, 150.0)
@@ -46,14 +46,15 @@ TOLERANCES = {"float64": {"grad": 1e-10, "rowsum": 1e-12, "exact": 1e-9},
               "float32": {"grad": 1e-4, "rowsum": 1e-4, "exact": 1e-3}}
 
 __all__ = ["checks", "LR_CHECK_TIMES", "SLOWDOWN_MULTIPLES", "TOLERANCES", "sign_pattern", "frequency_gap", "peak_counts",
-           "scan_readout", "scans", "model_scan", "decade_ratio", "lnln_fit_ratio", "sparse_then_dense"]
+           "scan_readout", "scans", "model_scan", "decade_ratio", "lnln_fit_ratio", "sparse_then_dense",
+           "redensified", "REDENSIFY_NATS"]
 
 
 def checks(record) -> list[Check]:
     return (gradient_checks(record) + sgd_vs_r1_checks(record) + fate_checks(record) + frequency_checks(record)
             + scan_checks(record) + snap_time_checks(record) + sparsity_checks(record) + departure_checks(record)
             + lr_ratio_checks(record) + sweep_checks(record) + population_checks(record) + model_scan_checks(record)
-            + joma_checks(record))
+            + joma_checks(record) + attn_mlp_checks(record))
 
 
 # ------------------------------------------------------------------------------- readouts
@@ -209,6 +210,19 @@ def sparse_then_dense(H: np.ndarray, *, nats: float = 0.01) -> tuple[bool, float
     dip, rebound = H[0] - hmin, H[-1] - hmin
     interior = bool(np.all((arg > 0) & (arg < len(H) - 1)))
     return interior and float(dip.min()) >= nats and float(rebound.min()) >= nats, float(dip.min()), float(rebound.min())
+
+
+REDENSIFY_NATS = 0.01
+"""Re-densification, defined before the ``attn_mlp`` runs were measured: the entropy curve has its
+minimum strictly inside the run and ends at least this far above it (and starts at least this
+far above it: it sparsified first).  0.01 nats is the JoMA toy check's threshold."""
+
+
+def redensified(H: np.ndarray, *, nats: float = REDENSIFY_NATS) -> np.ndarray:
+    """(e,) bool: entropy curves H (n_t, e) that dip by >= ``nats`` to an interior minimum and
+    rise from it by >= ``nats`` by the horizon."""
+    hmin, arg = H.min(0), H.argmin(0)
+    return (arg > 0) & (arg < len(H) - 1) & (H[0] - hmin >= nats) & (H[-1] - hmin >= nats)
 
 
 def _log_slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -742,4 +756,41 @@ def joma_checks(record) -> list[Check]:
             0.01, nl_rebound, predicted=">= 0.01 nats rebound", kind="observation",
             regime=f"ReLU and SiLU MLP, exp attention, {gd}, {int((~lin).sum())} runs; classification loss, no residual or "
                    "normalisation (not JoMA's setting): a negative result where not observed"),
+    ]
+
+
+def attn_mlp_checks(record) -> list[Check]:
+    """JoMA in the study's own model: softmax attention + l2 norm + residual decoder + MLP.
+
+    JoMA's abstract predicts that with nonlinear units the attention entropy dips and rises again
+    (sparse, then dense) and that with linear units it only falls.  Its paper body is not
+    reachable and gives no closed form for this model, so both are observations.
+    """
+    cfg, run = record.config, load(record, "attn_mlp", AttnMlpRun)
+    red = redensified(run.entropy)  # (e,)
+    lin = run.activation == 0
+    share_nl, share_lin = float(red[~lin].mean()), float(red[lin].mean())
+    parts = []
+    for r in np.unique(run.lr_ratio):
+        sel = run.lr_ratio == r
+        counts = ", ".join(f"{name} {int(red[sel & (run.activation == a)].sum())}/{int((sel & (run.activation == a)).sum())}"
+                           for a, name in enumerate(joma.ACTIVATIONS))
+        drop = run.entropy[0, sel] - run.entropy[:, sel].min(0)
+        reb = run.entropy[-1, sel] - run.entropy[:, sel].min(0)
+        parts.append(f"eta_Z/lr {r:g}: {counts} (entropy dip {drop.min():.3g}-{drop.max():.3g}, "
+                     f"rebound {reb.min():.2g}-{reb.max():.2g} nats)")
+    setting = (f"softmax attention, l2 norm, residual decoder + width-4M MLP, GD lr {cfg.joma.attn_lr:g}, "
+               f"{cfg.joma.attn_steps} steps, T -> inf, {cfg.n_seeds} seeds; re-densified = interior minimum, "
+               f"dip and rebound >= {REDENSIFY_NATS:g} nats; ")
+    return [
+        Check.at_least(
+            "attn_mlp_nonlinear_redensifies", "JoMA in the study's model: with ReLU/SiLU units the attention entropy dips and rises again, with linear units it does not (share of nonlinear runs that re-densify minus share of linear runs).",
+            0.5, share_nl - share_lin, predicted=">= 0.5 (JoMA: 1)", kind="observation",
+            alternative="monotone sparsification, or a rebound that does not depend on the activation",
+            alternative_predicted=0.0,
+            regime=setting + "; ".join(parts)),
+        Check.at_most(
+            "attn_mlp_linear_only_sparsifies", "JoMA in the study's model: with a linear MLP the attention only sparsifies (share of linear runs that re-densify).",
+            0.0, share_lin, predicted="0", kind="observation",
+            regime=setting + f"nonlinear share {share_nl:.2f}"),
     ]

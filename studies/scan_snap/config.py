@@ -17,8 +17,9 @@ computed from the primary run:
 - ``sweep`` (`SweepConfig`; phase ``sweep``): Fig. 6, the paper's SGD protocol on the Syn-Medium
   layouts with ``sweep.queries`` query tokens, over ``sweep.eta_z`` x ``sweep.lr_ratios`` x
   ``n_seeds`` seeds, and R2 on the same grid.
-- ``joma`` (`JomaConfig`; phases ``joma_toy``, ``mlp``): JoMA's sparse-then-dense toy and the
-  attention + MLP study on the main layout.
+- ``joma`` (`JomaConfig`; phases ``joma_toy``, ``mlp``, ``attn_mlp``): JoMA's sparse-then-dense
+  toy, the exp-attention + MLP study and the study's own softmax attention + MLP model, on the
+  main layout.
 - ``heatmap`` (`HeatmapConfig`; phase ``fig4``): Fig. 4 under the official command's momentum and
   initialisation (the main runs use the theory's: momentum 0, zero init).
 
@@ -149,7 +150,7 @@ class HeatmapConfig(SubConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class JomaConfig(SubConfig):
-    """JoMA's extension (phases ``joma_toy`` and ``mlp``)."""
+    """JoMA's extension (phases ``joma_toy``, ``mlp`` and ``attn_mlp``)."""
 
     toy_steps: int = 5000
     """Euler steps of JoMA's sparse-then-dense toy (eta = 0.02, as the official script)."""
@@ -157,11 +158,22 @@ class JomaConfig(SubConfig):
     """Gradient steps of the attention + MLP study (long-sequence limit, full class average)."""
     mlp_lr: float = 1.0
     """Learning rate (all parameters) of the attention + MLP study."""
+    attn_steps: int = 2000
+    """GD steps of the study's own softmax attention + l2 norm + MLP model (phase ``attn_mlp``)."""
+    attn_lr: float = 1.0
+    """Learning rate of its decoder and MLP (Y, W1, V) in phase ``attn_mlp``."""
+    attn_lr_ratios: tuple[float, ...] = (1.0, 10.0, 100.0)
+    """eta_Z / attn_lr of phase ``attn_mlp``: the decoder's rate, then an attention 10 and 100
+    times faster (at ratio 1 the attention entropy moves by about 0.01 nats before the loss
+    vanishes; 100 is a large-step regime where it collapses within 10 steps)."""
 
     def validate(self) -> None:
         require_int(self, "toy_steps", low=10)
         require_int(self, "mlp_steps", low=10)
         require_float(self, "mlp_lr", low=0, low_open=True)
+        require_int(self, "attn_steps", low=10)
+        require_float(self, "attn_lr", low=0, low_open=True)
+        require_sequence(self, "attn_lr_ratios", low=0, low_open=True, increasing=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,6 +339,8 @@ class Config(StudyConfig):
                 toy_steps=2000,                         # the entropy minimum and a 0.1-nat rebound (the check asks 0.01)
                 mlp_steps=400,                          # with mlp_lr 2: gradient-flow time 800, near quick's 1000
                 mlp_lr=2.0,                             # a larger step, so 400 steps suffice
+                attn_steps=300,                         # past the large-step collapse and its rebound
+                attn_lr_ratios=(1.0, 100.0),            # the two ends of the ratio grid
             ),
         )
 

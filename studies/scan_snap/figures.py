@@ -9,7 +9,7 @@ from workbench.phases import load
 from workbench.plotting import new_figure, seed_band
 
 from studies.scan_snap import joma, theory
-from studies.scan_snap.simulate import (Assumption2Run, JomaToy, Layout, MlpRun, PopulationRun, R1Run, R2Run, ScanGrid, SgdRun,
+from studies.scan_snap.simulate import (AttnMlpRun, Assumption2Run, JomaToy, Layout, MlpRun, PopulationRun, R1Run, R2Run, ScanGrid, SgdRun,
                                        SnapBound, Sweep)
 
 
@@ -17,7 +17,8 @@ def figures(record) -> dict:
     return {"heatmaps": heatmaps(record), "logits_vs_time": logits_vs_time(record), "r2_scan": r2_scan(record),
             "snap_collapse": snap_collapse(record), "entropy_vs_ratio": entropy_vs_ratio(record),
             "snap_bound": snap_bound(record), "population": population_figure(record),
-            "scan_grid": scan_grid_figure(record), "joma": joma_figure(record)}
+            "scan_grid": scan_grid_figure(record), "joma": joma_figure(record),
+            "attn_mlp": attn_mlp_figure(record)}
 
 
 def _class0_tokens(record) -> tuple[np.ndarray, np.ndarray, int]:
@@ -284,4 +285,26 @@ def joma_figure(record):
     axes[0, 1].set_ylabel("distinct-token entropy of c_n")
     axes[0, 1].set_title("exp attention -> MLP -> decoder")
     axes[0, 1].legend(fontsize=7)
+    return fig
+
+
+def attn_mlp_figure(record):
+    """JoMA in the study's model: attention entropy against GD step, by activation, one panel per
+    eta_Z / lr (seed bands)."""
+    run = load(record, "attn_mlp", AttnMlpRun)
+    ratios = np.unique(run.lr_ratio)
+    fig, axes = new_figure(len(ratios), 1, width=3.4, height=3.0)
+    k = np.arange(len(run.entropy))
+    for j, r in enumerate(ratios):
+        ax = axes[0, j]
+        for a, name in enumerate(joma.ACTIVATIONS):
+            sel = (run.lr_ratio == r) & (run.activation == a)
+            if sel.any():
+                seed_band(ax, k, run.entropy[:, sel].T, label=f"{name} MLP")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("GD step")
+        ax.set_ylabel("attention entropy of c_n (nats)")
+        ax.set_title(f"eta_Z / lr = {r:g}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("softmax attention -> l2 norm -> residual decoder + MLP (T -> inf)", fontsize=9)
     return fig

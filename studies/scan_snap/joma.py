@@ -22,6 +22,22 @@
 
    exactly (JoMA Theorem 1's invariant z = (1/2) sum_k v_k^2, plus the O(eta^2) discretisation
    term), for any activation phi.
+
+3. The study's own model with an MLP after the attention (`run_attention_mlp`), the setting
+   the issue asks for: the normalised softmax attention of Scan & Snap in the long-sequence
+   limit (Lemma 2), c_n = softmax_l(z_{psi(n) l} + log P(l|n)), its l2 normalisation
+   u_n = c_n / ||c_n||, and a decoder that sees u_n directly (the residual path, Y) and
+   through a width-4M MLP (V phi(W1 u_n)):
+
+       logits_n = Y^T u_n + V phi(W1 u_n),        loss = mean_n CE(logits_n, n),
+
+   trained by full-batch GD on the K classes (the exact T -> inf population gradient), with
+   Z at eta_Z = lr_ratio * lr and Y, W1, V at lr.  JoMA (abstract) predicts that with a
+   nonlinear phi the attention first sparsifies and then re-densifies, and that with a linear
+   phi it only sparsifies.  JoMA's own evidence for this is a multi-layer transformer on
+   WikiText-2/103 (the official ``joma/draw_figure_6.py`` plots the mean row entropy of each
+   layer's attention map against minibatches); its body text was not reachable, so no
+   closed-form prediction for this model exists here and the comparison is an observation.
 """
 from __future__ import annotations
 
@@ -39,6 +55,11 @@ from studies.scan_snap.model import attention_of_classes, distinct_entropy
 TOY_DIM, TOY_TAU, TOY_ETA, TOY_V0, TOY_MU_RANGE = 10, 3.0, 0.02, 0.05, (1.0, 4.0)
 """The official script's toy: d = 10 components, tau = 3, eta = 0.02, v(0) = 0.05, mu ~ U[1, 4] sorted."""
 ACTIVATIONS = ("linear", "relu", "silu")
+
+
+def _activate(pre: Tensor, act: Tensor) -> Tensor:
+    """phi(pre) per member: act (e, 1, 1) long indexes ACTIVATIONS."""
+    return torch.where(act == 0, pre, torch.where(act == 1, torch.relu(pre), torch.nn.functional.silu(pre)))
 
 
 def entropy(p: Tensor) -> Tensor:
@@ -104,7 +125,7 @@ def run_mlp(layout: SequenceClasses, activations: Tensor, stream: Stream, member
         Z.requires_grad_(True); W1.requires_grad_(True); V.requires_grad_(True)
         a = P * torch.exp(Z[:, psi, :])  # (e, K, M_c) exp attention
         pre = torch.einsum("enl,ehl->enh", a, W1)  # (e, K, H)
-        hidden = torch.where(act == 0, pre, torch.where(act == 1, torch.relu(pre), torch.nn.functional.silu(pre)))
+        hidden = _activate(pre, act)
         logits = torch.einsum("enh,emh->enm", hidden, V)  # (e, K, M)
         loss = (torch.logsumexp(logits, -1) - (logits * label_onehot).sum(-1)).mean(-1)  # (e,)
         with torch.no_grad():
@@ -130,4 +151,65 @@ def run_mlp(layout: SequenceClasses, activations: Tensor, stream: Stream, member
     res["W1"] = W1.detach()
     res["W1_init"] = W1_0
     res["V"] = V.detach()
+    return res
+
+
+def attention_entropy(c: Tensor) -> Tensor:
+    """Mean over classes of the entropy of each class's attention row c_n over all contextual
+    tokens (the quantity of JoMA's ``draw_figure_6.py``: the row entropy of the attention map,
+    averaged).  c (..., K, M_c) -> (...)."""
+    return entropy(c).mean(-1)
+
+
+def run_attention_mlp(layout: SequenceClasses, activations: Tensor, lr_ratio: Tensor, stream: Stream, members, *,
+                      steps: int, lr: float, width_factor: int = 4, dtype: torch.dtype = torch.float64,
+                      device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """GD on softmax attention -> l2 norm -> (residual decoder Y) + MLP V phi(W1 u), T -> inf.
+
+    activations (e,) long indexes ACTIVATIONS; lr_ratio (e,) is eta_Z / lr per member.
+    W1(0) ~ N(0, 1/M_c) from ``stream.child("W1")`` for the member keys ``members`` (a repeated
+    key repeats the draw); Y(0) = Z(0) = V(0) = 0.  Returns per step (steps + 1, e): ``loss``,
+    ``entropy`` (`attention_entropy` of c_n) and ``distinct_entropy`` (Fig. 6's measure), and the
+    final query rows ``z`` (e, Q, M_c).  A non-finite loss raises `DivergenceError`.
+    """
+    K, Q, Mc, M = layout.n_classes, layout.n_queries, layout.n_context, layout.vocab
+    H = width_factor * M
+    e = len(activations)
+    if len(lr_ratio) != e:
+        raise ValueError(f"scan-snap: lr_ratio has {len(lr_ratio)} members, activations {e}")
+    logP = layout.probabilities(dtype).to(device).log()  # (K, M_c)
+    psi = layout.query_of_class.to(device)
+    labels = layout.next_token(torch.arange(K, device=device))  # (K,)
+    label_onehot = torch.nn.functional.one_hot(labels, M).to(dtype)  # (K, M)
+    W1 = stream.child("W1").normal((H, Mc), members=members, device=device).to(dtype) / math.sqrt(Mc)  # (e, H, M_c)
+    Z = torch.zeros(e, Q, Mc, dtype=dtype, device=device)
+    Y = torch.zeros(e, M, Mc, dtype=dtype, device=device)  # decoder on the residual path
+    V = torch.zeros(e, M, H, dtype=dtype, device=device)   # decoder on the MLP path
+    act = activations.to(device)[:, None, None]  # (e, 1, 1)
+    lr_z = (lr * lr_ratio.to(device=device, dtype=dtype))[:, None, None]  # (e, 1, 1)
+    out = {"loss": [], "entropy": [], "distinct_entropy": []}
+    for k in range(steps + 1):
+        Z.requires_grad_(True); W1.requires_grad_(True); Y.requires_grad_(True); V.requires_grad_(True)
+        c = torch.softmax(Z[:, psi, :] + logP, dim=-1)  # (e, K, M_c) Lemma 2's attention
+        u = c / c.norm(dim=-1, keepdim=True)  # (e, K, M_c)
+        hidden = _activate(torch.einsum("enl,ehl->enh", u, W1), act)  # (e, K, H)
+        logits = torch.einsum("enl,eml->enm", u, Y) + torch.einsum("enh,emh->enm", hidden, V)  # (e, K, M)
+        loss = (torch.logsumexp(logits, -1) - (logits * label_onehot).sum(-1)).mean(-1)  # (e,)
+        with torch.no_grad():
+            out["loss"].append(loss.detach())
+            out["entropy"].append(attention_entropy(c))
+            out["distinct_entropy"].append(distinct_entropy(c, layout))
+        if not torch.isfinite(loss).all():
+            raise DivergenceError(f"attention + MLP (softmax) study diverged at step {k}", step=k,
+                                  partial={name: torch.stack(v) for name, v in out.items()})
+        if k == steps:
+            break
+        gZ, gW1, gY, gV = torch.autograd.grad(loss.sum(), [Z, W1, Y, V])
+        with torch.no_grad():
+            Z = Z - lr_z * gZ
+            W1 = W1 - lr * gW1
+            Y = Y - lr * gY
+            V = V - lr * gV
+    res = {name: torch.stack(v) for name, v in out.items()}
+    res["z"] = Z.detach()
     return res

@@ -535,6 +535,41 @@ def mlp(cfg: Config) -> MlpRun:
     return MlpRun(activation=to_numpy(acts), **{k: to_numpy(v) for k, v in out.items()})
 
 
+@dataclass
+class AttnMlpRun:
+    """The study's softmax attention -> l2 norm -> residual decoder + MLP, by GD on the main
+    layout (T -> infinity): members are ratio-major, then activation, then seed
+    (e = len(attn_lr_ratios) * 3 * n_seeds); n_t = attn_steps + 1."""
+
+    lr_ratio: np.ndarray
+    """(e,) eta_Z / attn_lr."""
+    activation: np.ndarray
+    """(e,) int index into `joma.ACTIVATIONS` (linear, relu, silu)."""
+    seed: np.ndarray
+    """(e,) int seed key of W1(0) (shared by the activations and ratios of a seed)."""
+    loss: np.ndarray
+    """(n_t, e) class-mean loss."""
+    entropy: np.ndarray
+    """(n_t, e) attention entropy of c_n over all contextual tokens, mean over classes."""
+    distinct_entropy: np.ndarray
+    """(n_t, e) Fig. 6's distinct-token entropy of c_n."""
+    z: np.ndarray
+    """(e, Q, M_c) trained query rows of Z."""
+
+
+def attn_mlp(cfg: Config) -> AttnMlpRun:
+    n_act, ratios = len(joma.ACTIVATIONS), cfg.joma.attn_lr_ratios
+    per_ratio = n_act * cfg.n_seeds
+    ratio = torch.tensor(ratios, dtype=torch.float64).repeat_interleave(per_ratio)  # (e,)
+    acts = torch.arange(n_act).repeat_interleave(cfg.n_seeds).repeat(len(ratios))  # (e,)
+    seeds = torch.arange(cfg.n_seeds).repeat(n_act * len(ratios))  # (e,)
+    out = joma.run_attention_mlp(cfg.layout, acts, ratio, _stream(cfg, "attn_mlp"), seeds.tolist(),
+                                 steps=cfg.joma.attn_steps, lr=cfg.joma.attn_lr, dtype=cfg.torch_dtype,
+                                 device=cfg.torch_device)
+    return AttnMlpRun(lr_ratio=to_numpy(ratio), activation=to_numpy(acts), seed=to_numpy(seeds),
+                      **{k: to_numpy(v) for k, v in out.items()})
+
+
 # --------------------------------------------------------------------------- the bound
 @dataclass
 class SnapBound:
@@ -588,6 +623,7 @@ PHASES = (
     Phase("scan_grid", scan_grid),
     Phase("joma_toy", joma_toy, inputs=lambda cfg: cfg.joma),
     Phase("mlp", mlp, grad=True),            # GD through the MLP by autograd
+    Phase("attn_mlp", attn_mlp, grad=True),  # the same through softmax attention and l2 norm
     Phase("bn", bn),
 )
 
