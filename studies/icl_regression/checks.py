@@ -11,6 +11,8 @@ the same closed forms.  At He et al.'s N = 40 plain GD and debiased GD differ by
 resolves (R*_GD = 0.2398 vs R*_DGD = 0.2429, gamma* = 0.860 vs gamma_D* = 0.879), so the N = 40 risk and
 step claims are ``observation`` with the plain-GD rival shown, and the debiased-GD risk is asserted at
 each of ``small_n.lengths`` (A4_small_n_pair_risk_N<n>), where the two differ by several standard errors.
+The same check at He et al.'s lengths ``long_n.lengths`` (A4_long_n_pair_risk_N<L>) puts trained points on the
+risk-vs-length curve; there the gap shrinks like 1 / L and the check does not discriminate at long L.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ SOFTMAX_CONVERGED_STEPS = 3000
 """The trained-softmax claims (A4, A5, A6 softmax, A8, mixed lengths) are about the heads' fixed point; at
 He et al.'s Adam lr 1e-3 the quick preset's 3000 steps reach it (every such check passes there), the smoke
 preset's 150 do not, so below this they are shown but not asserted (the mixed-length checks count
-``mixed.steps``, the small-N checks ``small_n.steps``, the others ``steps``)."""
+``mixed.steps``, the small-N checks ``small_n.steps``, the long-N checks ``long_n.steps``, the others ``steps``)."""
 SOFTMAX_TRAINED = ("A4_", "A5_", "A6_length_softmax", "A6_softmax_", "A8_", "X_mixed_")
 """Name prefixes of the trained-softmax checks."""
 Z = 3.0
@@ -47,7 +49,7 @@ NO_PATTERN = "no emergent pattern: the same statistic of the circuits as initial
 
 def checks(record) -> list[Check]:
     out = (lsa_closed_form_checks(record) + lsa_training_checks(record) + monte_carlo_checks(record)
-           + pair_checks(record) + small_n_checks(record) + head_count_checks(record) + length_checks(record)
+           + pair_checks(record) + small_n_checks(record) + long_n_checks(record) + head_count_checks(record) + length_checks(record)
            + aniso_checks(record) + pool_checks(record) + mixed_checks(record) + stall_checks(record)
            + split_checks(record) + wu_checks(record))
     return [_in_regime(c, record.config).contradicted(NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS
@@ -59,6 +61,10 @@ NEGATIVE_RESULTS = {
                                "the pre-stated bar: at N = 8 the split pairs land below R*_DGD (and above plain GD's "
                                "R*_GD); their logit scales are the study's largest, outside the small-logit expansion "
                                "the prediction rests on (see the chapter)",
+    "A4_long_n_pair_risk_N100": "a negative result, reported as an observation after the quick-size run of the long-N "
+                                "phase (2026-12-02) missed the pre-stated bar: the split pair sits 1.6% (3.6 SE) above "
+                                "R*_DGD(100), and 1-2% above it from 2000 to 9000 Adam steps at lr 3e-3 (an optimiser "
+                                "floor far above the 0.36% that separates R*_DGD from R*_GD; see the chapter)",
     "A4_unsplit_one_head": "a result short of its pre-stated bar, reported as an observation after the quick run of "
                            "2026-12-02: the N = 8 unsplit member sits below the one-head pattern family's optimum "
                            "(the trained head is not in that family at large logits; see the chapter)",
@@ -76,6 +82,8 @@ def _in_regime(check: Check, cfg) -> Check:
         name, steps = "mixed.steps", cfg.mixed.steps
     elif check.name.startswith("A4_small_n_"):
         name, steps = "small_n.steps", cfg.small_n.steps
+    elif check.name.startswith("A4_long_n_"):
+        name, steps = "long_n.steps", cfg.long_n.steps
     else:
         name, steps = "steps", cfg.steps
     return check.only_if(steps >= SOFTMAX_CONVERGED_STEPS,
@@ -290,6 +298,35 @@ def small_n_checks(record) -> list[Check]:
     return out
 
 
+# ------------------------------------------------------------------ A4 at He et al.'s lengths L = 10-100
+def long_n_checks(record) -> list[Check]:
+    """He et al.'s risk-vs-length curve: the trained pair at each of ``long_n.lengths`` against R*_DGD(L),
+    plain GD's R*_GD(L) the rival.  Their gap falls like 1 / L, so at long L it is inside the tolerance
+    and the check passes under either hypothesis ("does not discriminate"), as the theory says."""
+    cfg, pred = record.config, th.predict(record.config)
+    s, ev = load(record, "long_n", SoftmaxTraining), load(record, "eval", Evaluation)
+    ln = cfg.long_n
+    regime = (f"d={cfg.d}, sigma2={cfg.sigma2:g}, psi2={cfg.psi2:g}, Sigma={cfg.cov}, H={cfg.pair_heads}, "
+              f"{ln.seeds} seed(s) per length; Adam lr {ln.lr:g}, batch {ln.batch_size}, {ln.steps} steps, split cap "
+              f"{ln.split_extra}; {ln.eval_prompts} evaluation prompts per length")
+    split, out = split_members(s), []
+    for L in ln.lengths:
+        sel = (s.length == L) & split
+        risk, se = ev.long_n.risk[sel, 0], ev.long_n.risk_se[sel, 0]
+        R_dgd, R_gd = pred[f"R_star_dgd_long_{L}"], pred[f"R_star_gd_long_{L}"]
+        w = weakest(risk, se, R_dgd, R_gd) if sel.any() else 0
+        n_out = int(((s.length == L) & ~split).sum())
+        out.append(Check.close(
+            f"A4_long_n_pair_risk_N{L}", f"At He et al.'s length L = {L} the {cfg.pair_heads} softmax heads reach the "
+            f"debiased-GD optimum R*_DGD(L), {100 * (R_dgd / R_gd - 1):.2f}% above plain GD's R*_GD(L): each split seed "
+            f"within {Z:g} SE (seeds " + ", ".join(f"{r:.4f}" for r in risk) + f"; the weakest shown; {n_out} unsplit "
+            "seed(s) left out). Where the two closed forms are closer than the tolerance (long L) it cannot "
+            "discriminate.", R_dgd, float(risk[w]) if sel.any() else float("nan"),
+            atol=Z * float(se[w]) if sel.any() else 0.0, regime=f"L={L}; {regime}", alternative="plain GD: R*_GD(L)",
+            alternative_predicted=R_gd).only_if(bool(sel.any()), NO_SPLIT))
+    return out
+
+
 # ------------------------------------------------------------------ the split protocol
 def split_checks(record) -> list[Check]:
     """How many pair members never left the one-head phase, and what they are: one head.
@@ -298,10 +335,11 @@ def split_checks(record) -> list[Check]:
     one-head optimum, placed on two equal heads, is a minimum of the two-head loss up to the flat direction
     that moves mu from one head to the other (chapter), so such a member may stay there for good."""
     cfg, fam = record.config, load(record, "theory", TheoryCurves)
-    s, small, mixed = (load(record, n, SoftmaxTraining) for n in ("softmax", "small_n", "mixed"))
+    s, small, mixed, long_ = (load(record, n, SoftmaxTraining) for n in ("softmax", "small_n", "mixed", "long_n"))
     ev, pred = load(record, "eval", Evaluation), th.predict(record.config)
     parts, meas, se, R_one, R_dgd, where, total = [], [], [], [], [], [], 0
-    for name, t in (("primary", s), ("small-N", small), ("mixed", mixed)):
+    for name, t in (("primary", s), ("small-N", small), ("mixed", mixed),
+                    (f"long-N (cap {cfg.long_n.split_extra} steps; counted only, not tested as one head)", long_)):
         multi = t.heads >= 2
         out_ = multi & ~split_members(t)
         total += int(out_.sum())

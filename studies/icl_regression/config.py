@@ -28,12 +28,16 @@ phase (arrays)    fields                    what runs
                                             ``small_n.seeds`` pair-head members trained at each
                                             short length of ``small_n.lengths``, where R*_GD and
                                             R*_DGD differ by several standard errors
+``long_n.``       ``long_n``                He et al.'s lengths: ``long_n.seeds`` pair-head members
+                                            trained at each length of ``long_n.lengths`` by the
+                                            small-N program (its own split cap)
 ``stall.``        ``stall``, ``lsa``        the random-init AR stall of the LSA: ``stall.seeds``
                                             members by exact GD (``lsa.steps``, ``lsa.lr``), the
                                             exact float64 Hessian at the end point
 ``eval.``         ``eval_prompts``,         every trained model on the fixed evaluation set
                   ``test_lengths``,         (``eval_prompts`` per test length; the small-N members
-                  ``small_n``               at their own lengths, ``small_n.eval_prompts``)
+                  ``small_n``, ``long_n``   at their own lengths, ``small_n.eval_prompts``; the
+                                            long-N ones with ``long_n.eval_prompts``)
 ``pool.``         ``pool``                  the finite task-pool Gamma model for T = 1, 2, 4, ...,
                                             ``pool.n_tasks`` (``pool.draws`` pools per T)
 ``wu.``           ``wu``                    Wu et al.: the Gamma model pretrained by one-pass SGD
@@ -41,8 +45,8 @@ phase (arrays)    fields                    what runs
                                             N and sigma^2; excess vs T and d; tuned-ridge ratio
 ================  ========================  ====================================================
 
-Every softmax program (``softmax``, ``mixed``, ``small_n``) runs the split protocol of
-``split_extra`` and ``split_chunk`` (`simulate.train_softmax`).
+Every softmax program (``softmax``, ``mixed``, ``small_n``, ``long_n``) runs the split protocol of
+``split_extra`` and ``split_chunk`` (`simulate.train_softmax`; the long-N program caps it at ``long_n.split_extra``).
 
 Sigma_main is the identity when ``cov = 'iso'`` and AR(rho) (Sigma_ij = rho^|i-j|) when
 ``cov = 'ar'``.
@@ -187,6 +191,47 @@ class SmallNConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LongNConfig(SubConfig):
+    """He et al.'s lengths L = 10-100 (A4_long_n_*): pair-head softmax members trained at each length
+    of ``lengths`` by the small-N program (one program per length, the same split protocol with its own
+    cap), beside the closed forms R*_DGD(L) and R*_GD(L) of the risk-vs-length figure.  The relative
+    gap R*_DGD / R*_GD - 1 falls like 1 / L (2.8% at L = 20, 0.36% at L = 100): at long L the two
+    closed forms are closer than the tolerance and the check does not discriminate, as the theory says."""
+
+    lengths: tuple[int, ...] = (20, 100)
+    """Training (and evaluation) context lengths (one program per length): the two ends of He et al.'s range
+    that fit the quick preset's budget for this phase (about 60 s of one CPU); ``paper`` runs 10..100."""
+    seeds: int = 1
+    """Pair-head members per length (seed index 0.. start from the primary pair members' initial weights);
+    one at quick, for its budget."""
+    steps: int = 3000
+    """Adam steps, one fresh batch per step."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    batch_size: int = 128
+    """Fresh prompts per Adam step and member (half the primary's: the phase's CPU budget at L = 100)."""
+    eval_prompts: int = 40000
+    """Evaluation prompts at each length (the first chunks are the primary evaluation set's prompts at
+    that length when it is a test length)."""
+    n_observe: int = 20
+    """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
+    split_extra: int = 0
+    """The split protocol's cap for this program (``Config.split_extra`` for the others): extra steps
+    of an unsplit member at L = 100 cost ~13 ms each on one CPU thread."""
+
+    def validate(self) -> None:
+        require_sequence(self, "lengths", low=2, min_len=1, increasing=True)
+        require(all(isinstance(m, int) for m in self.lengths), f"lengths must hold integers, got {self.lengths!r}")
+        require_int(self, "seeds", low=1)
+        require_int(self, "steps", low=1)
+        require_float(self, "lr", low=0, low_open=True)
+        require_int(self, "batch_size", low=1)
+        require_int(self, "eval_prompts", low=100)
+        require_int(self, "n_observe", low=2)
+        require_int(self, "split_extra", low=0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StallConfig(SubConfig):
     """The random-init LSA on AR(rho) covariates, run by exact GD with ``lsa.steps`` and ``lsa.lr``
     from ``seeds`` initialisations; at the end point of each the exact float64 Hessian of the
@@ -317,6 +362,8 @@ class Config(StudyConfig):
     """The finite task-pool Gamma model (A7)."""
     small_n: SmallNConfig = field(default_factory=SmallNConfig)
     """Pair-head members at short context lengths: the regime where debiased and plain GD differ (A4_small_n)."""
+    long_n: LongNConfig = field(default_factory=LongNConfig)
+    """Pair-head members at He et al.'s lengths L = 10-100 beside the closed forms (A4_long_n)."""
     stall: StallConfig = field(default_factory=StallConfig)
     """The random-init AR stall of the LSA and its Hessian."""
     wu: WuConfig = field(default_factory=WuConfig)
@@ -353,7 +400,8 @@ class Config(StudyConfig):
         (members, batch, length + 1, d + 1) (a lower bound of the run's peak)."""
         programs = [("softmax", len(self.softmax_members), self.batch_size, self.n_context),
                     ("mixed-length", len(self.mixed_members), self.mixed.batch_size, max(self.mixed.lengths)),
-                    ("small-N", self.small_n.seeds, self.small_n.batch_size, max(self.small_n.lengths))]
+                    ("small-N", self.small_n.seeds, self.small_n.batch_size, max(self.small_n.lengths)),
+                    ("long-N", self.long_n.seeds, self.long_n.batch_size, max(self.long_n.lengths))]
         what, members, batch, length = max(programs, key=lambda p: p[1] * p[2] * (p[3] + 1))
         numbers = members * batch * (length + 1) * (self.d + 1)
         return numbers * (8 if self.dtype == "float64" else 4), (
@@ -394,6 +442,11 @@ class Config(StudyConfig):
         return [(self.cov, self.pair_heads, s) for s in range(self.small_n.seeds)]
 
     @property
+    def long_n_members(self) -> list[tuple[str, int, int]]:
+        """(covariance, heads, seed index) of the members of each long-N program (one per length)."""
+        return [(self.cov, self.pair_heads, s) for s in range(self.long_n.seeds)]
+
+    @property
     def lsa_members(self) -> list[tuple[str, str, int]]:
         """(covariance, init, seed index) of every LSA member."""
         return [(c, i, s) for c in ("iso", "ar") for i in ("zfb", "random") for s in range(self.n_seeds)]
@@ -421,6 +474,8 @@ class Config(StudyConfig):
             # R*_GD outside the A4_small_n tolerance, so its negative control runs at smoke size
             small_n=SmallNConfig(lengths=(8, 10), seeds=1, steps=150, lr=1e-2, batch_size=64, n_observe=10),
             stall=StallConfig(seeds=4),  # four random AR inits: one or two stall
+            # one short length, 100 steps: far from trained (A4_long_n not asserted), a second of CPU
+            long_n=LongNConfig(lengths=(20,), steps=100, lr=1e-2, batch_size=64, eval_prompts=4000, n_observe=10),
             split_extra=0,               # no split protocol: 150 steps split no pair anyway
             # Wu et al.'s sweep in seconds: T = 64..512 (eta_0 K a_min < 3: the rate check is not asserted),
             # 4 runs per T, two dimensions, small Monte Carlo
@@ -431,7 +486,8 @@ class Config(StudyConfig):
     @classmethod
     def quick(cls) -> "Config":
         """He et al.'s setting, shorter training: 5.5 minutes wall (328 s; 2026-12-02, OMP_NUM_THREADS=1, softmax
-        105 s, small-N 96 s, mixed 48 s, Wu 33 s), 21 minutes on the same 2 cores at load ~7.  Under the stream draws 3000 Adam steps
+        105 s, small-N 96 s, mixed 48 s, Wu 33 s), 21 minutes on the same 2 cores at load ~7; the long-N phase
+        adds about 60 s (measured alone at quick size, 2026-12-02, load ~3).  Under the stream draws 3000 Adam steps
         leave some pair members in the one-head phase, and 3000 more (the split protocol, ``split_extra``) did
         not split any of them: they are counted and tested as one head (see the chapter)."""
         return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread; split_extra 3000 (default)
@@ -453,6 +509,9 @@ class Config(StudyConfig):
             pool=PoolConfig(draws=256),  # 4x quick's pools: A7's standard errors halve
             small_n=SmallNConfig(seeds=4, steps=20000, lr=1e-3, eval_prompts=400000, n_observe=80),  # as the softmax run
             stall=StallConfig(seeds=24),
+            # He et al.'s whole range, four seeds, trained and evaluated as the small-N members
+            long_n=LongNConfig(lengths=(10, 20, 30, 40, 60, 80, 100), seeds=4, steps=20000, lr=1e-3, batch_size=256,
+                               eval_prompts=400000, n_observe=80, split_extra=20000),
             split_extra=20000,           # as long again as the program's own training
             split_chunk=2000,            # the detector looks ten times
             # 8x the runs (rate standard errors ~3x below quick's), 4x longer, a fourth dimension

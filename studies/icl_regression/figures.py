@@ -15,7 +15,8 @@ from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining
 
 
 def fig_risk_vs_n(record):
-    """P1: risk vs context length: ridge (Bayes), OLS, R*_GD, R*_DGD, Monte Carlo and trained models at N."""
+    """P1: risk vs context length: ridge (Bayes), OLS, R*_GD, R*_DGD, Monte Carlo and trained models at N, at
+    the short lengths (small-N) and at He et al.'s lengths (long-N)."""
     cfg, curves, mc = record.config, load(record, "theory", TheoryCurves), load(record, "mc", MonteCarlo)
     s, ev = load(record, "softmax", SoftmaxTraining), load(record, "eval", Evaluation)
     fig, axes = new_figure(1, 1, width=5.0, height=3.6)
@@ -40,6 +41,9 @@ def fig_risk_vs_n(record):
     small = load(record, "small_n", SoftmaxTraining)
     ax.errorbar(small.length * 1.04, ev.small_n.risk[:, 0], yerr=3 * ev.small_n.risk_se[:, 0], fmt="s",
                 ms=5, mfc="none", color="C2", label=f"trained softmax, H={cfg.pair_heads}, N in {list(cfg.small_n.lengths)} (3 SE)")
+    long_ = load(record, "long_n", SoftmaxTraining)   # He et al.'s lengths, beside the closed forms
+    ax.errorbar(long_.length * 1.04, ev.long_n.risk[:, 0], yerr=3 * ev.long_n.risk_se[:, 0], fmt="D",
+                ms=4, mfc="none", color="C4", label=f"trained softmax, H={cfg.pair_heads}, L in {list(cfg.long_n.lengths)} (3 SE)")
     ax.axhline(cfg.sigma2, color="0.7", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -27,8 +27,8 @@ from studies.icl_regression import model as md
 from studies.icl_regression import theory as th
 from studies.icl_regression.config import Config
 
-EXP_SOFTMAX, EXP_MIXED, EXP_SMALL_N = "fixed-length", "mixed-lengths", "small-n"
-"""Stream keys of the three softmax training programs (fixed N, mixed lengths, small N)."""
+EXP_SOFTMAX, EXP_MIXED, EXP_SMALL_N, EXP_LONG_N = "fixed-length", "mixed-lengths", "small-n", "long-n"
+"""Stream keys of the four softmax training programs (fixed N, mixed lengths, small N, long N)."""
 BLOCK_NUMBERS = 1 << 24
 """Training batches are drawn a block of steps at a time, as many steps as keep one block's member
 prompts under this many numbers (128 MB in float64), at least one step."""
@@ -540,7 +540,7 @@ def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple
 
 def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str, *,
                   steps: int, lr: float, batch_size: int, n_observe: int, progress: bool = False,
-                  desc: str = "softmax attention") -> tuple[TrainResult, Tensor, np.ndarray]:
+                  desc: str = "softmax attention", split_extra: int | None = None) -> tuple[TrainResult, Tensor, np.ndarray]:
     """Online Adam on fresh seeded batches for an ensemble of multi-head softmax models, then the split
     protocol.
 
@@ -554,7 +554,7 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     The split protocol (``split_extra``, ``split_chunk``): after ``steps`` updates, a member with >= 2
     heads that has not split (`SPLIT_ZERO_SUM`) trains on, alone with the other unsplit members and
     with its own Adam state, in chunks of ``split_chunk`` steps until it splits or has trained
-    ``split_extra`` more steps.  Each member's course depends on its own batches and state only, so
+    ``split_extra`` more steps (``cfg.split_extra`` unless given).  Each member's course depends on its own batches and state only, so
     member i is still its standalone run.  Returns (result, mask, trained steps per member (e,)); the
     trajectory covers the first ``steps`` updates, ``result.params`` are every member's final weights.
     """
@@ -574,9 +574,9 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
 
     heads = np.array([H for _, H, _ in members])
     todo = np.flatnonzero(unsplit(final, mask, heads))
-    done = 0
-    while todo.size and done < cfg.split_extra:
-        chunk = min(cfg.split_chunk, cfg.split_extra - done)
+    done, cap = 0, cfg.split_extra if split_extra is None else split_extra
+    while todo.size and done < cap:
+        chunk = min(cfg.split_chunk, cap - done)
         idx = torch.as_tensor(todo, device=device)
         sub = Adam(lr, state={k: (m[idx].clone(), v[idx].clone()) for k, (m, v) in opt.state.items()}, t=opt.t)
         res = _adam_range(cfg, [members[i] for i in todo], lengths, exp, {k: v[idx] for k, v in final.items()},
@@ -622,21 +622,34 @@ def mixed_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
     return _softmax_result(members, result, mask, 0, trained)
 
 
-def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
-    """The discriminating regime: the pair-head members trained at each short length of ``small_n.lengths``
-    (one program per length; initial weights as the primary pair members of the same seed index, batches
-    of their own stream), concatenated length-major along the member axis."""
-    m, parts = cfg.small_n, []
-    for L in m.lengths:
-        members = cfg.small_n_members
-        result, mask, trained = train_softmax(cfg, members, (L,), EXP_SMALL_N, steps=m.steps, lr=m.lr,
-                                              batch_size=m.batch_size, n_observe=m.n_observe, progress=progress,
-                                              desc=f"small N = {L}")
+def _per_length_training(cfg: Config, members: list[tuple[str, int, int]], sub, exp: str, progress: bool,
+                         desc: str, split_extra: int | None = None) -> SoftmaxTraining:
+    """``members`` trained at each length of ``sub.lengths`` (one program per length, stream key ``exp``),
+    concatenated length-major along the member axis."""
+    parts = []
+    for L in sub.lengths:
+        result, mask, trained = train_softmax(cfg, members, (L,), exp, steps=sub.steps, lr=sub.lr,
+                                              batch_size=sub.batch_size, n_observe=sub.n_observe, progress=progress,
+                                              desc=f"{desc} = {L}", split_extra=split_extra)
         parts.append(_softmax_result(members, result, mask, L, trained))
     axis = {"KQ_traj": 1, "OV_traj": 1, "loss_traj": 1}
     return SoftmaxTraining(**{f.name: (parts[0].steps if f.name == "steps" else
                                        np.concatenate([getattr(p, f.name) for p in parts], axis.get(f.name, 0)))
                               for f in dataclasses.fields(SoftmaxTraining)})
+
+
+def small_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
+    """The discriminating regime: the pair-head members trained at each short length of ``small_n.lengths``
+    (one program per length; initial weights as the primary pair members of the same seed index, batches
+    of their own stream), concatenated length-major along the member axis."""
+    return _per_length_training(cfg, cfg.small_n_members, cfg.small_n, EXP_SMALL_N, progress, "small N")
+
+
+def long_n_training(cfg: Config, progress: bool = False) -> SoftmaxTraining:
+    """He et al.'s lengths: the small-N program at each length of ``long_n.lengths`` (stream key "long-n",
+    the primary pair members' initial weights, split cap ``long_n.split_extra``)."""
+    return _per_length_training(cfg, cfg.long_n_members, cfg.long_n, EXP_LONG_N, progress, "long N",
+                                split_extra=cfg.long_n.split_extra)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -665,6 +678,9 @@ class Evaluation:
     small_n: Risk
     """(len(small_n.lengths) * small_n.seeds, 1): the small-N members at their training lengths, on
     ``small_n.eval_prompts`` prompts per length."""
+    long_n: Risk
+    """(len(long_n.lengths) * long_n.seeds, 1): the long-N members at their training lengths, on
+    ``long_n.eval_prompts`` prompts per length."""
     seed: np.ndarray
     """(1,) the config seed the evaluation set derives from."""
     test_lengths: np.ndarray
@@ -672,8 +688,8 @@ class Evaluation:
 
 
 def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed: SoftmaxTraining,
-               small_n: SoftmaxTraining, progress: bool = False) -> Evaluation:
-    """The trained LSA, softmax, mixed-length and small-N models on the fixed evaluation set (`risks`)."""
+               small_n: SoftmaxTraining, long_n: SoftmaxTraining, progress: bool = False) -> Evaluation:
+    """The trained LSA, softmax, mixed-length, small-N and long-N models on the fixed evaluation set (`risks`)."""
     device = cfg.torch_device
 
     def on_device(x: np.ndarray) -> Tensor:
@@ -702,15 +718,18 @@ def evaluation(cfg: Config, *, lsa: LSATraining, softmax: SoftmaxTraining, mixed
     for c, idx in member_index.items():
         risk[idx], risk_se[idx] = ev[f"softmax_{c}"]
     lsa_risk = {name: Risk(ev[name][0][0], ev[name][1][0]) for name in ("lsa_norm_M", "lsa_fixed")}
-    KQs, OVs, mask_s = on_device(small_n.KQ), on_device(small_n.OV), on_device(small_n.mask)
-    small_risk, small_se = np.zeros((len(small_n.length), 1)), np.zeros((len(small_n.length), 1))
-    for L in cfg.small_n.lengths:
-        idx = np.flatnonzero(small_n.length == L)
-        sel = torch.as_tensor(idx, device=device)
-        ev_s = risks(cfg, {"small_n": lambda Z, xq, M: md.softmax_predict_shared(KQs[sel], OVs[sel], mask_s[sel], Z, xq)},
-                     {"small_n": cfg.cov}, progress, lengths=(L,), n_prompts=cfg.small_n.eval_prompts)
-        small_risk[idx], small_se[idx] = ev_s["small_n"]
-    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk, small_n=Risk(small_risk, small_se),
+    per_length = {}
+    for name, t, sub in (("small_n", small_n, cfg.small_n), ("long_n", long_n, cfg.long_n)):
+        KQs, OVs, mask_s = on_device(t.KQ), on_device(t.OV), on_device(t.mask)
+        r, r_se = np.zeros((len(t.length), 1)), np.zeros((len(t.length), 1))
+        for L in sub.lengths:
+            idx = np.flatnonzero(t.length == L)
+            sel = torch.as_tensor(idx, device=device)
+            ev_s = risks(cfg, {name: lambda Z, xq, M: md.softmax_predict_shared(KQs[sel], OVs[sel], mask_s[sel], Z, xq)},
+                         {name: cfg.cov}, progress, lengths=(L,), n_prompts=sub.eval_prompts)
+            r[idx], r_se[idx] = ev_s[name]
+        per_length[name] = Risk(r, r_se)
+    return Evaluation(softmax=Risk(risk, risk_se), mixed=Risk(*ev["mixed"]), **lsa_risk, **per_length,
                       seed=np.array([cfg.seed]), test_lengths=np.array(cfg.test_lengths))
 
 
@@ -964,7 +983,8 @@ PHASES = (
     Phase("softmax", softmax_training, grad=True),
     Phase("mixed", mixed_training, grad=True),
     Phase("small_n", small_n_training, grad=True),
-    Phase("eval", evaluation, needs=("lsa", "softmax", "mixed", "small_n")),
+    Phase("long_n", long_n_training, grad=True),
+    Phase("eval", evaluation, needs=("lsa", "softmax", "mixed", "small_n", "long_n")),
     Phase("pool", task_pool),
     Phase("wu", wu_pretraining),
 )

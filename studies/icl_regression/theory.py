@@ -383,6 +383,9 @@ def predict(config) -> dict[str, Any]:
         out[f"R_star_dgd_small_{n_s}"] = float(dgd_optimal_risk(S, B, s2, n_s))
         out[f"Gamma_star_small_{n_s}"] = gamma_star(S, B, s2, n_s).numpy()
         out[f"Gamma_dgd_star_small_{n_s}"] = gamma_dgd_star(S, B, s2, n_s).numpy()
+    for L in cfg.long_n.lengths:         # He et al.'s lengths: GD and DGD merge as 1 / L
+        out[f"R_star_gd_long_{L}"] = float(gd_optimal_risk(S, B, s2, L))
+        out[f"R_star_dgd_long_{L}"] = float(dgd_optimal_risk(S, B, s2, L))
     out["R_ols"] = ols_risk(d, N, s2)
     out["gamma_gd_iso"] = gamma_gd_iso(d, cfg.psi2, s2, N)
     out["gamma_dgd_iso"] = gamma_dgd_iso(d, cfg.psi2, s2, N)
