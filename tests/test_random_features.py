@@ -470,9 +470,9 @@ def test_rotation_average_and_trace_of_the_brfa_kernel_against_monte_carlo():
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    """The smoke run and its checks, shared by the tests below (one run, ~10 s)."""
-    rec = study.run(Config.smoke(), progress=False)
+def smoke(smoke_result):
+    """The session's smoke record (shared with the contract test and the book build) and its checks."""
+    rec = smoke_result("random-features").record
     return rec, study.checks(rec)
 
 

@@ -515,8 +515,9 @@ def test_redensified_definition():
 
 # ------------------------------------------------------------------------------- smoke
 @pytest.fixture(scope="module")
-def smoke_record():
-    return ss.run(Config.smoke(), progress=False)
+def smoke_record(smoke_result):
+    """The session's smoke record (shared with the contract test and the book build)."""
+    return smoke_result("scan-snap").record
 
 
 def test_smoke_preset_runs_and_passes(smoke_record):
