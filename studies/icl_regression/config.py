@@ -191,12 +191,13 @@ class SmallNConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LongNConfig(SubConfig):
+class LongNConfig(SmallNConfig):
     """He et al.'s lengths L = 10-100 (A4_long_n_*): pair-head softmax members trained at each length
     of ``lengths`` by the small-N program (one program per length, the same split protocol with its own
     cap), beside the closed forms R*_DGD(L) and R*_GD(L) of the risk-vs-length figure.  The relative
     gap R*_DGD / R*_GD - 1 falls like 1 / L (2.8% at L = 20, 0.36% at L = 100): at long L the two
-    closed forms are closer than the tolerance and the check does not discriminate, as the theory says."""
+    closed forms are closer than the tolerance and the check does not discriminate, as the theory says.
+    The small-N fields, with these defaults, and the program's own split cap."""
 
     lengths: tuple[int, ...] = (20, 100)
     """Training (and evaluation) context lengths (one program per length): the two ends of He et al.'s range
@@ -204,30 +205,17 @@ class LongNConfig(SubConfig):
     seeds: int = 1
     """Pair-head members per length (seed index 0.. start from the primary pair members' initial weights);
     one at quick, for its budget."""
-    steps: int = 3000
-    """Adam steps, one fresh batch per step."""
-    lr: float = 3e-3
-    """Adam learning rate."""
     batch_size: int = 128
     """Fresh prompts per Adam step and member (half the primary's: the phase's CPU budget at L = 100)."""
     eval_prompts: int = 40000
     """Evaluation prompts at each length (the first chunks are the primary evaluation set's prompts at
     that length when it is a test length)."""
-    n_observe: int = 20
-    """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
     split_extra: int = 0
     """The split protocol's cap for this program (``Config.split_extra`` for the others): extra steps
     of an unsplit member at L = 100 cost ~13 ms each on one CPU thread."""
 
     def validate(self) -> None:
-        require_sequence(self, "lengths", low=2, min_len=1, increasing=True)
-        require(all(isinstance(m, int) for m in self.lengths), f"lengths must hold integers, got {self.lengths!r}")
-        require_int(self, "seeds", low=1)
-        require_int(self, "steps", low=1)
-        require_float(self, "lr", low=0, low_open=True)
-        require_int(self, "batch_size", low=1)
-        require_int(self, "eval_prompts", low=100)
-        require_int(self, "n_observe", low=2)
+        super().validate()
         require_int(self, "split_extra", low=0)
 
 
