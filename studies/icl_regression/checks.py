@@ -52,8 +52,8 @@ def checks(record) -> list[Check]:
            + pair_checks(record) + small_n_checks(record) + long_n_checks(record) + head_count_checks(record) + length_checks(record)
            + aniso_checks(record) + pool_checks(record) + mixed_checks(record) + stall_checks(record)
            + split_checks(record) + wu_checks(record))
-    return [_in_regime(c, record.config).contradicted(NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS
-            else _in_regime(c, record.config) for c in out]
+    out = [_in_regime(c, record.config) for c in out]
+    return [c.contradicted(NEGATIVE_RESULTS[c.name]) if c.name in NEGATIVE_RESULTS else c for c in out]
 
 
 NEGATIVE_RESULTS = {
