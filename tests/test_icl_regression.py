@@ -196,10 +196,12 @@ def test_long_n_member_equals_standalone_run():
                                         "long_n.batch_size": 8, "long_n.n_observe": 3, "long_n.split_extra": 4,
                                         "split_extra": 0, "split_chunk": 2})
     both = sim.long_n_training(cfg)
+    assert cfg.long_n.lr_floor < 1                                       # the cosine schedule, and its floor in the split protocol
     assert list(both.length) == [12, 12, 20, 20] and list(both.seed_index) == [0, 1, 0, 1]
     for i, (L, seed) in enumerate(zip(both.length, both.seed_index)):
         alone, _, trained = sim.train_softmax(cfg, [(cfg.cov, 2, int(seed))], (int(L),), sim.EXP_LONG_N, steps=6,
-                                              lr=cfg.long_n.lr, batch_size=8, n_observe=3, split_extra=4)
+                                              lr=cfg.long_n.lr, batch_size=8, n_observe=3, split_extra=4,
+                                              lr_floor=cfg.long_n.lr_floor)
         assert both.trained_steps[i] == trained[0] <= 10
         KQ, OV = md.circuits(alone.params)
         np.testing.assert_allclose(both.KQ[i], KQ[0].numpy(), rtol=0, atol=1e-12)
@@ -300,6 +302,8 @@ def test_ridge_wishart_vs_direct():
     {"long_n.lengths": (1, 20)}, {"long_n.lengths": (100, 20)}, {"long_n.seeds": 0}, {"long_n.split_extra": -1},
     {"stall.seeds": 0}, {"stall.stalled_excess": 0.0}, {"split_extra": -1}, {"split_chunk": 0},
     {"wu.max_tasks": 768}, {"wu.lr_scale": 2.0}, {"wu.lengths": (4, 8)}, {"wu.dims": (10, 5)}, {"wu.members": 1},
+    {"multitask.overlap": 4}, {"multitask.heads": (3, 2)}, {"multitask.lr_floor": 2.0}, {"multitask.n_tasks": 1},
+    {"multitask.seeds": 0},
 ])
 def test_config_validation(changes):
     with pytest.raises(ConfigError):
@@ -315,8 +319,9 @@ def test_sub_experiments_own_their_fields():
     """Sweeping a primary field leaves the other sub-experiments' configs alone, and back."""
     base = icl.Config.quick()
     swept = base.replace(lr=0.01, steps=10, batch_size=32, n_observe=5)
-    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso, swept.small_n, swept.long_n, swept.stall) == \
-        (base.mixed, base.lsa, base.mc, base.pool, base.aniso, base.small_n, base.long_n, base.stall)
+    assert (swept.mixed, swept.lsa, swept.mc, swept.pool, swept.aniso, swept.small_n, swept.long_n, swept.stall,
+            swept.multitask) == \
+        (base.mixed, base.lsa, base.mc, base.pool, base.aniso, base.small_n, base.long_n, base.stall, base.multitask)
     assert base.replace(**{"mixed.lr": 0.01, "lsa.lr": 0.01}).lr == base.lr
     assert {"lsa.steps", "lsa.init", "mc.prompts", "pool.n_tasks", "pool.draws", "aniso.seeds", "mixed.lengths",
             "mixed.steps", "small_n.lengths", "small_n.seeds", "small_n.eval_prompts", "long_n.lengths", "long_n.split_extra", "stall.seeds"} <= set(icl.Config.field_names())
@@ -395,7 +400,7 @@ def test_smoke_run_checks_and_figures(tmp_path, smoke_record):
         np.testing.assert_array_equal(rec["long_n.KQ_traj"][i0, first], rec["softmax.KQ_traj"][i0, pair0])
     assert rec["eval.long_n.risk"].shape == (len(rec.config.long_n.lengths) * rec.config.long_n.seeds, 1)
     figs = icl.figures(loaded)
-    assert len(figs) == 9
+    assert len(figs) == 10
     import matplotlib.pyplot as plt
     for f in figs.values():
         plt.close(f)
@@ -592,3 +597,118 @@ def load_typed(record, phase):
 def dataclasses_replace(obj, **changes):
     import dataclasses
     return dataclasses.replace(obj, **changes)
+
+
+# ------------------------------------------------------------------ multi-task regression
+SUPPORTS = ((0, 1, 2, 3), (2, 3, 4, 5))
+
+
+def test_multitask_draws_follow_the_data_model():
+    """Labels read their task's coordinates only; context noise sigma^2, query noiseless; prefix-stable."""
+    P = dt.draw_multitask(_rng("mt-data"), 40000, 3, 6, SUPPORTS, 0.4)
+    X, Y = P.Z[..., :6], P.Z[..., 6:]
+    assert P.Z.shape == (40000, 3, 8) and P.x_q.shape == (40000, 6) and P.y_q.shape == (40000, 2)
+    assert torch.allclose(Y.pow(2).mean((0, 1)), torch.tensor([4.4, 4.4], dtype=F64), rtol=0.03)
+    assert torch.allclose(P.y_q.pow(2).mean(0), torch.tensor([4.0, 4.0], dtype=F64), rtol=0.03)
+    corr = torch.einsum("bnk,bnj->kj", Y, X) / (Y.shape[0] * Y.shape[1])      # E[y_k x_j] = 0 off S_k
+    assert corr[0, 4:].abs().max() < 0.05 and corr[1, :2].abs().max() < 0.05
+    small = dt.draw_multitask(_rng("mt-data"), 7, 3, 6, SUPPORTS, 0.4)
+    assert torch.equal(small.Z, P.Z[:7]) and torch.equal(small.y_q, P.y_q[:7])
+
+
+def test_multi_output_heads_are_single_output_heads_side_by_side():
+    """Output k of the multi-task model is the one-output model whose OV_h is row k."""
+    w = md.softmax_init(6, 3, 3, _rng("mt-init"), [0, 1], outputs=2)
+    assert w["O"].shape == (2, 3, 2, 8) and w["Q"].shape == (2, 3, 8, 8)
+    KQ, OV = md.circuits(w)
+    P = dt.draw_multitask(_rng("mt-prompts"), 5, 7, 6, SUPPORTS, 0.4, members=[0, 1])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=F64)
+    both = md.softmax_predict(KQ, OV, mask, P.Z, P.x_q)                    # (e, b, 2)
+    for k in range(2):
+        alone = md.softmax_predict(KQ, OV[:, :, k], mask, P.Z, P.x_q)
+        assert torch.allclose(both[..., k], alone, rtol=1e-13, atol=1e-14)
+    shared = md.softmax_predict_shared(KQ, OV, mask, P.Z[0], P.x_q[0])
+    assert torch.allclose(shared, md.softmax_predict(KQ, OV, mask, P.Z[0].expand(2, -1, -1, -1), P.x_q[0].expand(2, -1, -1)),
+                          rtol=1e-13, atol=1e-14)
+
+
+def test_multitask_dgd_risk_vs_monte_carlo():
+    """The per-task debiased-GD closed form against the predictor run on drawn prompts."""
+    d, L, s2 = 6, 12, 0.4
+    G = 0.5 * torch.eye(d, dtype=F64) + 0.1 * _normal("mt-gamma", (2, d, d))
+    P = dt.draw_multitask(_rng("mt-mc"), 400000, L, d, SUPPORTS, s2)
+    X, Y = P.Z[..., :d], P.Z[..., d:]
+    s = torch.einsum("bnk,bnj->bkj", Y - Y.mean(1, keepdim=True), X) / L   # (b, K, d)
+    yhat = torch.einsum("bi,kij,bkj->bk", P.x_q, G, s)
+    err = (yhat - P.y_q).pow(2)
+    closed = th.multitask_dgd_risks(G, d, SUPPORTS, s2, L)
+    z = (err.mean(0) - closed) / (err.std(0) / math.sqrt(err.shape[0]))
+    assert z.abs().max() < 4, (err.mean(0), closed)
+
+
+def test_multitask_head_optimum():
+    """H >= K + 1 heads reach the per-task optimum; H = K heads share one preconditioner, whose optimum a
+    brute-force grid over the symmetric family diag(a on private, b on shared coordinates) reproduces;
+    it lies between the per-task optimum and what one isotropic preconditioner gives."""
+    d, L, s2 = 6, 48, 0.4
+    per_task = float(th.multitask_pair_optimum(d, SUPPORTS, s2, L).mean())
+    assert th.multitask_head_optimum(3, d, SUPPORTS, s2, L) == per_task == th.multitask_head_optimum(6, d, SUPPORTS, s2, L)
+    shared = th.multitask_head_optimum(2, d, SUPPORTS, s2, L)
+    a, b = torch.meshgrid(torch.linspace(0.80, 0.90, 101, dtype=F64), torch.linspace(0.87, 0.97, 101, dtype=F64),
+                          indexing="ij")
+    D = torch.zeros((*a.shape, d, d), dtype=F64)
+    for i, v in enumerate((a, a, b, b, a, a)):
+        D[..., i, i] = v
+    grid = th.multitask_dgd_risks(D[..., None, :, :].expand(*a.shape, 2, d, d), d, SUPPORTS, s2, L).mean(-1)
+    assert shared <= float(grid.min()) + 1e-12 and float(grid.min()) - shared < 1e-6
+    iso = th.multitask_dgd_risks(th.gamma_dgd_iso(4, 1.0, s2, L) * torch.eye(d, dtype=F64).expand(2, d, d),
+                                 d, SUPPORTS, s2, L).mean()
+    assert per_task < shared < float(iso)
+    assert math.isnan(th.multitask_head_optimum(1, d, SUPPORTS, s2, L))
+
+
+def test_multitask_no_sharing_allocation():
+    assert th.multitask_no_sharing_risk(2, 2, 0.4, 0.9, 4.0) == pytest.approx(0.9)
+    assert th.multitask_no_sharing_risk(3, 2, 0.4, 0.9, 4.0) == pytest.approx(0.65)
+    assert th.multitask_no_sharing_risk(4, 2, 0.4, 0.9, 4.0) == pytest.approx(0.4)
+    assert th.multitask_no_sharing_risk(1, 2, 0.4, 0.9, 4.0) == pytest.approx(2.45)
+    with pytest.raises(ValueError, match="greedy"):
+        th.multitask_no_sharing_risk(3, 2, 0.1, 2.0, 2.5)
+
+
+def test_multitask_member_equals_standalone_run():
+    """A member of the batched multi-task program is its standalone run (its own head count and seed)."""
+    base = icl.Config.smoke()
+    mt = base.multitask
+    both = sim.multitask_training(base.replace(**{"multitask.steps": 20}))
+    alone = sim.multitask_training(base.replace(**{"multitask.steps": 20, "multitask.heads": (3,)}))
+    i = int(np.flatnonzero(both.heads == 3)[0])
+    assert np.allclose(both.OV[i, :3], alone.OV[0], rtol=1e-12, atol=1e-14) and not np.any(both.OV[np.flatnonzero(both.heads == 2)[0], 2:])
+    assert np.allclose(both.risk[i], alone.risk[0], rtol=1e-12)
+    assert mt.d == 6 and mt.supports == SUPPORTS
+
+
+def test_multitask_checks_negative_controls(smoke_record):
+    """Each multi-task theory check passes at its prediction and fails at its rival, and the superposition
+    check fails on a member whose heads each serve one task."""
+    from workbench.phases import load
+    from workbench.record import Record
+    from studies.icl_regression.checks import multitask_checks
+    rec = smoke_record
+    cs = {c.name: c for c in multitask_checks(rec)}
+    for name, c in cs.items():
+        if c.kind == "theory":
+            assert c.alternative_predicted is not None and c.discriminates is not None or not c.asserted, name
+            value = float(c.alternative_predicted)
+            assert not c.passes(value), (name, value)
+    assert cs["MT_risk_H3"].passes(float(cs["MT_risk_H3"].predicted))
+    r = load(rec, "multitask", sim.MultiTask)
+    i = int(np.flatnonzero(r.heads == 3)[0])
+    OV = r.OV.copy()
+    OV[i] = 0.0
+    OV[i, 0, 0, 6], OV[i, 1, 0, 6], OV[i, 2, 1, 7] = 2.0, -2.0, 1.0         # a pair for task 1, one head for task 2
+    arrays = dict(rec.arrays)
+    arrays["multitask.OV"] = OV
+    bad = {c.name: c for c in multitask_checks(Record(study=rec.study, config=rec.config, arrays=arrays))}
+    assert not bad["MT_shared_head_H3"].passes(bad["MT_shared_head_H3"].measured)
+    assert not bad["MT_zero_sum_H3"].passes(bad["MT_zero_sum_H3"].measured)

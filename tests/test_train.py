@@ -8,7 +8,7 @@ import torch
 from workbench.errors import DivergenceError, GradientUnderflowError, IntegrationError
 from workbench.ode import gradient_flow, integrate, rk4
 from workbench.streams import Stream
-from workbench.train import GD, SGD, Adam, NormalizedGD, SpectralDescent, log_steps, train
+from workbench.train import GD, SGD, Adam, NormalizedGD, Scheduled, SpectralDescent, cosine_schedule, log_steps, train
 
 D = torch.float64
 
@@ -53,6 +53,28 @@ def test_optimisers_match_torch_reference(ours, theirs):
         opt.step()
     res = train({"W": W0}, quadratic(target), ours(), 25)
     assert torch.allclose(res.params["W"], ref.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_cosine_scheduled_adam_matches_torch_cosine_annealing():
+    s = Stream(4, "test_train")
+    W0, target = s.child("W0").normal((1, 4, 3)), s.child("target").normal((4, 3))
+    ref = W0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([ref], lr=0.02)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30, eta_min=0.02 * 0.1)
+    for _ in range(30):
+        opt.zero_grad()
+        quadratic(target)({"W": ref}, 0).sum().backward()
+        opt.step()
+        sched.step()
+    ours = Scheduled(Adam(0.02), cosine_schedule(0.02, 30, floor=0.1))
+    res = train({"W": W0}, quadratic(target), ours, 30)
+    assert torch.allclose(res.params["W"], ref.detach(), rtol=1e-12, atol=1e-14)
+    # a different schedule gives a different end point: the rates are really applied
+    flat = train({"W": W0}, quadratic(target), Adam(0.02), 30)
+    assert not torch.allclose(flat.params["W"], res.params["W"], rtol=1e-6)
+    assert cosine_schedule(1.0, 10, 0.25)(10) == 0.25 and cosine_schedule(1.0, 10, 0.25)(99) == 0.25
+    with pytest.raises(ValueError, match="floor"):
+        cosine_schedule(1.0, 10, floor=1.5)
 
 
 def test_normalized_and_spectral_steps_have_the_stated_length():

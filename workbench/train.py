@@ -147,6 +147,32 @@ class Adam(Optimizer):
 
 
 @dataclass
+class Scheduled(Optimizer):
+    """Any optimiser above with its learning rate set before every update: ``inner.lr =
+    schedule(step)`` (a float, or an (e,) tensor of per-member rates).  Its state (Adam's moments and
+    step count) is the inner optimiser's, so a schedule changes the step size only."""
+
+    inner: Optimizer
+    schedule: Callable[[int], "float | Tensor"]
+
+    def step(self, params, grads, step):
+        self.inner.lr = self.schedule(step)
+        self.inner.step(params, grads, step)
+
+
+def cosine_schedule(lr: float, steps: int, floor: float = 0.0) -> Callable[[int], float]:
+    """Cosine decay from ``lr`` at step 0 to ``floor * lr`` at step ``steps`` (held there after):
+    lr(t) = lr (floor + (1 - floor) (1 + cos(pi min(t, steps) / steps)) / 2)."""
+    if not (steps >= 1 and 0.0 <= floor <= 1.0):
+        raise ValueError(f"cosine_schedule needs steps >= 1 and 0 <= floor <= 1, got steps={steps}, floor={floor}")
+
+    def schedule(t: int) -> float:
+        return lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(t, steps) / steps)))
+
+    return schedule
+
+
+@dataclass
 class SpectralDescent(Optimizer):
     """Steepest descent in the spectral (operator) norm, as in Muon without the Newton-Schulz
     approximation: W <- W - lr * U V^T for G = U S V^T (exact SVD per member).  Tensors that are

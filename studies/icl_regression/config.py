@@ -43,6 +43,9 @@ phase (arrays)    fields                    what runs
 ``wu.``           ``wu``                    Wu et al.: the Gamma model pretrained by one-pass SGD
                                             over T fresh tasks, H in {I, power law}, its own d,
                                             N and sigma^2; excess vs T and d; tuned-ridge ratio
+``multitask.``    ``multitask``             He et al.'s multi-task regression: K outputs, heads
+                                            in ``multitask.heads`` x ``multitask.seeds``, Adam
+                                            with a cosine-decayed rate; its own set-up
 ================  ========================  ====================================================
 
 Every softmax program (``softmax``, ``mixed``, ``small_n``, ``long_n``) runs the split protocol of
@@ -178,8 +181,11 @@ class SmallNConfig(SubConfig):
     that length when it is a test length); the risk standard error is about 0.003 at N = 10."""
     n_observe: int = 20
     """Number of (log-spaced) training steps at which the per-head KQ / OV matrices are recorded."""
+    lr_floor: float = 1.0
+    """Adam's rate decays by a cosine from ``lr`` to ``lr * lr_floor`` over ``steps`` (1: a constant rate)."""
 
     def validate(self) -> None:
+        require_float(self, "lr_floor", low=0, high=1)
         require_sequence(self, "lengths", low=2, min_len=1, increasing=True)
         require(all(isinstance(m, int) for m in self.lengths), f"lengths must hold integers, got {self.lengths!r}")
         require_int(self, "seeds", low=1)
@@ -210,6 +216,9 @@ class LongNConfig(SmallNConfig):
     eval_prompts: int = 40000
     """Evaluation prompts at each length (the first chunks are the primary evaluation set's prompts at
     that length when it is a test length)."""
+    lr_floor: float = 0.01
+    """A cosine decay to a hundredth of ``lr``: at a constant 3e-3 the L = 100 pair stayed 1-2% above R*_DGD from
+    2000 to 9000 steps (an optimiser floor; quick run of 2026-12-02, constant rate)."""
     split_extra: int = 0
     """The split protocol's cap for this program (``Config.split_extra`` for the others): extra steps
     of an unsplit member at L = 100 cost ~13 ms each on one CPU thread."""
@@ -302,6 +311,79 @@ class WuConfig(SubConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MultiTaskConfig(SubConfig):
+    """He et al.'s multi-task regression (their code, ``icl_linear_multitask.ipynb``): K tasks on
+    overlapping windows of the covariates, one label per task in every token and one output per task.
+    Task k reads the ``task_dim`` coordinates starting at k (task_dim - overlap); d = task_dim + (K - 1)
+    (task_dim - overlap) (their K = 2, task_dim = 4, overlap = 2: d = 6, tasks on x_1..4 and x_3..6).
+    beta_k ~ N(0, I) unscaled, context label noise ``sigma2`` (their std sqrt(4 * 0.1)), noiseless
+    query targets, context length ``n_context``.  Its own setting, not the primary's."""
+
+    n_tasks: int = 2
+    """Number of tasks K (outputs)."""
+    task_dim: int = 4
+    """Coordinates each task reads."""
+    overlap: int = 2
+    """Coordinates two neighbouring tasks share."""
+    n_context: int = 48
+    """Training (and evaluation) context length L (He et al.: 48)."""
+    sigma2: float = 0.4
+    """Context label-noise variance (He et al.: 4 * 0.1)."""
+    heads: tuple[int, ...] = (2, 3, 6)
+    """Head counts trained: K (one pair at most, shared), K + 1 (superposition) and 2K or more (a pair per task)."""
+    seeds: int = 3
+    """Members per head count (seed indices 0..; each seed's members share their batches)."""
+    steps: int = 3000
+    """Adam steps, one fresh batch per step."""
+    lr: float = 1e-2
+    """Adam's initial learning rate; it decays by a cosine to ``lr * lr_floor`` at the last step."""
+    lr_floor: float = 0.01
+    """The cosine schedule's final rate as a fraction of ``lr`` (1: a constant rate)."""
+    batch_size: int = 256
+    """Fresh prompts per Adam step and member (He et al.: 256)."""
+    eval_prompts: int = 20000
+    """Prompts of the fixed multi-task evaluation set."""
+    family_prompts: int = 20000
+    """Covariate draws behind the one-head family's risk (the no-sharing rival)."""
+    n_observe: int = 20
+    """Number of (log-spaced) training steps at which the circuits are recorded."""
+
+    def validate(self) -> None:
+        require_int(self, "n_tasks", low=2, high=8)
+        require_int(self, "task_dim", low=1, high=16)
+        require_int(self, "overlap", low=0)
+        require(self.overlap < self.task_dim, f"overlap must be < task_dim={self.task_dim}, got {self.overlap}")
+        require_int(self, "n_context", low=3)
+        require_float(self, "sigma2", low=0, low_open=True)
+        require_sequence(self, "heads", low=1, min_len=1, increasing=True)
+        require(all(isinstance(h, int) for h in self.heads), f"heads must hold integers, got {self.heads!r}")
+        require_int(self, "seeds", low=1)
+        require_int(self, "steps", low=1)
+        require_float(self, "lr", low=0, low_open=True)
+        require_float(self, "lr_floor", low=0, high=1)
+        require_int(self, "batch_size", low=1)
+        require_int(self, "eval_prompts", low=100)
+        require_int(self, "family_prompts", low=100)
+        require_int(self, "n_observe", low=2)
+
+    @property
+    def d(self) -> int:
+        """Covariate dimension task_dim + (K - 1)(task_dim - overlap)."""
+        return self.task_dim + (self.n_tasks - 1) * (self.task_dim - self.overlap)
+
+    @property
+    def supports(self) -> tuple[tuple[int, ...], ...]:
+        """The coordinates S_k each task reads (0-based)."""
+        stride = self.task_dim - self.overlap
+        return tuple(tuple(range(k * stride, k * stride + self.task_dim)) for k in range(self.n_tasks))
+
+    @property
+    def members(self) -> list[tuple[int, int]]:
+        """(heads, seed index) of every member, in ensemble order."""
+        return [(H, s) for s in range(self.seeds) for H in self.heads]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
     """In-context linear regression with linear and softmax attention (defaults: the quick preset)."""
 
@@ -356,6 +438,8 @@ class Config(StudyConfig):
     """The random-init AR stall of the LSA and its Hessian."""
     wu: WuConfig = field(default_factory=WuConfig)
     """Wu et al.'s one-pass SGD pretraining of the Gamma model over T tasks, against the tuned ridge."""
+    multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    """He et al.'s multi-task regression: heads shared between tasks (superposition) or one per task."""
 
     def validate(self) -> None:
         require_int(self, "d", low=1, high=64)
@@ -392,6 +476,10 @@ class Config(StudyConfig):
                     ("long-N", self.long_n.seeds, self.long_n.batch_size, max(self.long_n.lengths))]
         what, members, batch, length = max(programs, key=lambda p: p[1] * p[2] * (p[3] + 1))
         numbers = members * batch * (length + 1) * (self.d + 1)
+        mt = self.multitask
+        mt_numbers = len(mt.members) * mt.batch_size * (mt.n_context + 1) * (mt.d + mt.n_tasks)
+        if mt_numbers > numbers:
+            what, members, batch, length, numbers = "multi-task", len(mt.members), mt.batch_size, mt.n_context, mt_numbers
         return numbers * (8 if self.dtype == "float64" else 4), (
             f"one training batch of {members} {what} members ({batch} prompts of length {length + 1})")
 
@@ -469,13 +557,17 @@ class Config(StudyConfig):
             # 4 runs per T, two dimensions, small Monte Carlo
             wu=WuConfig(min_tasks=64, max_tasks=512, members=4, dims=(3, 6), dim_tasks=128, ridge_draws=2000,
                         mc_prompts=5000),
+            # the shared pair and the superposed three heads, 100 steps: far from trained (MT not asserted)
+            multitask=MultiTaskConfig(heads=(2, 3), seeds=1, steps=100, batch_size=64, eval_prompts=2000,
+                                      family_prompts=2000, n_observe=10),
         )
 
     @classmethod
     def quick(cls) -> "Config":
         """He et al.'s setting, shorter training: 5.5 minutes wall (328 s; 2026-12-02, OMP_NUM_THREADS=1, softmax
         105 s, small-N 96 s, mixed 48 s, Wu 33 s), 21 minutes on the same 2 cores at load ~7; the long-N phase
-        adds about 60 s (measured alone at quick size, 2026-12-02, load ~3).  Under the stream draws 3000 Adam steps
+        adds about 60 s (measured alone at quick size, 2026-12-02, load ~3); the multi-task phase 85 s (three
+        seeds; the whole run 6.0 minutes wall, 2026-12-02, 2 cores, load ~1).  Under the stream draws 3000 Adam steps
         leave some pair members in the one-head phase, and 3000 more (the split protocol, ``split_extra``) did
         not split any of them: they are counted and tested as one head (see the chapter)."""
         return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread; split_extra 3000 (default)
@@ -505,4 +597,7 @@ class Config(StudyConfig):
             # 8x the runs (rate standard errors ~3x below quick's), 4x longer, a fourth dimension
             wu=WuConfig(max_tasks=65536, members=128, dims=(5, 10, 20, 40), dim_tasks=8192, ridge_draws=200000,
                         mc_prompts=1_000_000),
+            # every head count from K to 2K and beyond, four seeds, 7x longer, 10x the evaluation set
+            multitask=MultiTaskConfig(heads=(2, 3, 4, 6), seeds=4, steps=20000, eval_prompts=200000,
+                                      family_prompts=100000, n_observe=80),
         )

@@ -100,6 +100,44 @@ def sample_prompts(source: Stream, n: int, N: int, sigma_chol: Tensor, psi2: flo
     return assemble(z, b, e, sigma_chol.to(device=z.device), psi2, sigma2)
 
 
+@dataclass
+class MultiTaskPrompts:
+    """A batch of multi-task prompts (leading batch axes ``...``, K tasks): the tokens carry every
+    task's label, z_l = (x_l; y_l,1 .. y_l,K)."""
+
+    Z: Tensor
+    """(..., N, d + K) context tokens."""
+    x_q: Tensor
+    """(..., d) query covariate."""
+    y_q: Tensor
+    """(..., K) noiseless query targets beta_k^T x_q[S_k]."""
+
+
+def draw_multitask(source: Stream, n: int, N: int, d: int, supports: tuple[tuple[int, ...], ...], sigma2: float, *,
+                   members=None, step=None, device=None, dtype=torch.float64) -> MultiTaskPrompts:
+    """``n`` multi-task prompts of length ``N`` in one draw of ``source`` (He et al.'s multi-task set-up,
+    their code ``XintianPan/ICL_linear``, ``icl_linear_multitask.ipynb``): x_l, x_q ~ N(0, I_d); task k
+    reads the coordinates ``supports[k]`` with its own beta_k ~ N(0, I_|S_k|) (unscaled);
+    y_l,k = beta_k^T x_l[S_k] + sigma eps_l,k in the context, the query target noiseless.  Each prompt owns a
+    contiguous run of (N+1) d + sum_k |S_k| + K N standard normals, so the first n' prompts of a larger
+    draw are those of a smaller one."""
+    K, widths = len(supports), [len(S) for S in supports]
+    per = (N + 1) * d + sum(widths) + K * N
+    w = source.normal((n, per), members=members, step=step, device=device, dtype=dtype)
+    lead = w.shape[:-1]
+    x = w[..., : (N + 1) * d].reshape(*lead, N + 1, d)
+    at = (N + 1) * d
+    noise = w[..., at + sum(widths):].reshape(*lead, K, N)
+    labels = []
+    for k, S in enumerate(supports):
+        beta = w[..., at: at + widths[k]]                                   # (..., |S_k|)
+        at += widths[k]
+        labels.append((x[..., list(S)] @ beta[..., None])[..., 0])         # (..., N+1)
+    y = torch.stack(labels, -1)                                             # (..., N+1, K)
+    y_ctx = y[..., :N, :] + sigma2 ** 0.5 * noise.transpose(-1, -2)
+    return MultiTaskPrompts(Z=torch.cat([x[..., :N, :], y_ctx], -1), x_q=x[..., N, :], y_q=y[..., N, :])
+
+
 def eval_chunks(n_prompts: int, chunk: int) -> list[int]:
     """Sizes of the evaluation chunks (all ``chunk`` but the last)."""
     sizes = [chunk] * (n_prompts // chunk)

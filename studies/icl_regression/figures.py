@@ -1,4 +1,4 @@
-"""Figures P1-P8 of the study: pure functions of a record's typed results (no simulation)."""
+"""Figures P1-P10 of the study: pure functions of a record's typed results (no simulation)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -10,8 +10,9 @@ from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure
 
 from studies.icl_regression import theory as th
 from studies.icl_regression.model import effective_gamma, head_statistics
-from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, SoftmaxTraining, TaskPool,
-                                             TheoryCurves, WuPretraining)
+from studies.icl_regression.checks import multitask_predictions, task_weights
+from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, MultiTask, SoftmaxTraining,
+                                             TaskPool, TheoryCurves, WuPretraining)
 
 
 def fig_risk_vs_n(record):
@@ -313,6 +314,60 @@ def fig_wu(record):
     return fig
 
 
+def fig_multitask(record):
+    """P10: He et al.'s multi-task regression: mean per-task risk of every member against H beside the
+    first-order optima, the task weights mu_hk of each head count's best member, and the training loss."""
+    cfg, r = record.config, load(record, "multitask", MultiTask)
+    m, pred = cfg.multitask, multitask_predictions(record.config)
+    K, d = m.n_tasks, m.d
+    mean_risk, se = r.risk.mean(1), np.sqrt((r.risk_se ** 2).sum(1)) / K
+    fig, axes = new_figure(3, 1, width=4.2, height=3.4)
+    ax = axes[0, 0]
+    ax.errorbar(r.heads + 0.06 * (r.seed_index - r.seed_index.mean()), mean_risk, yerr=3 * se, fmt="o", ms=4,
+                mfc="none", color="C2", label="trained (each seed, 3 SE)")
+    ax.axhline(pred["per_task"], color="C1", label="per-task DGD optimum")
+    ax.axhline(pred["shared_pair"], color="C0", ls="--", label="one pair shared by the tasks")
+    ax.axhline(float(r.one_head_risk.mean()), color="C3", ls=":", label="one head per task (no debiasing)")
+    ax.plot(list(m.heads), [pred[f"H{H}"] for H in m.heads], "kx", ms=7, label="first-order optimum for H heads")
+    ax.set_xticks(list(m.heads))
+    ax.set_xlabel("number of heads H")
+    ax.set_ylabel("mean per-task risk")
+    ax.set_title(f"P10a: K={K} tasks, L={m.n_context}", fontsize=9)
+    ax.legend(fontsize=6, loc="center right")
+    ax = axes[0, 1]
+    mu = task_weights(r.OV, d)                                            # (e, h, K)
+    x0, ticks, labels = 0.0, [], []
+    for H in m.heads:
+        sel = np.flatnonzero(r.heads == H)
+        best = sel[int(np.argmin(mean_risk[sel]))]
+        for h in range(H):
+            for k in range(K):
+                ax.bar(x0 + h + (k - (K - 1) / 2) * 0.8 / K, mu[best, h, k], width=0.8 / K, color=f"C{k}",
+                       label=f"task {k + 1}" if (H == m.heads[0] and h == 0) else None)
+        ticks.append(x0 + (H - 1) / 2)
+        labels.append(f"H={H}")
+        x0 += H + 1
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xticks(ticks, labels)
+    ax.set_ylabel(r"$\mu_{hk}$ (head $h$'s weight on task $k$'s label)")
+    ax.set_title("P10b: task weights per head, best seed of each H", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[0, 2]
+    steps = np.maximum(r.steps, 1)
+    for i in range(len(r.heads)):
+        ax.plot(steps, r.loss_traj[:, i], color=f"C{list(m.heads).index(r.heads[i])}", lw=1,
+                ls="-" if r.seed_index[i] == 0 else "--",
+                label=f"H={r.heads[i]}" if r.seed_index[i] == 0 else None)
+    ax.axhline(pred["per_task"], color="k", lw=0.8, ls=":", label="per-task optimum")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step (lr: cosine decay)")
+    ax.set_ylabel("batch loss (mean over prompts and tasks)")
+    ax.set_title("P10c: training (solid seed 0, dashed others)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def figures(record) -> dict:
     return {
         "p1_risk_vs_n": fig_risk_vs_n(record),
@@ -324,4 +379,5 @@ def figures(record) -> dict:
         "p7_preconditioner": fig_preconditioner(record),
         "p8_heads": fig_risk_vs_heads(record),
         "p9_wu": fig_wu(record),
+        "p10_multitask": fig_multitask(record),
     }

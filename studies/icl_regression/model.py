@@ -77,17 +77,19 @@ def lsa_predict_shared(p: Tensor, K: Tensor, Z: Tensor, x_q: Tensor, scale: floa
 
 
 # ------------------------------------------------------------------------ softmax attention
-def softmax_init(d: int, n_heads: int, h_max: int, source: Stream, members, *, device=None,
+def softmax_init(d: int, n_heads: int, h_max: int, source: Stream, members, *, outputs: int = 1, device=None,
                  dtype=torch.float64) -> dict[str, Tensor]:
     """PyTorch-default ``nn.Linear`` initialisation (as in He et al.'s code) of the ``members`` of
-    ``source``, in one draw: Q, K, V, O of shapes (m, h_max, ...).
+    ``source``, in one draw: Q, K, V of shape (m, h_max, D, D) and O of shape (m, h_max, D) for one
+    output, (m, h_max, outputs, D) for several (the multi-task model), with D = d + outputs tokens
+    features (x, then one label per output).
 
-    Q, K, V of every head are rows of a Linear(d+1, (d+1) H): U(-1/sqrt(d+1), 1/sqrt(d+1)); O is a
-    Linear((d+1) H, 1): U(-1/sqrt((d+1) H), 1/sqrt((d+1) H)).  Heads n_heads..h_max-1 are zero padding.
-    Each real head takes a contiguous run of 3 (d+1)^2 + (d+1) uniforms in the order Q, K, V, O.
+    Q, K, V of every head are rows of a Linear(D, D H): U(-1/sqrt(D), 1/sqrt(D)); O is a
+    Linear(D H, outputs): U(-1/sqrt(D H), 1/sqrt(D H)).  Heads n_heads..h_max-1 are zero padding.
+    Each real head takes a contiguous run of 3 D^2 + outputs D uniforms in the order Q, K, V, O.
     """
-    D = d + 1
-    u = 2 * source.uniform((n_heads, 3 * D * D + D), members=members, device=device, dtype=dtype) - 1
+    D = d + outputs
+    u = 2 * source.uniform((n_heads, 3 * D * D + outputs * D), members=members, device=device, dtype=dtype) - 1
     m = u.shape[0]
     real = {
         "Q": u[..., : D * D].reshape(m, n_heads, D, D) / math.sqrt(D),
@@ -95,15 +97,28 @@ def softmax_init(d: int, n_heads: int, h_max: int, source: Stream, members, *, d
         "V": u[..., 2 * D * D: 3 * D * D].reshape(m, n_heads, D, D) / math.sqrt(D),
         "O": u[..., 3 * D * D:] / math.sqrt(D * n_heads),
     }
+    if outputs > 1:
+        real["O"] = real["O"].reshape(m, n_heads, outputs, D)
     return {name: torch.cat([w, w.new_zeros((m, h_max - n_heads, *w.shape[2:]))], 1) for name, w in real.items()}
 
 
 def circuits(params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Per-head circuits KQ_h = K_h^T Q_h / sqrt(d+1) (e, h, d+1, d+1) and OV_h = O_h V_h (e, h, d+1)."""
+    """Per-head circuits KQ_h = K_h^T Q_h / sqrt(D) (e, h, D, D) and OV_h = O_h V_h: (e, h, D) for one
+    output, (e, h, outputs, D) for several."""
     D = params["Q"].shape[-1]
     KQ = torch.einsum("ehki,ehkj->ehij", params["K"], params["Q"]) / math.sqrt(D)
+    if params["O"].ndim == 4:
+        return KQ, torch.einsum("ehck,ehkj->ehcj", params["O"], params["V"])
     OV = torch.einsum("ehk,ehkj->ehj", params["O"], params["V"])
     return KQ, OV
+
+
+def _readout(attended: Tensor, OV: Tensor, head_mask: Tensor, lead: str) -> Tensor:
+    """sum_h OV_h attended_h with masked heads dropped: attended (``lead`` axes, h, D), ``lead`` "eb"
+    or "be" -> (e, b) for one output (OV (e, h, D)), (e, b, outputs) for several (OV (e, h, outputs, D))."""
+    if OV.ndim == 4:
+        return torch.einsum(f"{lead}hi,ehci->ebc", attended, OV * head_mask[..., None, None])
+    return torch.einsum(f"{lead}hi,ehi->eb", attended, OV * head_mask[..., None])
 
 
 def softmax_predict(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor) -> Tensor:
@@ -114,12 +129,12 @@ def softmax_predict(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: T
     """
     e, b, n, D = Z.shape
     h = KQ.shape[1]
-    u = torch.einsum("ehij,ebj->ebhi", KQ[..., :, : D - 1], x_q)          # KQ z_q with z_q = (x_q; 0): (e, b, h, D)
+    u = torch.einsum("ehij,ebj->ebhi", KQ[..., :, : x_q.shape[-1]], x_q)  # KQ z_q with z_q = (x_q; 0): (e, b, h, D)
     Zf = Z.reshape(e * b, n, D)
     logits = torch.bmm(u.reshape(e * b, h, D), Zf.transpose(1, 2))       # z_n^T KQ_h z_q: (e b, h, n)
     P = torch.softmax(logits, dim=-1)                                    # attention of the query: (e b, h, n)
     attended = torch.bmm(P, Zf).view(e, b, h, D)                         # sum_n P_hn z_n: (e, b, h, D)
-    return torch.einsum("ebhi,ehi->eb", attended, OV * head_mask[..., None])
+    return _readout(attended, OV, head_mask, "eb")
 
 
 def softmax_predict_shared(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor) -> Tensor:
@@ -128,16 +143,16 @@ def softmax_predict_shared(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor,
     Batched over prompts, with members and heads side by side, so the prompts are never copied."""
     b, n, D = Z.shape
     e, h = KQ.shape[:2]
-    u = torch.einsum("ehij,bj->behi", KQ[..., :, : D - 1], x_q).reshape(b, e * h, D)  # (b, e h, D)
+    u = torch.einsum("ehij,bj->behi", KQ[..., :, : x_q.shape[-1]], x_q).reshape(b, e * h, D)  # (b, e h, D)
     logits = torch.bmm(u, Z.transpose(1, 2))                            # (b, e h, n)
     P = torch.softmax(logits, dim=-1)
     attended = torch.bmm(P, Z).view(b, e, h, D)                          # (b, e, h, D)
-    return torch.einsum("behi,ehi->eb", attended, OV * head_mask[..., None])
+    return _readout(attended, OV, head_mask, "be")
 
 
 def softmax_loss(KQ: Tensor, OV: Tensor, head_mask: Tensor, Z: Tensor, x_q: Tensor, y_q: Tensor) -> Tensor:
-    """The training loss of every member: mean over its batch of (yhat - y_q)^2, (e,)."""
-    return (softmax_predict(KQ, OV, head_mask, Z, x_q) - y_q).pow(2).mean(-1)
+    """The training loss of every member: mean over its batch (and outputs) of (yhat - y_q)^2, (e,)."""
+    return (softmax_predict(KQ, OV, head_mask, Z, x_q) - y_q).pow(2).flatten(1).mean(-1)
 
 
 # ------------------------------------------------------------- reading the trained circuits

@@ -20,7 +20,7 @@ from torch import Tensor
 from workbench.phases import Phase, run_phases
 from workbench.record import Record
 from workbench.runtime import Prefetcher
-from workbench.train import Adam, GD, TrainResult, log_steps, train
+from workbench.train import Adam, GD, Scheduled, TrainResult, cosine_schedule, log_steps, train
 
 from studies.icl_regression import data as dt
 from studies.icl_regression import model as md
@@ -504,9 +504,10 @@ zero-sum pair has ~0 (He et al.'s pattern); 0.5 is the midpoint."""
 
 def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str,
                 params: dict[str, Tensor], mask: Tensor, opt: Adam, first: int, steps: int, batch_size: int,
-                observe_at, progress: bool, desc: str) -> TrainResult:
+                observe_at, progress: bool, desc: str, schedule: Callable[[int], float] | None = None) -> TrainResult:
     """``steps`` Adam updates of ``members`` from absolute step ``first`` (their batches are the steps
-    first .. first + steps of their stream, so a run continued in pieces sees the batches of one run)."""
+    first .. first + steps of their stream, so a run continued in pieces sees the batches of one run);
+    with a ``schedule`` the rate of absolute step t is schedule(t)."""
     dtype, device = cfg.torch_dtype, cfg.torch_device
     chol = {"iso": None, "ar": torch.linalg.cholesky(dt.covariance(cfg.d, "ar", cfg.rho, dtype)).to(device)}
     per_step = len(members) * batch_size * (max(lengths) + 1) * (cfg.d + 1)
@@ -534,13 +535,15 @@ def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple
             KQ, OV = md.circuits(q)
             return md.softmax_loss(KQ, OV, mask, data[0][:, k], data[1][:, k], data[2][:, k])
 
-        return train(params, loss_fn, opt, steps, observers=observers, observe_at=observe_at, progress=progress,
+        optimizer = opt if schedule is None else Scheduled(opt, lambda t: schedule(first + t))
+        return train(params, loss_fn, optimizer, steps, observers=observers, observe_at=observe_at, progress=progress,
                      desc=desc)
 
 
 def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str, *,
                   steps: int, lr: float, batch_size: int, n_observe: int, progress: bool = False,
-                  desc: str = "softmax attention", split_extra: int | None = None) -> tuple[TrainResult, Tensor, np.ndarray]:
+                  desc: str = "softmax attention", split_extra: int | None = None,
+                  lr_floor: float = 1.0) -> tuple[TrainResult, Tensor, np.ndarray]:
     """Online Adam on fresh seeded batches for an ensemble of multi-head softmax models, then the split
     protocol.
 
@@ -554,7 +557,8 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     The split protocol (``split_extra``, ``split_chunk``): after ``steps`` updates, a member with >= 2
     heads that has not split (`SPLIT_ZERO_SUM`) trains on, alone with the other unsplit members and
     with its own Adam state, in chunks of ``split_chunk`` steps until it splits or has trained
-    ``split_extra`` more steps (``cfg.split_extra`` unless given).  Each member's course depends on its own batches and state only, so
+    ``split_extra`` more steps (``cfg.split_extra`` unless given).  With ``lr_floor`` < 1 the rate decays by
+    a cosine from ``lr`` to ``lr * lr_floor`` over the program's steps and stays there during the split protocol.  Each member's course depends on its own batches and state only, so
     member i is still its standalone run.  Returns (result, mask, trained steps per member (e,)); the
     trajectory covers the first ``steps`` updates, ``result.params`` are every member's final weights.
     """
@@ -563,8 +567,9 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     params = softmax_inits(cfg, members, h_max)
     mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
     opt = Adam(lr)
+    schedule = None if lr_floor == 1.0 else cosine_schedule(lr, steps, lr_floor)
     result = _adam_range(cfg, members, lengths, exp, params, mask, opt, 0, steps, batch_size,
-                         log_steps(steps, n_observe), progress, desc)
+                         log_steps(steps, n_observe), progress, desc, schedule)
     trained = np.full(len(members), steps)
     final = {k: v.clone() for k, v in result.params.items()}
 
@@ -580,7 +585,8 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
         idx = torch.as_tensor(todo, device=device)
         sub = Adam(lr, state={k: (m[idx].clone(), v[idx].clone()) for k, (m, v) in opt.state.items()}, t=opt.t)
         res = _adam_range(cfg, [members[i] for i in todo], lengths, exp, {k: v[idx] for k, v in final.items()},
-                          mask[idx], sub, steps + done, chunk, batch_size, [], progress, f"{desc}: until split")
+                          mask[idx], sub, steps + done, chunk, batch_size, [], progress, f"{desc}: until split",
+                          schedule)
         for k in final:
             final[k][idx] = res.params[k]
         for k, (m, v) in sub.state.items():
@@ -630,7 +636,7 @@ def _per_length_training(cfg: Config, members: list[tuple[str, int, int]], sub, 
     for L in sub.lengths:
         result, mask, trained = train_softmax(cfg, members, (L,), exp, steps=sub.steps, lr=sub.lr,
                                               batch_size=sub.batch_size, n_observe=sub.n_observe, progress=progress,
-                                              desc=f"{desc} = {L}", split_extra=split_extra)
+                                              desc=f"{desc} = {L}", split_extra=split_extra, lr_floor=sub.lr_floor)
         parts.append(_softmax_result(members, result, mask, L, trained))
     axis = {"KQ_traj": 1, "OV_traj": 1, "loss_traj": 1}
     return SoftmaxTraining(**{f.name: (parts[0].steps if f.name == "steps" else
@@ -974,6 +980,119 @@ def wu_pretraining(cfg: Config, progress: bool = False) -> WuPretraining:
         **{k: np.asarray(v, dtype=float) for k, v in out.items()})
 
 
+# ------------------------------------------------------------- He et al.'s multi-task regression
+@dataclass
+class MultiTask:
+    """He et al.'s multi-task regression: e = len(multitask.members) softmax members (heads padded to
+    h = max(multitask.heads) and masked), K tasks, D = d + K token features, t observed steps."""
+
+    heads: np.ndarray
+    """(e,) head count of each member."""
+    seed_index: np.ndarray
+    """(e,) seed index of each member."""
+    mask: np.ndarray
+    """(e, h) 1 for a member's real heads."""
+    steps: np.ndarray
+    """(t,) the observed Adam steps."""
+    loss_traj: np.ndarray
+    """(t, e) batch loss (mean over prompts and tasks) along training."""
+    lr_traj: np.ndarray
+    """(t,) the learning rate of the update at each observed step (the cosine schedule)."""
+    KQ_traj: np.ndarray
+    """(t, e, h, D, D) KQ_h along training."""
+    OV_traj: np.ndarray
+    """(t, e, h, K, D) OV_h (one row per output) along training."""
+    KQ: np.ndarray
+    """(e, h, D, D) trained KQ_h."""
+    OV: np.ndarray
+    """(e, h, K, D) trained OV_h."""
+    risk: np.ndarray
+    """(e, K) per-task risk E(yhat_k - beta_k^T x_q[S_k])^2 on the fixed evaluation set."""
+    risk_se: np.ndarray
+    """(e, K) its standard error."""
+    one_head_risk: np.ndarray
+    """(K,) He et al.'s one-head pattern (KQ = omega on S_k, OV = mu e_{y_k}) per task, its best risk
+    over the omega grid of the theory phase (``family_prompts`` covariate draws)."""
+    one_head_omega: np.ndarray
+    """(K,) the omega of that best risk."""
+
+
+def multitask_training(cfg: Config, progress: bool = False) -> MultiTask:
+    """He et al.'s multi-task set-up (`config.MultiTaskConfig`): every member trained online by Adam with a
+    cosine-decayed rate on fresh batches (stream "multitask-train", its members the seed indices: every
+    head count of one seed sees the same batches), from PyTorch-default weights (stream "multitask-init"
+    keyed by the head count), then evaluated on the fixed set (stream "multitask-eval" keyed by chunk)."""
+    m = cfg.multitask
+    dtype, device = cfg.torch_dtype, cfg.torch_device
+    d, K, L, sup = m.d, m.n_tasks, m.n_context, m.supports
+    members = m.members
+    h_max = max(H for H, _ in members)
+    D = d + K
+    params = {"Q": torch.zeros((len(members), h_max, D, D), dtype=dtype, device=device)}
+    params["K"], params["V"] = torch.zeros_like(params["Q"]), torch.zeros_like(params["Q"])
+    params["O"] = torch.zeros((len(members), h_max, K, D), dtype=dtype, device=device)
+    for H in m.heads:
+        idx = [i for i, (h, _) in enumerate(members) if h == H]
+        w = md.softmax_init(d, H, h_max, dt.stream(cfg.seed, "multitask-init", H), [members[i][1] for i in idx],
+                            outputs=K, device=device, dtype=dtype)
+        for name in params:
+            params[name][idx] = w[name]
+    mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for H, _ in members], dtype=dtype, device=device)
+    seeds = sorted({s for _, s in members})
+    rows = torch.tensor([seeds.index(s) for _, s in members], device=device)
+    per_step = len(seeds) * m.batch_size * ((L + 1) * d + K * (m.task_dim + L))
+    block = max(1, min(m.steps + 1, BLOCK_NUMBERS // per_step))
+    source = dt.stream(cfg.seed, "multitask-train")
+
+    def make(j: int) -> dt.MultiTaskPrompts:
+        at = list(range(j * block, min((j + 1) * block, m.steps + 1)))
+        return dt.draw_multitask(source, m.batch_size, L, d, sup, m.sigma2, members=seeds, step=at,
+                                 device=device, dtype=dtype)
+
+    current: dict = {}
+    with Prefetcher(make, stop=-(-(m.steps + 1) // block)) as blocks:
+        def loss_fn(q, step):
+            if current.get("j") != step // block:
+                current["j"], current["data"] = step // block, blocks(step // block)
+            P, k = current["data"], step % block
+            KQ, OV = md.circuits(q)
+            return md.softmax_loss(KQ, OV, mask, P.Z[rows, k], P.x_q[rows, k], P.y_q[rows, k])
+
+        schedule = cosine_schedule(m.lr, m.steps, m.lr_floor)
+        observers = {"KQ": lambda q: md.circuits(q)[0], "OV": lambda q: md.circuits(q)[1]}
+        result = train(params, loss_fn, Scheduled(Adam(m.lr), schedule), m.steps, observers=observers,
+                       observe_at=log_steps(m.steps, m.n_observe), progress=progress, desc="multi-task")
+    KQ, OV = md.circuits(result.params)
+    # the fixed evaluation set: noiseless query targets, so each squared error is the risk's own term
+    s1 = torch.zeros((len(members), K), dtype=torch.float64)
+    s2 = torch.zeros_like(s1)
+    for c, n in enumerate(dt.eval_chunks(m.eval_prompts, EVAL_CHUNK)):
+        P = dt.draw_multitask(dt.stream(cfg.seed, "multitask-eval", c), n, L, d, sup, m.sigma2, device=device, dtype=dtype)
+        with torch.no_grad():
+            err = (md.softmax_predict_shared(KQ, OV, mask, P.Z, P.x_q) - P.y_q).pow(2).double().cpu()   # (e, b, K)
+        s1 += err.sum(1)
+        s2 += err.pow(2).sum(1)
+    risk = s1 / m.eval_prompts
+    risk_se = torch.sqrt(torch.clamp(s2 / m.eval_prompts - risk ** 2, min=0) / (m.eval_prompts - 1))
+    # the no-sharing rival's single head: He et al.'s one-head pattern on the task's own coordinates
+    omegas = torch.linspace(0.02, 1.2, 60, dtype=torch.float64)
+    z, _, _ = dt.draw_standard(dt.stream(cfg.seed, "multitask-family"), m.family_prompts, L, d, dtype=torch.float64)
+    best, best_omega = [], []
+    for S in sup:
+        x = z[..., list(S)]
+        r = torch.cat([th.single_head_pattern_risk(om, x[:, :-1], x[:, -1], 1.0, m.sigma2)[0]
+                       for om in omegas.split(10)]) - m.sigma2            # noiseless query
+        best.append(float(r.min()))
+        best_omega.append(float(omegas[int(r.argmin())]))
+    lr_at = np.array([schedule(int(t)) for t in result.steps])
+    return MultiTask(heads=np.array([H for H, _ in members]), seed_index=np.array([s for _, s in members]),
+                     mask=mask.cpu().numpy(), steps=result.steps, loss_traj=result.trajectory["loss"].cpu().numpy(),
+                     lr_traj=lr_at, KQ_traj=result.trajectory["KQ"].cpu().numpy(),
+                     OV_traj=result.trajectory["OV"].cpu().numpy(), KQ=KQ.cpu().numpy(), OV=OV.cpu().numpy(),
+                     risk=risk.numpy(), risk_se=risk_se.numpy(), one_head_risk=np.array(best),
+                     one_head_omega=np.array(best_omega))
+
+
 # ------------------------------------------------------------------------------ phases
 PHASES = (
     Phase("theory", theory_curves),
@@ -987,6 +1106,7 @@ PHASES = (
     Phase("eval", evaluation, needs=("lsa", "softmax", "mixed", "small_n", "long_n")),
     Phase("pool", task_pool),
     Phase("wu", wu_pretraining),
+    Phase("multitask", multitask_training, grad=True),
 )
 
 
