@@ -302,6 +302,7 @@ def test_ridge_wishart_vs_direct():
     {"long_n.lengths": (1, 20)}, {"long_n.lengths": (100, 20)}, {"long_n.seeds": 0}, {"long_n.split_extra": -1},
     {"stall.seeds": 0}, {"stall.stalled_excess": 0.0}, {"split_extra": -1}, {"split_chunk": 0},
     {"wu.max_tasks": 768}, {"wu.lr_scale": 2.0}, {"wu.lengths": (4, 8)}, {"wu.dims": (10, 5)}, {"wu.members": 1},
+    {"wu.pool_sizes": (64,)}, {"wu.pool_sizes": (64, 16384)}, {"wu.pool_sizes": (16, 32)},
     {"multitask.overlap": 4}, {"multitask.heads": (3, 2)}, {"multitask.lr_floor": 2.0}, {"multitask.n_tasks": 1},
     {"multitask.seeds": 0},
 ])
@@ -430,7 +431,8 @@ def test_negative_controls(smoke_record):
     cs = {c.name: c for c in icl.checks(rec)}
     for c in cs.values():
         if (c.kind != "theory" or c.alternative_predicted is None or c.name == "A6_softmax_generalises"
-                or c.name.startswith("A4_long_n_")):   # these below (they may not discriminate, by theory)
+                or c.name.startswith(("A4_long_n_", "W_pool_"))):   # these below, or in their own test
+                                                                     # (smoke's unsaturated pool runs are too noisy)
             continue
         assert not c.passes(float(c.alternative_predicted)), c.name
     # A6_softmax_generalises: the smoke pair's Gamma_eff is far from trained, so the frozen-normaliser rival is fed
@@ -712,3 +714,36 @@ def test_multitask_checks_negative_controls(smoke_record):
     bad = {c.name: c for c in multitask_checks(Record(study=rec.study, config=rec.config, arrays=arrays))}
     assert not bad["MT_shared_head_H3"].passes(bad["MT_shared_head_H3"].measured)
     assert not bad["MT_zero_sum_H3"].passes(bad["MT_zero_sum_H3"].measured)
+
+
+def test_sgd_over_a_pool_of_its_own_fresh_tasks_is_the_fresh_run():
+    """A pool holding exactly the tasks the fresh-task run draws, one per step, gives that run bit for bit;
+    a cyclic pool of fewer tasks does not."""
+    w = icl.Config.smoke().wu
+    T, src = 40, _rng("wu-pool")
+    fresh = sim.sgd_pretrain(w, "iso", w.d, T, src, members=3)
+    H, B = sim.wu_setting(w, "iso")
+    _, b, _ = dt.draw_standard(src, 1, w.n_context, w.d, members=3, step=list(range(T)))
+    pool = b[:, :, 0] * float(B[0, 0]) ** 0.5                             # (m, T, d): step t's task
+    assert torch.equal(sim.sgd_pretrain(w, "iso", w.d, T, src, members=3, pool=pool), fresh)
+    assert not torch.equal(sim.sgd_pretrain(w, "iso", w.d, T, src, members=3, pool=pool[:, :5]), fresh)
+
+
+def test_wu_pool_checks_negative_control(smoke_record):
+    """With the pool runs replaced by the fresh-task run (a pool that costs nothing) W_pool_floor fails at
+    quick-like sizes; with the pool runs at one pass over P tasks W_pool_steps fails."""
+    from workbench.record import Record
+    from studies.icl_regression.checks import wu_checks
+    rec = smoke_record
+    arrays = dict(rec.arrays)
+    arrays["wu.saturation"] = np.full_like(arrays["wu.saturation"], 1e3)     # as if every T were saturated
+    fresh = arrays["wu.excess"][0][:, -1]
+    spread = 1 + 0.1 * np.arange(fresh.size)                               # runs' pools differ
+    opt = np.stack([0.05 * spread, 1e-4 * spread], -1)
+    arrays["wu.pool_opt_excess"] = opt
+    arrays["wu.pool_excess"] = fresh[:, None] + opt                        # the decomposition holds exactly
+    cs = {c.name: c for c in wu_checks(Record(study=rec.study, config=rec.config, arrays=arrays))}
+    assert cs["W_pool_floor"].asserted and cs["W_pool_floor"].passed and cs["W_pool_steps"].passed
+    arrays["wu.pool_excess"] = np.stack([fresh, fresh + 0.3], -1)
+    bad = {c.name: c for c in wu_checks(Record(study=rec.study, config=rec.config, arrays=arrays))}
+    assert not bad["W_pool_floor"].passed and not bad["W_pool_steps"].passed

@@ -690,6 +690,34 @@ def wu_checks(record) -> list[Check]:
         f"(d_max/d_min)^2 = {grow:g}; isotropic contrast: {wu.excess_dims_iso.mean(0)[-1] / wu.excess_dims_iso.mean(0)[0]:.2f}).",
         float(np.sqrt(grow)), float(ed[-1] / ed[0]), predicted="~1 (bounded in d)", regime=f"{regime}; d in {list(wu.dims)}",
         alternative="the excess grows with the parameter count d^2", alternative_predicted=float(grow)))
+    # a pool of P tasks seen max_tasks / P times against fresh tasks for as many steps (paired by run):
+    # SGD converges to the pool's own optimum Gamma_P, so the pool adds R(Gamma_P) - R* to the fresh excess
+    S = int(wu.T[-1])
+    fresh = ex[:, -1]
+    for name, j in (("W_pool_floor", 0), ("W_pool_steps", len(wu.pool_sizes) - 1)):
+        P = int(wu.pool_sizes[j])
+        diff = wu.pool_excess[:, j] - fresh
+        opt = wu.pool_opt_excess[:, j]
+        n = diff.shape[0]
+        tol = Z * float(np.sqrt(diff.var(ddof=1) / n + opt.var(ddof=1) / n))
+        if name == "W_pool_floor":
+            claim = (f"A small pool costs its own optimum's excess: SGD for {S} steps over a pool of P = {P} tasks "
+                     f"({S // P} passes) exceeds the fresh-task run of as many steps (the same covariates and noises) "
+                     "by R_N(Gamma_P) - R_N(Gamma*), the exact excess of each run's pool optimum (mean over runs, "
+                     f"within {Z:g} SE).")
+            alt, alt_v = "the pool costs nothing: only the number of steps counts", 0.0
+        else:
+            one_pass = float(np.exp(np.interp(np.log(P), np.log(wu.T), np.log(mean))))
+            claim = (f"A large pool is as good as fresh tasks: over P = {P} tasks ({S // P} passes) the excess "
+                     f"exceeds the fresh-task run of {S} steps by its pool optimum's excess only (mean over runs, "
+                     f"within {Z:g} SE), far below one pass over P tasks.")
+            alt, alt_v = (f"the number of distinct tasks sets the excess: one-pass SGD over P tasks "
+                          f"(the sweep at T = {P}, log-interpolated)"), one_pass - float(fresh.mean())
+        out.append(Check.close(
+            name, claim, float(opt.mean()), float(diff.mean()), atol=tol, regime=f"H = I, P = {P}, {S} steps; {regime}",
+            alternative=alt, alternative_predicted=alt_v).only_if(
+            bool(wu.saturation[iso][-1] >= w.saturation),
+            f"eta_0 K a_min = {wu.saturation[iso][-1]:.2g} < {w.saturation:g} at T = {S}: the runs still carry bias"))
     # near-Bayes at the pretraining length, sub-optimal at a longer inference length.  Each is a decision between
     # the closed form at Gamma*_N and its rival, with the threshold at their geometric mean (the runs sit at Gamma_T,
     # not Gamma*, so a 3-SE band around Gamma*'s ratio would test the pretraining excess instead)

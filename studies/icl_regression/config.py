@@ -280,6 +280,9 @@ class WuConfig(SubConfig):
     """Wishart draws behind each Bayes (optimally tuned ridge) risk."""
     mc_prompts: int = 100000
     """Monte Carlo prompts that check the closed-form risk of a pretrained Gamma."""
+    pool_sizes: tuple[int, ...] = (64, 1024)
+    """Task pools of the multi-pass runs (H = I): SGD for max_tasks steps, step t on task t mod P of a pool of
+    P tasks, against the fresh-task run of as many steps (P = 64: 256 passes; 1024: 16 passes at quick)."""
 
     def validate(self) -> None:
         require_int(self, "d", low=1, high=64)
@@ -303,6 +306,11 @@ class WuConfig(SubConfig):
                 f"lengths must contain n_context={self.n_context} and a longer length, got {self.lengths!r}")
         require_int(self, "ridge_draws", low=1000)
         require_int(self, "mc_prompts", low=1000)
+        require_sequence(self, "pool_sizes", low=2, min_len=2, increasing=True)
+        require(all(isinstance(P, int) for P in self.pool_sizes)
+                and self.min_tasks <= self.pool_sizes[-1] < self.max_tasks,
+                f"pool_sizes must hold integers, the largest in [min_tasks, max_tasks) = [{self.min_tasks}, "
+                f"{self.max_tasks}), got {self.pool_sizes!r}")
 
     @property
     def tasks(self) -> np.ndarray:
@@ -556,7 +564,7 @@ class Config(StudyConfig):
             # Wu et al.'s sweep in seconds: T = 64..512 (eta_0 K a_min < 3: the rate check is not asserted),
             # 4 runs per T, two dimensions, small Monte Carlo
             wu=WuConfig(min_tasks=64, max_tasks=512, members=4, dims=(3, 6), dim_tasks=128, ridge_draws=2000,
-                        mc_prompts=5000),
+                        mc_prompts=5000, pool_sizes=(16, 128)),
             # the shared pair and the superposed three heads, 100 steps: far from trained (MT not asserted)
             multitask=MultiTaskConfig(heads=(2, 3), seeds=1, steps=100, batch_size=64, eval_prompts=2000,
                                       family_prompts=2000, n_observe=10),

@@ -280,9 +280,13 @@ def fig_wu(record):
             K0 = np.ceil(T0 / np.log2(T0))
             ax.plot(wu.T, m0 * K0 / K, "k--", lw=1, label=r"$\propto 1/K$, $K=T/\log_2T$")
             ax.plot(wu.T, m0 * np.sqrt(T0 / wu.T), ":", color="0.4", lw=1, label=r"$\propto T^{-1/2}$")
+    pe = wu.pool_excess
+    ax.errorbar(wu.pool_sizes, pe.mean(0), yerr=3 * pe.std(0, ddof=1) / np.sqrt(pe.shape[0]), fmt="D", ms=4, mfc="none",
+                color="C2", label=f"H = I, {int(wu.T[-1])} steps over a pool of T tasks")
+    ax.plot(wu.pool_sizes, wu.pool_opt_excess.mean(0), "x", color="C2", ms=5, label=r"its pool optimum $\Gamma_T$")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("pretraining tasks T (SGD steps)")
+    ax.set_xlabel("pretraining tasks T (one pass: SGD steps)")
     ax.set_ylabel(r"$\mathcal{R}_N(\Gamma_T)-\mathcal{R}_N(\Gamma^*)$")
     ax.legend(fontsize=6)
     ax = axes[0, 1]

@@ -876,6 +876,13 @@ class WuPretraining:
     """(2, 2) its standard error."""
     mc_closed: np.ndarray
     """(2, 2) the closed form R_M(Gamma_T) there."""
+    pool_sizes: np.ndarray
+    """(n_P,) sizes P of the task pools of the multi-pass runs (``wu.pool_sizes``)."""
+    pool_excess: np.ndarray
+    """(m, n_P) excess R_N(Gamma) - R_N(Gamma*) of SGD run for max_tasks steps over a pool of P tasks (H = I),
+    the run's covariates and noises those of the fresh-task run at T = max_tasks (same stream and member)."""
+    pool_opt_excess: np.ndarray
+    """(m, n_P) R_N(Gamma_P) - R_N(Gamma*) of each run's own pool optimum (`theory.pool_gamma`, exact)."""
 
 
 def wu_setting(w, spectrum: str, d: int | None = None) -> tuple[Tensor, Tensor]:
@@ -885,13 +892,16 @@ def wu_setting(w, spectrum: str, d: int | None = None) -> tuple[Tensor, Tensor]:
 
 
 def sgd_pretrain(w, spectrum: str, d: int, T: int, source, *, device=None,
-                 members: int | list[int] | None = None) -> Tensor:
+                 members: int | list[int] | None = None, pool: Tensor | None = None) -> Tensor:
     """One-pass SGD on the Gamma model: T steps, each on one fresh prompt of a fresh task, from Gamma = 0.
 
     Step t draws x_1..x_N, x_q ~ N(0, H), beta ~ N(0, B), noise ~ N(0, sigma^2), forms s = X^T y / N and
     the residual r = x_q^T Gamma s - y_q, and moves Gamma <- Gamma - eta_t r x_q s^T (the gradient of
     (1/2) r^2), with eta_t of `theory.sgd_schedule`.  ``members`` runs side by side (stream members);
-    returns Gamma_T (m, d, d) in float64 on ``device`` (``members``: a count, or the stream's member indices)."""
+    returns Gamma_T (m, d, d) in float64 on ``device`` (``members``: a count, or the stream's member indices).
+
+    With a ``pool`` of tasks (m, P, d), step t uses task t mod P of the run's own pool instead of a fresh
+    one (prompts stay fresh): T steps are T / P passes over P tasks."""
     H, B = wu_setting(w, spectrum, d)
     m = w.members if members is None else members
     n_runs = m if isinstance(m, int) else len(m)
@@ -906,7 +916,7 @@ def sgd_pretrain(w, spectrum: str, d: int, T: int, source, *, device=None,
         steps = list(range(start, min(start + block, T)))
         z, b, e = dt.draw_standard(source, 1, N, d, members=m, step=steps, device=device, dtype=dtype)
         x = z[:, :, 0] * root_h                                                  # (m, t, N+1, d)
-        beta = b[:, :, 0] * psi                                                  # (m, t, d)
+        beta = b[:, :, 0] * psi if pool is None else pool[:, [t % pool.shape[1] for t in steps]]   # (m, t, d)
         y = torch.einsum("mtnd,mtd->mtn", x, beta) + e[:, :, 0] * math.sqrt(w.sigma2)   # (m, t, N+1)
         s = torch.einsum("mtnd,mtn->mtd", x[:, :, :N], y[:, :, :N]) / N         # (m, t, d)
         xq, yq = x[:, :, N], y[:, :, N]                                          # (m, t, d), (m, t)
@@ -967,6 +977,17 @@ def wu_pretraining(cfg: Config, progress: bool = False) -> WuPretraining:
         out["mc_risk"].append(mc)
         out["mc_se"].append(se)
         out["mc_closed"].append(closed)
+    # a pool of P tasks, seen max_tasks / P times: the same steps as the largest fresh-task run, fewer tasks
+    H, B = wu_setting(w, "iso")
+    R_star = th.gd_optimal_risk(H, B, w.sigma2, w.n_context)
+    S = int(Ts[-1])
+    pool_ex, pool_opt = [], []
+    for P in w.pool_sizes:
+        pool = dt.stream(cfg.seed, "wu-pool-tasks", P).normal((P, w.d), members=w.members, device=device) * float(B[0, 0]) ** 0.5
+        G = sgd_pretrain(w, "iso", w.d, S, dt.stream(cfg.seed, "wu-sgd", "iso", w.d, S), device=device, pool=pool).cpu()
+        pool_ex.append(th.gd_risk(G, H, B, w.sigma2, w.n_context) - R_star)
+        pool_opt.append(th.gd_risk(th.pool_gamma(pool.cpu(), H, w.sigma2, w.n_context)[0], H, B, w.sigma2, w.n_context)
+                        - R_star)
     dims, dims_iso = [], []
     for dd in w.dims:
         for sp, acc in (("power", dims), ("iso", dims_iso)):
@@ -975,6 +996,8 @@ def wu_pretraining(cfg: Config, progress: bool = False) -> WuPretraining:
                                device=device).cpu()
             acc.append(th.gd_risk(G_T, H, B, w.sigma2, w.n_context) - th.gd_optimal_risk(H, B, w.sigma2, w.n_context))
     return WuPretraining(
+        pool_sizes=np.asarray(w.pool_sizes), pool_excess=torch.stack(pool_ex, -1).numpy(),
+        pool_opt_excess=torch.stack(pool_opt, -1).numpy(),
         T=np.asarray(Ts), lengths=np.asarray(M_all), dims=np.asarray(w.dims),
         excess_dims=torch.stack(dims, -1).numpy(), excess_dims_iso=torch.stack(dims_iso, -1).numpy(),
         **{k: np.asarray(v, dtype=float) for k, v in out.items()})
