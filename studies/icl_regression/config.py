@@ -205,12 +205,11 @@ class LongNConfig(SmallNConfig):
     closed forms are closer than the tolerance and the check does not discriminate, as the theory says.
     The small-N fields, with these defaults, and the program's own split cap."""
 
-    lengths: tuple[int, ...] = (20, 100)
-    """Training (and evaluation) context lengths (one program per length): the two ends of He et al.'s range
-    that fit the quick preset's budget for this phase (about 60 s of one CPU); ``paper`` runs 10..100."""
-    seeds: int = 1
-    """Pair-head members per length (seed index 0.. start from the primary pair members' initial weights);
-    one at quick, for its budget."""
+    lengths: tuple[int, ...] = (20, 60, 100)
+    """Training (and evaluation) context lengths (one program per length): three points of He et al.'s range
+    that fit the quick preset's budget for this phase (about 90 s of two CPUs); ``paper`` runs 10..100."""
+    seeds: int = 2
+    """Pair-head members per length (seed index 0.. start from the primary pair members' initial weights)."""
     batch_size: int = 128
     """Fresh prompts per Adam step and member (half the primary's: the phase's CPU budget at L = 100)."""
     eval_prompts: int = 40000
@@ -572,12 +571,11 @@ class Config(StudyConfig):
 
     @classmethod
     def quick(cls) -> "Config":
-        """He et al.'s setting, shorter training: 5.5 minutes wall (328 s; 2026-12-02, OMP_NUM_THREADS=1, softmax
-        105 s, small-N 96 s, mixed 48 s, Wu 33 s), 21 minutes on the same 2 cores at load ~7; the long-N phase
-        adds about 60 s (measured alone at quick size, 2026-12-02, load ~3); the multi-task phase 85 s (three
-        seeds; the whole run 6.0 minutes wall, 2026-12-02, 2 cores, load ~1).  Under the stream draws 3000 Adam steps
-        leave some pair members in the one-head phase, and 3000 more (the split protocol, ``split_extra``) did
-        not split any of them: they are counted and tested as one head (see the chapter)."""
+        """He et al.'s setting, shorter training: 6.5 minutes wall on 2 cores at load ~1 (2026-12-02: softmax 65 s,
+        small-N 71 s, long-N 83 s, multi-task 85 s, mixed 26 s, Wu 31 s; 21 minutes at load ~7 before the long-N
+        and multi-task phases were added).  Under the stream draws 3000 Adam steps leave some pair members in the
+        one-head phase, and 3000 more (the split protocol, ``split_extra``) did not split any of them: they are
+        counted and tested as one head (see the chapter)."""
         return cls(n_seeds=2)  # two seeds, so every "max over seeds" check sees a spread; split_extra 3000 (default)
 
     @classmethod
