@@ -288,7 +288,7 @@ def fig_wu(record):
     ax.set_yscale("log")
     ax.set_xlabel("pretraining tasks T (one pass: SGD steps)")
     ax.set_ylabel(r"$\mathcal{R}_N(\Gamma_T)-\mathcal{R}_N(\Gamma^*)$")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)   # below: clear of the points
     ax = axes[0, 1]
     for ex, label, color in ((wu.excess_dims, labels["power"], "C1"), (wu.excess_dims_iso, "H = I", "C0")):
         ax.errorbar(wu.dims, ex.mean(0), yerr=3 * ex.std(0, ddof=1) / np.sqrt(ex.shape[0]), fmt="o-", ms=3,
