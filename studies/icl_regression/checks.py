@@ -28,7 +28,7 @@ from workbench.phases import load
 
 from studies.icl_regression import theory as th
 from studies.icl_regression.data import COV_TAGS, INIT_TAGS
-from studies.icl_regression.model import effective_gamma, head_statistics, zero_sum
+from studies.icl_regression.model import effective_gamma, head_statistics, task_share, task_weights, task_zero_sum, zero_sum
 from studies.icl_regression.simulate import ESCAPE_STEPS, SPLIT_ZERO_SUM, wu_setting
 from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, MultiTask, SoftmaxTraining,
                                              Stall, TaskPool, TheoryCurves, WuPretraining)
@@ -692,32 +692,32 @@ def wu_checks(record) -> list[Check]:
         alternative="the excess grows with the parameter count d^2", alternative_predicted=float(grow)))
     # a pool of P tasks seen max_tasks / P times against fresh tasks for as many steps (paired by run):
     # SGD converges to the pool's own optimum Gamma_P, so the pool adds R(Gamma_P) - R* to the fresh excess
-    S = int(wu.T[-1])
-    fresh = ex[:, -1]
-    for name, j in (("W_pool_floor", 0), ("W_pool_steps", len(wu.pool_sizes) - 1)):
-        P = int(wu.pool_sizes[j])
-        diff = wu.pool_excess[:, j] - fresh
-        opt = wu.pool_opt_excess[:, j]
+    S, fresh = int(wu.T[-1]), ex[:, -1]
+
+    def pool_gap(j: int) -> tuple[int, float, float, float]:
+        """(P, mean excess over the paired fresh run, mean pool-optimum excess, Z SE of their difference)."""
+        diff, opt = wu.pool_excess[:, j] - fresh, wu.pool_opt_excess[:, j]
         n = diff.shape[0]
-        tol = Z * float(np.sqrt(diff.var(ddof=1) / n + opt.var(ddof=1) / n))
-        if name == "W_pool_floor":
-            claim = (f"A small pool costs its own optimum's excess: SGD for {S} steps over a pool of P = {P} tasks "
-                     f"({S // P} passes) exceeds the fresh-task run of as many steps (the same covariates and noises) "
-                     "by R_N(Gamma_P) - R_N(Gamma*), the exact excess of each run's pool optimum (mean over runs, "
-                     f"within {Z:g} SE).")
-            alt, alt_v = "the pool costs nothing: only the number of steps counts", 0.0
-        else:
-            one_pass = float(np.exp(np.interp(np.log(P), np.log(wu.T), np.log(mean))))
-            claim = (f"A large pool is as good as fresh tasks: over P = {P} tasks ({S // P} passes) the excess "
-                     f"exceeds the fresh-task run of {S} steps by its pool optimum's excess only (mean over runs, "
-                     f"within {Z:g} SE), far below one pass over P tasks.")
-            alt, alt_v = (f"the number of distinct tasks sets the excess: one-pass SGD over P tasks "
-                          f"(the sweep at T = {P}, log-interpolated)"), one_pass - float(fresh.mean())
-        out.append(Check.close(
-            name, claim, float(opt.mean()), float(diff.mean()), atol=tol, regime=f"H = I, P = {P}, {S} steps; {regime}",
-            alternative=alt, alternative_predicted=alt_v).only_if(
-            bool(wu.saturation[iso][-1] >= w.saturation),
-            f"eta_0 K a_min = {wu.saturation[iso][-1]:.2g} < {w.saturation:g} at T = {S}: the runs still carry bias"))
+        return (int(wu.pool_sizes[j]), float(diff.mean()), float(opt.mean()),
+                Z * float(np.sqrt(diff.var(ddof=1) / n + opt.var(ddof=1) / n)))
+
+    saturated = (bool(wu.saturation[iso][-1] >= w.saturation),
+                 f"eta_0 K a_min = {wu.saturation[iso][-1]:.2g} < {w.saturation:g} at T = {S}: the runs still carry bias")
+    P, gap, opt, tol = pool_gap(0)
+    out.append(Check.close(
+        "W_pool_floor", f"A small pool costs its own optimum's excess: SGD for {S} steps over a pool of P = {P} tasks "
+        f"({S // P} passes) exceeds the fresh-task run of as many steps (the same covariates and noises) by "
+        "R_N(Gamma_P) - R_N(Gamma*), the exact excess of each run's pool optimum (mean over runs, "
+        f"within {Z:g} SE).", opt, gap, atol=tol, regime=f"H = I, P = {P}, {S} steps; {regime}",
+        alternative="the pool costs nothing: only the number of steps counts", alternative_predicted=0.0).only_if(*saturated))
+    P, gap, opt, tol = pool_gap(len(wu.pool_sizes) - 1)
+    one_pass = float(np.exp(np.interp(np.log(P), np.log(wu.T), np.log(mean))))
+    out.append(Check.close(
+        "W_pool_steps", f"A large pool is as good as fresh tasks: over P = {P} tasks ({S // P} passes) the excess "
+        f"exceeds the fresh-task run of {S} steps by its pool optimum's excess only (mean over runs, within {Z:g} SE), "
+        "far below one pass over P tasks.", opt, gap, atol=tol, regime=f"H = I, P = {P}, {S} steps; {regime}",
+        alternative=f"the number of distinct tasks sets the excess: one-pass SGD over P tasks (the sweep at T = {P}, "
+                    "log-interpolated)", alternative_predicted=one_pass - float(fresh.mean())).only_if(*saturated))
     # near-Bayes at the pretraining length, sub-optimal at a longer inference length.  Each is a decision between
     # the closed form at Gamma*_N and its rival, with the threshold at their geometric mean (the runs sit at Gamma_T,
     # not Gamma*, so a 3-SE band around Gamma*'s ratio would test the pretraining excess instead)
@@ -755,36 +755,26 @@ MT_SHARED = 0.25
 """A head serves two tasks when its second-largest |mu_hk| is at least this fraction of its largest."""
 
 
-def task_weights(OV: np.ndarray, d: int) -> np.ndarray:
-    """mu_hk = OV_h[k, d + k], the weight head h gives task k's label in output k: (..., h, K, D) -> (..., h, K)."""
-    K = OV.shape[-2]
-    return np.stack([OV[..., k, d + k] for k in range(K)], -1)
-
-
-def task_share(mu: np.ndarray) -> np.ndarray:
-    """Per head, its second-largest |mu_hk| over tasks divided by its largest: 0 for a head that serves one
-    task, 1 for one that serves two equally (..., h, K) -> (..., h)."""
-    a = np.sort(np.abs(mu), axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return a[..., -2] / a[..., -1]
-
-
-def task_zero_sum(mu: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """max over tasks of |sum_h mu_hk| / sum_h |mu_hk| (the debiasing of every task): (e, h, K) -> (e,)."""
-    m = mu * mask[..., None]
-    return (np.abs(m.sum(-2)) / np.abs(m).sum(-2)).max(-1)
-
-
 def multitask_predictions(cfg) -> dict[str, float]:
     """The first-order optima the multi-task checks compare with: the per-task DGD optimum, the best
     mean per-task risk of each trained head count, one pair shared by every task (H = 2) and H = K heads."""
     m = cfg.multitask
-    out = {"per_task": float(th.multitask_pair_optimum(m.d, m.supports, m.sigma2, m.n_context).mean()),
-           "shared_pair": th.multitask_head_optimum(2, m.d, m.supports, m.sigma2, m.n_context),
-           "at_K": th.multitask_head_optimum(m.n_tasks, m.d, m.supports, m.sigma2, m.n_context)}
-    for H in m.heads:
-        out[f"H{H}"] = th.multitask_head_optimum(H, m.d, m.supports, m.sigma2, m.n_context)
-    return out
+    best = {H: th.multitask_head_optimum(H, m.d, m.supports, m.sigma2, m.n_context)   # one L-BFGS per head count
+            for H in dict.fromkeys((2, m.n_tasks, *m.heads))}
+    return {"per_task": float(th.multitask_pair_optimum(m.d, m.supports, m.sigma2, m.n_context).mean()),
+            "shared_pair": best[2], "at_K": best[m.n_tasks], **{f"H{H}": best[H] for H in m.heads}}
+
+
+def multitask_levels(pred: dict[str, float], single: float) -> dict[str, float]:
+    """The first-order values a trained multi-task member can settle near: the per-task optimum, one pair
+    shared by every task, and one undebiased head per task (``single``, the one-head family's risk)."""
+    return {"the per-task optimum": pred["per_task"], "the shared pair": pred["shared_pair"],
+            "one head per task": single}
+
+
+def nearest_level(x: float, levels: dict[str, float]) -> str:
+    """The name of the level of ``levels`` closest to ``x`` in ratio."""
+    return min(levels, key=lambda b: abs(np.log(x / levels[b])))
 
 
 def multitask_checks(record) -> list[Check]:
@@ -848,9 +838,8 @@ def multitask_checks(record) -> list[Check]:
                 "reported.", MT_SHARED, float(np.nanmax(np.where(strong, share, np.nan))),
                 predicted=f"<= {MT_SHARED:g}", kind="observation", regime=f"H={H}; {regime}"))
     # every member, the value it lands at: the optimum of its head count or a sub-optimal basin
-    basins = {"per-task optimum": pred["per_task"], "shared pair": pred["shared_pair"],
-              "a single head per task": single}
-    lands = [min(basins, key=lambda b: abs(np.log(x / basins[b]))) for x in mean_risk]
+    levels = multitask_levels(pred, single)
+    lands = [nearest_level(x, levels) for x in mean_risk]
     text = "; ".join(f"H={H} seed {s}: {x:.3f} ({b})" for H, s, x, b in zip(r.heads, r.seed_index, mean_risk, lands))
     reached = np.array([abs(x / pred[f"H{H}"] - 1) <= MT_RTOL if H >= 2 else False for H, x in zip(r.heads, mean_risk)])
     out.append(Check.at_least(

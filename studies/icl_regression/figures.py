@@ -9,8 +9,8 @@ from workbench.phases import load
 from workbench.plotting import FLOAT64_EPS, mark_float_floor, new_figure
 
 from studies.icl_regression import theory as th
-from studies.icl_regression.model import effective_gamma, head_statistics
-from studies.icl_regression.checks import multitask_predictions, task_weights
+from studies.icl_regression.model import effective_gamma, head_statistics, task_weights
+from studies.icl_regression.checks import multitask_levels, multitask_predictions
 from studies.icl_regression.simulate import (WU_SPECTRA, Evaluation, LSATraining, MonteCarlo, MultiTask, SoftmaxTraining,
                                              TaskPool, TheoryCurves, WuPretraining)
 
@@ -329,9 +329,9 @@ def fig_multitask(record):
     ax = axes[0, 0]
     ax.errorbar(r.heads + 0.06 * (r.seed_index - r.seed_index.mean()), mean_risk, yerr=3 * se, fmt="o", ms=4,
                 mfc="none", color="C2", label="trained (each seed, 3 SE)")
-    ax.axhline(pred["per_task"], color="C1", label="per-task DGD optimum")
-    ax.axhline(pred["shared_pair"], color="C0", ls="--", label="one pair shared by the tasks")
-    ax.axhline(float(r.one_head_risk.mean()), color="C3", ls=":", label="one head per task (no debiasing)")
+    styles = (("C1", "-"), ("C0", "--"), ("C3", ":"))
+    for (name, value), (color, ls) in zip(multitask_levels(pred, float(r.one_head_risk.mean())).items(), styles):
+        ax.axhline(value, color=color, ls=ls, label=name)
     ax.plot(list(m.heads), [pred[f"H{H}"] for H in m.heads], "kx", ms=7, label="first-order optimum for H heads")
     ax.set_xticks(list(m.heads))
     ax.set_xlabel("number of heads H")

@@ -185,7 +185,30 @@ def effective_gamma(KQ: np.ndarray, OV: np.ndarray, mask: np.ndarray) -> np.ndar
     return np.einsum("...h,...hji->...ij", mu, KQ[..., :d, :d])
 
 
+def _cancellation(mu: np.ndarray) -> np.ndarray:
+    """|sum_h mu_h| / sum_h |mu_h| over the last (head) axis."""
+    return np.abs(mu.sum(-1)) / np.abs(mu).sum(-1)
+
+
 def zero_sum(OV: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """|sum_h mu_h| / sum_h |mu_h| per member: 0 when the heads cancel the mean label exactly."""
-    mu = OV[..., -1] * mask
-    return np.abs(mu.sum(-1)) / np.abs(mu).sum(-1)
+    return _cancellation(OV[..., -1] * mask)
+
+
+def task_weights(OV: np.ndarray, d: int) -> np.ndarray:
+    """mu_hk = OV_h[k, d + k], the weight head h gives task k's label in output k: (..., h, K, D) -> (..., h, K)."""
+    K = OV.shape[-2]
+    return np.stack([OV[..., k, d + k] for k in range(K)], -1)
+
+
+def task_share(mu: np.ndarray) -> np.ndarray:
+    """Per head, its second-largest |mu_hk| over tasks divided by its largest: 0 for a head that serves one
+    task, 1 for one that serves two equally (..., h, K) -> (..., h)."""
+    a = np.sort(np.abs(mu), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return a[..., -2] / a[..., -1]
+
+
+def task_zero_sum(mu: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """max over tasks of |sum_h mu_hk| / sum_h |mu_hk| (the debiasing of every task): (e, h, K) -> (e,)."""
+    return _cancellation(np.swapaxes(mu * mask[..., None], -1, -2)).max(-1)

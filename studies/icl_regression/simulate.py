@@ -63,6 +63,16 @@ class TheoryCurves:
     """(len(small_n.lengths),) the family's best risk (over the same omega grid) at each short length."""
 
 
+ONE_HEAD_OMEGAS = torch.linspace(0.02, 1.2, 60, dtype=torch.float64)
+"""The logit scales omega over which He et al.'s one-head pattern family is minimised."""
+
+
+def one_head_family(X: Tensor, x_q: Tensor, psi2: float, sigma2: float) -> Tensor:
+    """Best risk over mu of the one-head pattern at every omega of `ONE_HEAD_OMEGAS` (`theory.single_head_pattern_risk`,
+    ten omegas at a time), averaged over the covariates X (n, N, d), x_q (n, d) -> (60,)."""
+    return torch.cat([th.single_head_pattern_risk(om, X, x_q, psi2, sigma2)[0] for om in ONE_HEAD_OMEGAS.split(10)])
+
+
 def theory_curves(cfg: Config) -> TheoryCurves:
     """Closed-form curves vs context length, ridge by Wishart Monte Carlo, the one-head family."""
     dtype = torch.float64
@@ -80,18 +90,15 @@ def theory_curves(cfg: Config) -> TheoryCurves:
     n_cov = min(cfg.eval_prompts, 20000)
     z, _, _ = dt.draw_standard(dt.stream(cfg.seed, "one-head-family"), n_cov, cfg.n_context, cfg.d, dtype=dtype)
     x = z @ torch.linalg.cholesky(S).T
-    omegas = torch.linspace(0.02, 1.2, 60, dtype=dtype)
-    one_head = torch.cat([th.single_head_pattern_risk(om, x[:, :-1], x[:, -1], cfg.psi2, cfg.sigma2)[0]
-                          for om in omegas.split(10)])
+    one_head = one_head_family(x[:, :-1], x[:, -1], cfg.psi2, cfg.sigma2)
     small = []
     for L in cfg.small_n.lengths:
         zs, _, _ = dt.draw_standard(dt.stream(cfg.seed, "one-head-family", L), n_cov, L, cfg.d, dtype=dtype)
         xs = zs @ torch.linalg.cholesky(S).T
-        small.append(float(torch.cat([th.single_head_pattern_risk(om, xs[:, :-1], xs[:, -1], cfg.psi2, cfg.sigma2)[0]
-                                      for om in omegas.split(10)]).min()))
+        small.append(float(one_head_family(xs[:, :-1], xs[:, -1], cfg.psi2, cfg.sigma2).min()))
     return TheoryCurves(
         one_head_small=np.array(small), N=grid, gd_star=gd, dgd_star=dgd, ols=ols, ridge_N=ridge_lengths, ridge=np.array([r[0] for r in ridge]),
-        ridge_se=np.array([r[1] for r in ridge]), one_head_omega=omegas.numpy(), one_head_risk=one_head.numpy())
+        ridge_se=np.array([r[1] for r in ridge]), one_head_omega=ONE_HEAD_OMEGAS.numpy(), one_head_risk=one_head.numpy())
 
 
 # ------------------------------------------------------------------ Monte Carlo checks
@@ -482,18 +489,32 @@ def softmax_inits(cfg: Config, members: list[tuple[str, int, int]], h_max: int) 
     by (covariance, heads), the seed indices as its members, one draw per group.  They depend on
     (covariance, heads, seed index) only, not on the sub-experiment: the mixed-length and small-N
     members start from exactly the weights of the matching fixed-length members."""
-    dtype, device = cfg.torch_dtype, cfg.torch_device
-    D = cfg.d + 1
-    out = {"Q": torch.zeros((len(members), h_max, D, D), dtype=dtype, device=device)}
-    out["K"], out["V"] = torch.zeros_like(out["Q"]), torch.zeros_like(out["Q"])
-    out["O"] = torch.zeros((len(members), h_max, D), dtype=dtype, device=device)
+    groups = []
     for c, H in dict.fromkeys((c, H) for c, H, _ in members):
         idx = [k for k, m in enumerate(members) if m[:2] == (c, H)]
-        w = md.softmax_init(cfg.d, H, h_max, dt.stream(cfg.seed, "softmax-init", c, H), [members[k][2] for k in idx],
-                            device=device, dtype=dtype)
+        groups.append((dt.stream(cfg.seed, "softmax-init", c, H), H, idx, [members[k][2] for k in idx]))
+    return padded_inits(cfg, groups, len(members), cfg.d, h_max)
+
+
+def padded_inits(cfg: Config, groups, n_members: int, d: int, h_max: int, outputs: int = 1) -> dict[str, Tensor]:
+    """Initial weights (`model.softmax_init`) of ``n_members`` members, heads padded to ``h_max``: for each
+    (source, heads, rows, seed indices) of ``groups``, one draw of those seed indices of ``source`` fills those rows."""
+    dtype, device = cfg.torch_dtype, cfg.torch_device
+    D = d + outputs
+    out = {"Q": torch.zeros((n_members, h_max, D, D), dtype=dtype, device=device)}
+    out["K"], out["V"] = torch.zeros_like(out["Q"]), torch.zeros_like(out["Q"])
+    out["O"] = torch.zeros((n_members, h_max, *(() if outputs == 1 else (outputs,)), D), dtype=dtype, device=device)
+    for source, H, rows, seeds in groups:
+        w = md.softmax_init(d, H, h_max, source, seeds, outputs=outputs, device=device, dtype=dtype)
         for name in out:
-            out[name][idx] = w[name]
+            out[name][rows] = w[name]
     return out
+
+
+def head_mask(heads, h_max: int, cfg: Config) -> Tensor:
+    """(e, h_max) 1 for each member's real heads (``heads`` its head counts), 0 for the padding."""
+    return torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for H in heads], dtype=cfg.torch_dtype,
+                        device=cfg.torch_device)
 
 
 SPLIT_ZERO_SUM = 0.5
@@ -504,10 +525,10 @@ zero-sum pair has ~0 (He et al.'s pattern); 0.5 is the midpoint."""
 
 def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple[int, ...], exp: str,
                 params: dict[str, Tensor], mask: Tensor, opt: Adam, first: int, steps: int, batch_size: int,
-                observe_at, progress: bool, desc: str, schedule: Callable[[int], float] | None = None) -> TrainResult:
+                observe_at, progress: bool, desc: str, schedule: Callable[[int], float]) -> TrainResult:
     """``steps`` Adam updates of ``members`` from absolute step ``first`` (their batches are the steps
     first .. first + steps of their stream, so a run continued in pieces sees the batches of one run);
-    with a ``schedule`` the rate of absolute step t is schedule(t)."""
+    the rate of absolute step t is schedule(t)."""
     dtype, device = cfg.torch_dtype, cfg.torch_device
     chol = {"iso": None, "ar": torch.linalg.cholesky(dt.covariance(cfg.d, "ar", cfg.rho, dtype)).to(device)}
     per_step = len(members) * batch_size * (max(lengths) + 1) * (cfg.d + 1)
@@ -535,8 +556,7 @@ def _adam_range(cfg: Config, members: list[tuple[str, int, int]], lengths: tuple
             KQ, OV = md.circuits(q)
             return md.softmax_loss(KQ, OV, mask, data[0][:, k], data[1][:, k], data[2][:, k])
 
-        optimizer = opt if schedule is None else Scheduled(opt, lambda t: schedule(first + t))
-        return train(params, loss_fn, optimizer, steps, observers=observers, observe_at=observe_at, progress=progress,
+        return train(params, loss_fn, Scheduled(opt, lambda t: schedule(first + t)), steps, observers=observers, observe_at=observe_at, progress=progress,
                      desc=desc)
 
 
@@ -565,9 +585,9 @@ def train_softmax(cfg: Config, members: list[tuple[str, int, int]], lengths: tup
     dtype, device = cfg.torch_dtype, cfg.torch_device
     h_max = max(H for _, H, _ in members)
     params = softmax_inits(cfg, members, h_max)
-    mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for _, H, _ in members], dtype=dtype, device=device)
+    mask = head_mask([H for _, H, _ in members], h_max, cfg)
     opt = Adam(lr)
-    schedule = None if lr_floor == 1.0 else cosine_schedule(lr, steps, lr_floor)
+    schedule = cosine_schedule(lr, steps, lr_floor)   # lr_floor 1: lr * 1.0 at every step, a constant rate
     result = _adam_range(cfg, members, lengths, exp, params, mask, opt, 0, steps, batch_size,
                          log_steps(steps, n_observe), progress, desc, schedule)
     trained = np.full(len(members), steps)
@@ -1019,8 +1039,6 @@ class MultiTask:
     """(t,) the observed Adam steps."""
     loss_traj: np.ndarray
     """(t, e) batch loss (mean over prompts and tasks) along training."""
-    lr_traj: np.ndarray
-    """(t,) the learning rate of the update at each observed step (the cosine schedule)."""
     KQ_traj: np.ndarray
     """(t, e, h, D, D) KQ_h along training."""
     OV_traj: np.ndarray
@@ -1050,17 +1068,12 @@ def multitask_training(cfg: Config, progress: bool = False) -> MultiTask:
     d, K, L, sup = m.d, m.n_tasks, m.n_context, m.supports
     members = m.members
     h_max = max(H for H, _ in members)
-    D = d + K
-    params = {"Q": torch.zeros((len(members), h_max, D, D), dtype=dtype, device=device)}
-    params["K"], params["V"] = torch.zeros_like(params["Q"]), torch.zeros_like(params["Q"])
-    params["O"] = torch.zeros((len(members), h_max, K, D), dtype=dtype, device=device)
+    groups = []
     for H in m.heads:
         idx = [i for i, (h, _) in enumerate(members) if h == H]
-        w = md.softmax_init(d, H, h_max, dt.stream(cfg.seed, "multitask-init", H), [members[i][1] for i in idx],
-                            outputs=K, device=device, dtype=dtype)
-        for name in params:
-            params[name][idx] = w[name]
-    mask = torch.tensor([[1.0 if h < H else 0.0 for h in range(h_max)] for H, _ in members], dtype=dtype, device=device)
+        groups.append((dt.stream(cfg.seed, "multitask-init", H), H, idx, [members[i][1] for i in idx]))
+    params = padded_inits(cfg, groups, len(members), d, h_max, outputs=K)
+    mask = head_mask([H for H, _ in members], h_max, cfg)
     seeds = sorted({s for _, s in members})
     rows = torch.tensor([seeds.index(s) for _, s in members], device=device)
     per_step = len(seeds) * m.batch_size * ((L + 1) * d + K * (m.task_dim + L))
@@ -1098,19 +1111,16 @@ def multitask_training(cfg: Config, progress: bool = False) -> MultiTask:
     risk = s1 / m.eval_prompts
     risk_se = torch.sqrt(torch.clamp(s2 / m.eval_prompts - risk ** 2, min=0) / (m.eval_prompts - 1))
     # the no-sharing rival's single head: He et al.'s one-head pattern on the task's own coordinates
-    omegas = torch.linspace(0.02, 1.2, 60, dtype=torch.float64)
     z, _, _ = dt.draw_standard(dt.stream(cfg.seed, "multitask-family"), m.family_prompts, L, d, dtype=torch.float64)
     best, best_omega = [], []
     for S in sup:
         x = z[..., list(S)]
-        r = torch.cat([th.single_head_pattern_risk(om, x[:, :-1], x[:, -1], 1.0, m.sigma2)[0]
-                       for om in omegas.split(10)]) - m.sigma2            # noiseless query
+        r = one_head_family(x[:, :-1], x[:, -1], 1.0, m.sigma2) - m.sigma2     # noiseless query
         best.append(float(r.min()))
-        best_omega.append(float(omegas[int(r.argmin())]))
-    lr_at = np.array([schedule(int(t)) for t in result.steps])
+        best_omega.append(float(ONE_HEAD_OMEGAS[int(r.argmin())]))
     return MultiTask(heads=np.array([H for H, _ in members]), seed_index=np.array([s for _, s in members]),
                      mask=mask.cpu().numpy(), steps=result.steps, loss_traj=result.trajectory["loss"].cpu().numpy(),
-                     lr_traj=lr_at, KQ_traj=result.trajectory["KQ"].cpu().numpy(),
+                     KQ_traj=result.trajectory["KQ"].cpu().numpy(),
                      OV_traj=result.trajectory["OV"].cpu().numpy(), KQ=KQ.cpu().numpy(), OV=OV.cpu().numpy(),
                      risk=risk.numpy(), risk_se=risk_se.numpy(), one_head_risk=np.array(best),
                      one_head_omega=np.array(best_omega))
