@@ -1,4 +1,7 @@
 """The Check type: kinds, and checks declared outside a preset's regime."""
+import json
+import math
+
 import pytest
 
 from workbench.checks import Check, all_passed, checks_table, summary
@@ -33,6 +36,13 @@ def test_kind_and_round_trip():
     assert Check.from_dict(old).kind == "theory" and Check.from_dict(old).asserted
     with pytest.raises(ValueError, match="kind"):
         c.as_kind("folklore")
+    # a non-finite measurement is stored as its repr (JSON has no NaN) and read back as the float it was, so a
+    # reader formatting it (a chapter's f"{c.measured:.3f}") sees a number, cached record or not
+    for value in (math.nan, math.inf, -math.inf):
+        back = Check.from_dict(json.loads(json.dumps(Check.close("x", "c", 1.0, value, atol=1.0, regime="r").to_dict())))
+        assert isinstance(back.measured, float) and f"{back.measured:.3f}" == f"{value:.3f}"
+    text = Check.holds("y", "c", True, measured="nan of 3 seeds", predicted="p", tolerance="t", regime="r")
+    assert Check.from_dict(text.to_dict()).measured == "nan of 3 seeds"   # other strings stay strings
 
 
 def test_a_theory_check_discriminates_only_when_the_rival_fails_its_rule():

@@ -180,8 +180,17 @@ class Check:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Check":
+        """The inverse of `to_dict`, a non-finite measurement (stored as its repr, JSON has no NaN) read back as
+        the float it was."""
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        data = {k: v for k, v in data.items() if k in known}
+        if data.get("measured") in _NON_FINITE:
+            data["measured"] = float(data["measured"])
+        return cls(**data)
+
+
+_NON_FINITE = (repr(math.nan), repr(math.inf), repr(-math.inf))
+"""How `Check.to_dict` writes a non-finite measurement."""
 
 
 def _alternative(rule, passed, alternative, alternative_predicted, no_alternative, rejects_alt):
